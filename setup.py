@@ -1,0 +1,35 @@
+"""tf_t2i: text-to-image GANs with distribution-sensitive losses (Keras 3 / TF 2)."""
+from setuptools import find_packages, setup
+
+# Pinned with lower and upper bounds: TF and TF Serving move in lock step, and
+# Keras 3 comes with TensorFlow 2.21. tensorflow-addons is deliberately absent:
+# it is end-of-life and fails to import on TF >= 2.16 (README, "Dependencies").
+INSTALL_REQUIRES = [
+    "tensorflow==2.21.*",
+    "tensorflow-serving-api==2.21.*",
+    "tensorflow-datasets>=4.9.7,<5",
+    "keras>=3.12,<4",
+    "keras-hub>=0.30,<1",
+    "absl-py>=2.1,<3",
+    "numpy>=1.26,<3",
+    "scipy>=1.13,<2",
+    "pillow>=10,<13",
+    "grpcio>=1.60,<2",
+]
+
+DEV_REQUIRES = [
+    "pytest>=8,<10",
+    "pytest-timeout>=2.3,<3",
+]
+
+setup(
+    name="tf_t2i",
+    version="0.1.0",
+    description="Text-to-image GANs (SSA-GAN, Style-AttnGAN) with contrastive and "
+                "re-captioning losses, in Keras 3 / TensorFlow 2",
+    packages=find_packages(include=["tf_t2i", "tf_t2i.*"]),
+    python_requires=">=3.10,<3.14",
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"dev": DEV_REQUIRES},
+    include_package_data=True,
+)

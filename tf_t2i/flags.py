@@ -1,0 +1,117 @@
+"""Command-line flags mirroring `ExperimentConfig`; the only library module that reads absl flags.
+
+Every config field gets a flag named `<prefix>_<field>`: `--data_image_size`,
+`--train_batch_size`, `--gen_arch`, `--loss_f2f_weight`, ... Fields with choices become
+enum flags, so an unknown value fails at parse time with absl's message listing the
+allowed values. Runtime fields keep their plain names (`--damsm_dir`,
+`--num_cpu_replicas`), and `--train_steps` overrides the config's length.
+
+Flags left at their defaults leave the config's values alone, so a binary that rebuilds
+a config from `<model_dir>/config.json` can still take explicit overrides.
+"""
+
+import dataclasses
+import os
+import sys
+from typing import Optional
+
+from absl import flags
+
+from tf_t2i import config as config_lib
+
+FLAGS = flags.FLAGS
+
+FLAG_PREFIXES = {
+    "data": "data",
+    "text": "text",
+    "image_encoder": "image_encoder",
+    "generator": "gen",
+    "discriminator": "disc",
+    "loss": "loss",
+    "train": "train",
+    "runtime": "",
+}
+
+
+def _flag_name(section: str, field: str) -> str:
+  prefix = FLAG_PREFIXES[section]
+  return f"{prefix}_{field}" if prefix else field
+
+
+def define_flags(with_config: bool = True) -> None:
+  """Defines the common flags once (idempotent). Binaries add their own beside these."""
+  if "model_dir" in FLAGS:
+    return
+  flags.DEFINE_string("model_dir", None, "Directory for checkpoints, config.json, logs and "
+                      "outputs of this run.")
+  flags.DEFINE_boolean("dry_run", False, "Print the resolved config (and model sizes) and exit.")
+  flags.DEFINE_string("experiment_name", None, "Experiment name.")
+  if not with_config:
+    return
+  for section, section_cls in config_lib.SECTION_CLASSES.items():
+    defaults = section_cls()
+    for f in dataclasses.fields(section_cls):
+      name = _flag_name(section, f.name)
+      help_text = f.metadata.get("help", f.name)
+      default = getattr(defaults, f.name)
+      help_text = f"{help_text} (config default: {default!r})"
+      choices = f.metadata.get("choices")
+      # Defaults are None so that only flags the user gave override the config.
+      if choices:
+        flags.DEFINE_enum(name, None, [str(c) for c in choices], help_text)
+      elif f.type in (bool, "bool"):
+        flags.DEFINE_boolean(name, None, help_text)
+      elif f.type in (int, "int"):
+        flags.DEFINE_integer(name, None, help_text)
+      elif f.type in (float, "float"):
+        flags.DEFINE_float(name, None, help_text)
+      else:
+        flags.DEFINE_string(name, None, help_text)
+
+
+def _typed(section_cls, field_name, raw):
+  field_type = {f.name: f.type for f in dataclasses.fields(section_cls)}[field_name]
+  if field_type in (int, "int"):
+    return int(raw)
+  return raw
+
+
+def config_from_flags(base: Optional[config_lib.ExperimentConfig] = None,
+                      validate: bool = True) -> config_lib.ExperimentConfig:
+  """Builds the experiment config: `base` (or the defaults) overridden by every given flag."""
+  cfg = base or config_lib.ExperimentConfig()
+  updates = {}
+  for section, section_cls in config_lib.SECTION_CLASSES.items():
+    values = {}
+    for f in dataclasses.fields(section_cls):
+      value = FLAGS[_flag_name(section, f.name)].value
+      if value is not None:
+        values[f.name] = _typed(section_cls, f.name, value)
+    if values:
+      updates[section] = values
+  if FLAGS.experiment_name:
+    updates["name"] = FLAGS.experiment_name
+  cfg = cfg.replace(**updates)
+  if validate:
+    cfg.validate()
+  return cfg
+
+
+def require_model_dir(must_exist: bool = False) -> str:
+  """Returns --model_dir, failing early with one clear line when it is unusable."""
+  model_dir = FLAGS.model_dir
+  if not model_dir:
+    fail("--model_dir is required (the directory this run writes to or reads from).")
+  model_dir = os.path.abspath(os.path.expanduser(model_dir))
+  if must_exist and not os.path.isdir(model_dir):
+    fail(f"--model_dir={model_dir} does not exist.")
+  parent = os.path.dirname(model_dir)
+  if not os.path.isdir(parent):
+    fail(f"The parent of --model_dir does not exist: {parent} (create it first).")
+  return model_dir
+
+
+def fail(message: str) -> None:
+  """Prints a one-line error and exits with status 2, before any work starts."""
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)

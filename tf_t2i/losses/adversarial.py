@@ -1,0 +1,165 @@
+"""Adversarial losses and penalties for text-to-image GANs.
+
+Hinge losses and the matching-aware gradient penalty serve the DF-GAN /
+SSA-GAN family; the binary cross-entropy losses, R1 and the conditioning
+augmentation KL term serve the AttnGAN family. All are pure functions of
+tensors returning per-example values [B]; gradients for the penalties are
+taken by the caller's tape.
+"""
+
+import tensorflow as tf
+
+
+def _flatten_per_example(x):
+    x = tf.cast(x, tf.float32)
+    return tf.reshape(x, [tf.shape(x)[0], -1])
+
+
+def _logits(x):
+    # Discriminators may emit [B, 1] logits; losses are per example [B].
+    x = tf.cast(x, tf.float32)
+    return tf.reshape(x, [tf.shape(x)[0]])
+
+
+def hinge_discriminator_loss(real_logits, fake_logits, mismatched_logits=None):
+    """Hinge discriminator loss (Lim & Ye 2017, "Geometric GAN").
+
+    As conditioned in DF-GAN (Tao et al. 2022) and SSA-GAN (Liao et al. 2022):
+    relu(1 - real) + 0.5 * (relu(1 + fake) + relu(1 + mismatched)). The
+    reference pairs real images [0:B-1] with sentences [1:B], giving B-1
+    mismatched pairs; this library's pipeline supplies a mismatched caption for
+    every example (as DF-GAN v2 does), so all three inputs have B entries.
+    Without `mismatched_logits` the loss is relu(1 - real) + relu(1 + fake).
+
+    Args:
+        real_logits: [B] or [B, 1] logits of real images with their captions.
+        fake_logits: [B] or [B, 1] logits of generated images with their captions.
+        mismatched_logits: optional [B] or [B, 1] logits of real images with
+            mismatched captions.
+
+    Returns:
+        float32 [B] per-example loss.
+    """
+    real_term = tf.nn.relu(1.0 - _logits(real_logits))
+    fake_term = tf.nn.relu(1.0 + _logits(fake_logits))
+    if mismatched_logits is None:
+        return real_term + fake_term
+    mismatched_term = tf.nn.relu(1.0 + _logits(mismatched_logits))
+    return real_term + 0.5 * (fake_term + mismatched_term)
+
+
+def hinge_generator_loss(fake_logits):
+    """Hinge generator loss (Lim & Ye 2017; DF-GAN, Tao et al. 2022): -fake.
+
+    Args:
+        fake_logits: [B] or [B, 1] logits of generated images with their captions.
+
+    Returns:
+        float32 [B] per-example loss.
+    """
+    return -_logits(fake_logits)
+
+
+def matching_aware_gradient_penalty(image_grads,
+                                    sentence_grads=None,
+                                    weight=2.0,
+                                    power=6.0):
+    """Matching-aware gradient penalty, MA-GP (Tao et al. 2022, "DF-GAN", Eq. 3).
+
+    weight * ||(grad_x D, grad_s D)||_2 ** power per example, where the two
+    gradients of the discriminator's output on real images with their matching
+    sentences are flattened and concatenated. DF-GAN and SSA-GAN use k = 2 and
+    p = 6.
+
+    Args:
+        image_grads: [B, H, W, C] gradients with respect to the real images.
+        sentence_grads: optional [B, D] gradients with respect to the sentence
+            embeddings; when None only the image part enters the norm.
+        weight: the multiplier k.
+        power: the exponent p.
+
+    Returns:
+        float32 [B] per-example penalty.
+    """
+    grads = _flatten_per_example(image_grads)
+    if sentence_grads is not None:
+        grads = tf.concat([grads, _flatten_per_example(sentence_grads)], axis=1)
+    squared_norm = tf.reduce_sum(tf.square(grads), axis=1)
+    # norm ** p written as (norm^2) ** (p / 2): no sqrt, so the gradient stays
+    # finite when all gradients are zero.
+    return weight * tf.pow(squared_norm, power / 2.0)
+
+
+def bce_discriminator_loss(real_logits, fake_logits, mismatched_logits=None):
+    """Binary cross-entropy discriminator loss (Goodfellow et al. 2014).
+
+    As used, from probabilities, by AttnGAN (Xu et al. 2018); here from logits
+    through softplus for numerical stability: softplus(-real) + softplus(fake),
+    plus softplus(mismatched) when given (mismatched pairs are labelled fake).
+    AttnGAN's weighting of the conditional and unconditional terms is left to
+    the caller, which can combine several calls.
+
+    Args:
+        real_logits: [B] or [B, 1] logits of real (matching) inputs.
+        fake_logits: [B] or [B, 1] logits of generated inputs.
+        mismatched_logits: optional [B] or [B, 1] logits of real images with
+            mismatched captions.
+
+    Returns:
+        float32 [B] per-example loss, the unweighted sum of the terms.
+    """
+    loss = tf.nn.softplus(-_logits(real_logits)) + tf.nn.softplus(
+        _logits(fake_logits))
+    if mismatched_logits is not None:
+        loss += tf.nn.softplus(_logits(mismatched_logits))
+    return loss
+
+
+def bce_generator_loss(fake_logits):
+    """Non-saturating generator loss (Goodfellow et al. 2014): softplus(-fake).
+
+    The logit form of AttnGAN's BCELoss(D(G(z)), 1) (Xu et al. 2018).
+
+    Args:
+        fake_logits: [B] or [B, 1] logits of generated inputs.
+
+    Returns:
+        float32 [B] per-example loss.
+    """
+    return tf.nn.softplus(-_logits(fake_logits))
+
+
+def r1_penalty(real_grads, gamma=10.0):
+    """R1 gradient penalty (Mescheder et al. 2018, Eq. 9): gamma/2 ||grad||^2.
+
+    Args:
+        real_grads: [B, ...] gradients of the discriminator's output with respect
+            to the real inputs.
+        gamma: the penalty weight.
+
+    Returns:
+        float32 [B] per-example penalty.
+    """
+    grads = _flatten_per_example(real_grads)
+    return 0.5 * gamma * tf.reduce_sum(tf.square(grads), axis=1)
+
+
+def kl_loss(mu, logvar):
+    """KL divergence of N(mu, exp(logvar)) from N(0, I) per dimension.
+
+    Conditioning augmentation of StackGAN (Zhang et al. 2017), as in AttnGAN's
+    `KL_loss` (Xu et al. 2018): -0.5 * mean(1 + logvar - mu^2 - exp(logvar)).
+    The reference averages over all elements; the per-example value averages
+    over the dimensions, so the batch mean equals the reference.
+
+    Args:
+        mu: [B, D] means.
+        logvar: [B, D] log-variances.
+
+    Returns:
+        float32 [B] per-example loss.
+    """
+    mu = tf.cast(mu, tf.float32)
+    logvar = tf.cast(logvar, tf.float32)
+    element = 1.0 + logvar - tf.square(mu) - tf.exp(logvar)
+    return -0.5 * tf.reduce_mean(element, axis=1)

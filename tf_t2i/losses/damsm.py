@@ -1,0 +1,151 @@
+"""DAMSM word and sentence matching losses (Xu et al. 2018, AttnGAN).
+
+Both losses score every (image, caption) pair of the batch, turn the scores
+into a [B_images, B_captions] logit matrix and apply cross-entropy in both
+directions with the diagonal as the target. They follow the reference code
+(taoxugit/AttnGAN `code/miscc/losses.py`, `code/GlobalAttention.py`) rather
+than the paper where the two differ; the differences are noted inline.
+"""
+
+import tensorflow as tf
+
+# The reference clamps the product of the two norms at this value.
+_COSINE_EPS = 1e-8
+# Stands in for the reference's -inf: finite so that cross-entropy and its
+# gradient stay finite, yet exp() of it is exactly zero in float32.
+_MASK_VALUE = -1e9
+
+
+def _safe_norm(x, axis):
+    # The floor keeps the gradient of sqrt finite for all-zero vectors (padded
+    # word features are often zeros); it does not change the value of any norm
+    # that the later clamp at _COSINE_EPS would not already override.
+    return tf.sqrt(tf.maximum(tf.reduce_sum(tf.square(x), axis=axis), 1e-30))
+
+
+def _class_mask(class_ids, batch_size):
+    """Returns a [B, B] bool mask of off-diagonal pairs that share a class."""
+    class_ids = tf.reshape(class_ids, [-1])
+    same = tf.equal(class_ids[:, None], class_ids[None, :])
+    return tf.logical_and(same, tf.logical_not(tf.eye(batch_size, dtype=tf.bool)))
+
+
+def _symmetric_cross_entropy(logits, class_ids):
+    """Per-example cross-entropy of a [B_images, B_captions] matrix, both ways.
+
+    Args:
+        logits: float32 [B, B]; entry (j, i) scores image j against caption i.
+        class_ids: optional [B] ints; off-diagonal pairs of the same class are
+            removed from both softmaxes.
+
+    Returns:
+        float32 [B]: row i's cross-entropy (image i against all captions) plus
+        column i's (caption i against all images), each with target i.
+    """
+    batch_size = tf.shape(logits)[0]
+    if class_ids is not None:
+        logits = tf.where(_class_mask(class_ids, batch_size), _MASK_VALUE, logits)
+    labels = tf.range(batch_size)
+    image_direction = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=labels, logits=logits)
+    caption_direction = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=labels, logits=tf.transpose(logits))
+    return image_direction + caption_direction
+
+
+def damsm_word_loss(word_features,
+                    caption_mask,
+                    region_features,
+                    class_ids=None,
+                    gamma1=4.0,
+                    gamma2=5.0,
+                    gamma3=10.0):
+    """DAMSM word-level loss (Xu et al. 2018, "AttnGAN", Eqs. 7-13).
+
+    For each image j and caption i, every valid word of caption i attends over
+    the regions of image j: dot products, softmax over the caption's valid words,
+    times `gamma1`, softmax over regions (reference `func_attention`). The
+    attended region context is compared with the word by cosine similarity and
+    R(j, i) = log(sum over valid words of exp(gamma2 * cos)). The reference code
+    omits the paper's 1/gamma2 exponent on the sum and so does this function.
+    Logits gamma3 * R are scored with cross-entropy both ways.
+
+    Padding words (caption_mask False) take part in no softmax and no sum, the
+    same as the reference's slicing to the caption length. Every caption must
+    have at least one valid word.
+
+    Args:
+        word_features: [B, T, D] float word features of the captions.
+        caption_mask: [B, T] bool or 0/1; True marks a real word.
+        region_features: [B, H, W, D] float region features of the images.
+        class_ids: optional [B] ints. Off-diagonal pairs of one class are masked
+            out of the softmaxes, as the reference does for CUB.
+        gamma1: attention sharpness over regions.
+        gamma2: weight of the word-context cosine inside the log-sum-exp.
+        gamma3: scale of the image-caption logits.
+
+    Returns:
+        A tuple `(per_example, attention)`: float32 [B] losses whose batch mean
+        equals the reference's `w_loss0 + w_loss1`, and float32 [B, T, H, W]
+        attention maps of each caption over its own image (zero at padding).
+    """
+    word_features = tf.cast(word_features, tf.float32)
+    region_features = tf.cast(region_features, tf.float32)
+    mask = tf.cast(caption_mask, tf.bool)
+    shape = tf.shape(region_features)
+    batch_size, height, width = shape[0], shape[1], shape[2]
+    regions = tf.reshape(region_features,
+                         [batch_size, height * width, shape[3]])  # [B, R, D]
+
+    # Index j is the image, i the caption, t the word, r the region.
+    scores = tf.einsum('itd,jrd->jitr', word_features, regions)
+    word_valid = mask[None, :, :, None]  # broadcasts to [j, i, t, r]
+    scores = tf.where(word_valid, scores, _MASK_VALUE)
+    over_words = tf.nn.softmax(scores, axis=2)
+    attention = tf.nn.softmax(gamma1 * over_words, axis=3)  # [B, B, T, R]
+    context = tf.einsum('jitr,jrd->jitd', attention, regions)
+
+    dot = tf.einsum('itd,jitd->jit', word_features, context)
+    norms = _safe_norm(word_features, axis=-1)[None] * _safe_norm(context, -1)
+    cosine = dot / tf.maximum(norms, _COSINE_EPS)  # [B, B, T]
+    cosine = tf.where(mask[None], gamma2 * cosine, _MASK_VALUE)
+    relevance = tf.reduce_logsumexp(cosine, axis=2)  # [B_images, B_captions]
+
+    per_example = _symmetric_cross_entropy(gamma3 * relevance, class_ids)
+
+    own = tf.range(batch_size)
+    own_attention = tf.gather_nd(attention, tf.stack([own, own], axis=1))
+    own_attention *= tf.cast(mask, tf.float32)[:, :, None]
+    own_attention = tf.reshape(
+        own_attention, [batch_size, tf.shape(word_features)[1], height, width])
+    return per_example, own_attention
+
+
+def damsm_sentence_loss(sentence_embedding,
+                        global_code,
+                        class_ids=None,
+                        gamma3=10.0):
+    """DAMSM sentence-level loss (Xu et al. 2018, "AttnGAN", Eqs. 10-13).
+
+    Logits are gamma3 times the cosine similarity of every image's global code
+    with every caption's sentence embedding, scored with cross-entropy both ways
+    (reference `sent_loss`).
+
+    Args:
+        sentence_embedding: [B, D] float sentence embeddings.
+        global_code: [B, D] float global image codes, row i matching caption i.
+        class_ids: optional [B] ints. Off-diagonal pairs of one class are masked
+            out of the softmaxes.
+        gamma3: scale of the image-caption logits.
+
+    Returns:
+        float32 [B] losses whose batch mean equals the reference's
+        `s_loss0 + s_loss1`.
+    """
+    sentence_embedding = tf.cast(sentence_embedding, tf.float32)
+    global_code = tf.cast(global_code, tf.float32)
+    dot = tf.matmul(global_code, sentence_embedding, transpose_b=True)
+    norms = (_safe_norm(global_code, axis=1)[:, None] *
+             _safe_norm(sentence_embedding, axis=1)[None, :])
+    logits = gamma3 * dot / tf.maximum(norms, _COSINE_EPS)  # [B_img, B_cap]
+    return _symmetric_cross_entropy(logits, class_ids)
