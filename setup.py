@@ -10,6 +10,8 @@ INSTALL_REQUIRES = [
     "tensorflow-datasets>=4.9.7,<5",
     "keras>=3.12,<4",
     "keras-hub>=0.30,<1",
+    "tensorboard>=2.20,<3",
+    "importlib_resources>=6,<7",  # needed by tensorflow-datasets to prepare builders
     "absl-py>=2.1,<3",
     "numpy>=1.26,<3",
     "scipy>=1.13,<2",
@@ -20,6 +22,7 @@ INSTALL_REQUIRES = [
 DEV_REQUIRES = [
     "pytest>=8,<10",
     "pytest-timeout>=2.3,<3",
+    "dill>=0.3,<1",  # tfds.testing.DatasetBuilderTestCase
 ]
 
 setup(

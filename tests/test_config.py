@@ -72,7 +72,7 @@ class ConfigTest(parameterized.TestCase, tf.test.TestCase):
     with self.assertRaisesRegex(config_lib.ConfigError, field):
       cfg.validate()
 
-  def test_gan_with_damsm_term_needs_damsm_dir(self):
+  def test_gan_needs_damsm_dir(self):
     cfg = config_lib.ExperimentConfig().replace(train={"task": "gan"})
     with self.assertRaisesRegex(config_lib.ConfigError, "damsm_dir"):
       cfg.validate()
@@ -91,8 +91,10 @@ class FlagsTest(parameterized.TestCase, tf.test.TestCase):
   @parameterized.parameters(*CONFIG_FILES)
   def test_every_config_file_parses_and_validates(self, path):
     cfg = parse_flagfile(path)
-    if cfg.train.task == "gan" and cfg.loss.damsm_weight > 0:
+    if cfg.train.task == "gan":
       cfg = cfg.replace(runtime={"damsm_dir": "/some/damsm/run"})
+    if cfg.data.dataset in ("cub", "coco"):
+      cfg = cfg.replace(data={"manual_dir": "/some/raw/data"})
     cfg.validate()
 
   def test_flags_override_config_file(self):

@@ -200,9 +200,10 @@ class ExperimentConfig:
   def validate(self) -> "ExperimentConfig":
     for section in SECTIONS:
       getattr(self, section).validate()
-    if self.train.task == "gan" and self.loss.damsm_weight > 0 and not self.runtime.damsm_dir:
-      raise ConfigError("loss.damsm_weight > 0 needs --damsm_dir (a DAMSM pretraining run: "
-                        "`python -m tf_t2i.pretrain ...`).")
+    if self.train.task == "gan" and not self.runtime.damsm_dir:
+      raise ConfigError("GAN training needs --damsm_dir: the model_dir of a DAMSM "
+                        "pretraining run (`python -m tf_t2i.pretrain ...`), whose text "
+                        "encoder conditions the generator.")
     return self
 
   def to_dict(self) -> Dict[str, Any]:

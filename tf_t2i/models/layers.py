@@ -1,0 +1,191 @@
+"""Small building blocks shared by the tf_t2i models.
+
+The reference implementations are PyTorch, so the layer factories here give
+Keras layers PyTorch's default initialisation and BatchNorm constants. With
+them a freshly built model starts from the same distribution as the reference,
+and weights converted from a PyTorch checkpoint (kernel = weight transposed to
+HWIO for convolutions, weight.T for linear layers) drop in unchanged.
+"""
+
+import math
+
+import keras
+import tensorflow as tf
+
+# torch.nn.BatchNorm2d: eps 1e-5; its momentum 0.1 weights the new batch, Keras's
+# momentum weights the running value, so 0.1 in torch is 0.9 here.
+TORCH_BN_EPSILON = 1e-5
+TORCH_BN_MOMENTUM = 0.9
+
+
+@keras.saving.register_keras_serializable(package="tf_t2i")
+class TorchBiasInitializer(keras.initializers.Initializer):
+    """PyTorch's default bias initialisation for `Conv2d` and `Linear`.
+
+    Draws from U(-1/sqrt(fan_in), 1/sqrt(fan_in)), where fan_in is the number of
+    inputs of one output unit (in_channels * kernel_h * kernel_w for a
+    convolution). Keras passes only the bias shape to an initializer, so fan_in
+    is given here.
+
+    Args:
+        fan_in: positive int, the layer's fan-in.
+        seed: optional int for reproducible draws.
+
+    Example:
+    >>> init = TorchBiasInitializer(fan_in=27)
+    >>> bias = init((64,))
+    """
+
+    def __init__(self, fan_in, seed=None):
+        if fan_in <= 0:
+            raise ValueError(f"fan_in must be positive, got {fan_in}.")
+        self.fan_in = int(fan_in)
+        self.seed = seed
+        self._uniform = keras.initializers.RandomUniform(
+            minval=-1.0 / math.sqrt(self.fan_in),
+            maxval=1.0 / math.sqrt(self.fan_in),
+            seed=seed,
+        )
+
+    def __call__(self, shape, dtype=None):
+        return self._uniform(shape, dtype=dtype)
+
+    def get_config(self):
+        return {"fan_in": self.fan_in, "seed": self.seed}
+
+
+def torch_kernel_initializer(seed=None):
+    """PyTorch's default weight initialisation for `Conv2d` and `Linear`.
+
+    torch uses kaiming_uniform(a=sqrt(5)), whose bound sqrt(6 / ((1 + a^2) *
+    fan_in)) is 1/sqrt(fan_in); VarianceScaling with scale 1/3 has the bound
+    sqrt(3 * scale / fan_in), the same number.
+
+    Args:
+        seed: optional int for reproducible draws.
+
+    Returns:
+        A `keras.initializers.VarianceScaling` instance.
+    """
+    return keras.initializers.VarianceScaling(
+        scale=1.0 / 3.0, mode="fan_in", distribution="uniform", seed=seed)
+
+
+def torch_conv2d(in_channels, filters, kernel_size, strides=1, padding="same",
+                 use_bias=True, dtype=None, name=None):
+    """A `keras.layers.Conv2D` initialised like `torch.nn.Conv2d`.
+
+    'same' padding equals torch's symmetric padding (k - 1) / 2 for odd kernels
+    at stride 1, and padding 1 for a 4x4 kernel at stride 2 on even sizes.
+
+    Args:
+        in_channels: int, input channels (needed for the bias fan-in).
+        filters: int, output channels.
+        kernel_size: int, square kernel size.
+        strides: int.
+        padding: 'same' or 'valid'.
+        use_bias: bool.
+        dtype: dtype policy passed to the layer.
+        name: layer name.
+
+    Returns:
+        An unbuilt `keras.layers.Conv2D`.
+    """
+    fan_in = in_channels * kernel_size * kernel_size
+    return keras.layers.Conv2D(
+        filters, kernel_size, strides=strides, padding=padding,
+        use_bias=use_bias,
+        kernel_initializer=torch_kernel_initializer(),
+        bias_initializer=TorchBiasInitializer(fan_in) if use_bias else "zeros",
+        dtype=dtype, name=name)
+
+
+def torch_dense(in_features, units, use_bias=True, zero_init=False, dtype=None,
+                name=None):
+    """A `keras.layers.Dense` initialised like `torch.nn.Linear`.
+
+    Args:
+        in_features: int, input width (needed for the bias fan-in).
+        units: int, output width.
+        use_bias: bool.
+        zero_init: bool; zero weights and bias instead (used where the
+            reference calls `nn.init.zeros_` after construction).
+        dtype: dtype policy passed to the layer.
+        name: layer name.
+
+    Returns:
+        An unbuilt `keras.layers.Dense`.
+    """
+    if zero_init:
+        kernel_init, bias_init = "zeros", "zeros"
+    else:
+        kernel_init = torch_kernel_initializer()
+        bias_init = TorchBiasInitializer(in_features) if use_bias else "zeros"
+    return keras.layers.Dense(
+        units, use_bias=use_bias, kernel_initializer=kernel_init,
+        bias_initializer=bias_init, dtype=dtype, name=name)
+
+
+def torch_batch_norm(affine=True, dtype=None, name=None):
+    """A `keras.layers.BatchNormalization` with torch's BatchNorm2d constants.
+
+    Keras updates the moving variance with the biased batch variance where
+    torch uses the unbiased one; the difference is a factor n/(n-1) with n the
+    number of values per channel in the batch, and affects inference only.
+
+    The statistics are synchronised across replicas (`synchronized=True`), as the
+    reference's SyncBatchNorm: under MirroredStrategy a step then computes the same
+    update as one device on the global batch; on one device it changes nothing.
+
+    Args:
+        affine: bool; False gives torch's `affine=False` (no gamma, no beta).
+        dtype: dtype policy passed to the layer.
+        name: layer name.
+
+    Returns:
+        An unbuilt `keras.layers.BatchNormalization` over the last axis.
+    """
+    return keras.layers.BatchNormalization(
+        momentum=TORCH_BN_MOMENTUM, epsilon=TORCH_BN_EPSILON, center=affine,
+        scale=affine, synchronized=True, dtype=dtype, name=name)
+
+
+def upsample_nearest_2x(x):
+    """Nearest-neighbour x2 upsampling of an NHWC tensor.
+
+    Matches `F.interpolate(x, scale_factor=2)`. A broadcast and a reshape
+    instead of an image resize keep it cheap and XLA-friendly.
+
+    Args:
+        x: [B, H, W, C] tensor with static H, W and C.
+
+    Returns:
+        [B, 2H, 2W, C] tensor of the same dtype.
+    """
+    _, height, width, channels = x.shape
+    batch = tf.shape(x)[0]
+    x = x[:, :, None, :, None, :]
+    x = tf.broadcast_to(x, [batch, height, 2, width, 2, channels])
+    return tf.reshape(x, [batch, 2 * height, 2 * width, channels])
+
+
+def resize_bilinear_align_corners(x, size):
+    """Bilinear resize with align_corners=True, as torch's F.interpolate does.
+
+    Output pixel i samples input position i * (in - 1) / (out - 1), so corner
+    pixels map onto corner pixels. `tf.image.resize` has no such mode; the TF1
+    kernel does (called as the raw op: its v1 wrapper is deprecated); it is a
+    core op, differentiable and supported by XLA.
+
+    Args:
+        x: [B, h, w, C] float tensor.
+        size: (height, width) of the output.
+
+    Returns:
+        [B, height, width, C] tensor in the dtype of `x` (the kernel itself
+        always computes in float32).
+    """
+    resized = tf.raw_ops.ResizeBilinear(
+        images=x, size=tf.constant(size, tf.int32), align_corners=True,
+        half_pixel_centers=False)
+    return tf.cast(resized, x.dtype)
