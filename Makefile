@@ -17,9 +17,25 @@ $(STAMP): setup.py
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Pretrain DAMSM on shapes, train SSA-GAN on shapes, write a sample grid.
+# Pretrain DAMSM on shapes, train SSA-GAN on shapes, write a sample grid. Rerunning
+# resumes (finished runs are skipped after their final evaluation).
+DEMO_CAPTIONS := --caption="a large red circle in the center" \
+	--caption="a large blue square in the center" --caption="a large green triangle in the center" \
+	--caption="a large yellow star in the center" --caption="a large purple circle in the center" \
+	--caption="a large orange square in the center" --caption="a large white diamond in the center" \
+	--caption="a large cyan cross in the center"
 demo: install
-	$(PY) -m tf_t2i.demo --runs_dir=$(RUNS)
+	$(PY) -m tf_t2i.pretrain --flagfile=configs/shapes_damsm.cfg --model_dir=$(RUNS)/damsm
+	$(PY) -m tf_t2i.train --flagfile=configs/shapes_ssagan.cfg --damsm_dir=$(RUNS)/damsm \
+		--model_dir=$(RUNS)/ssagan
+	$(PY) -m tf_t2i.sample --model_dir=$(RUNS)/ssagan $(DEMO_CAPTIONS) --num_samples=8 \
+		--output=$(RUNS)/demo_grid.png
+	@echo
+	@echo "Demo outputs:"
+	@echo "  DAMSM encoders + R-precision:  $(RUNS)/damsm (r_precision.json)"
+	@echo "  SSA-GAN run:                   $(RUNS)/ssagan (checkpoints/, samples.png, logs/)"
+	@echo "  Sample grid:                   $(RUNS)/demo_grid.png"
+	@echo "  TensorBoard:                   $(PY) -m tensorboard.main --logdir $(RUNS)"
 
 test: install
 	$(PY) -m pytest -q -m "not slow" tests

@@ -9,14 +9,14 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 # tf.test.TestCase helpers (create_tempdir) read absl flags, which pytest never parses.
 if not flags.FLAGS.is_parsed():
-  flags.FLAGS.mark_as_parsed()
+    flags.FLAGS.mark_as_parsed()
 
 # Two logical CPU devices for the whole session, so that tests of MirroredStrategy can run
 # in the same process as the rest (device layout is fixed once TensorFlow initialises).
 # Single-device code runs on the first one, as usual.
 _cpus = tf.config.list_physical_devices("CPU")
 try:
-  tf.config.set_logical_device_configuration(
-      _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+    tf.config.set_logical_device_configuration(
+        _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 except RuntimeError:
-  pass
+    pass

@@ -19,115 +19,115 @@ BINARIES = {"train", "pretrain", "evaluate", "sample", "export", "serve", "clien
 
 
 def parse_flagfile(path, *extra):
-  t2i_flags.define_flags()
-  reset_flags()
-  flags.FLAGS.unparse_flags()
-  cwd = os.getcwd()
-  os.chdir(ROOT)  # nested --flagfile paths are relative to the repository root
-  try:
-    flags.FLAGS(["prog", f"--flagfile={path}", *extra])
-  finally:
-    os.chdir(cwd)
-  try:
-    return t2i_flags.config_from_flags(validate=False)
-  finally:
+    t2i_flags.define_flags()
     reset_flags()
+    flags.FLAGS.unparse_flags()
+    cwd = os.getcwd()
+    os.chdir(ROOT)  # nested --flagfile paths are relative to the repository root
+    try:
+        flags.FLAGS(["prog", f"--flagfile={path}", *extra])
+    finally:
+        os.chdir(cwd)
+    try:
+        return t2i_flags.config_from_flags(validate=False)
+    finally:
+        reset_flags()
 
 
 def reset_flags():
-  # Back to defaults but "parsed", so absl-based test helpers keep working.
-  flags.FLAGS.unparse_flags()
-  flags.FLAGS.mark_as_parsed()
+    # Back to defaults but "parsed", so absl-based test helpers keep working.
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS.mark_as_parsed()
 
 
 class ConfigTest(parameterized.TestCase, tf.test.TestCase):
 
-  def test_json_round_trip(self):
-    cfg = config_lib.ExperimentConfig().replace(train={"steps": 7}, loss={"f2f_weight": 0.2})
-    again = config_lib.ExperimentConfig.from_json(cfg.to_json())
-    self.assertEqual(cfg, again)
-    self.assertEqual(again.train.steps, 7)
+    def test_json_round_trip(self):
+        cfg = config_lib.ExperimentConfig().replace(train={"steps": 7}, loss={"f2f_weight": 0.2})
+        again = config_lib.ExperimentConfig.from_json(cfg.to_json())
+        self.assertEqual(cfg, again)
+        self.assertEqual(again.train.steps, 7)
 
-  def test_save_and_load(self):
-    d = self.create_tempdir().full_path
-    cfg = config_lib.ExperimentConfig(name="x")
-    config_lib.save_config(cfg, d)
-    self.assertEqual(config_lib.load_config(d), cfg)
+    def test_save_and_load(self):
+        d = self.create_tempdir().full_path
+        cfg = config_lib.ExperimentConfig(name="x")
+        config_lib.save_config(cfg, d)
+        self.assertEqual(config_lib.load_config(d), cfg)
 
-  def test_unknown_key_is_rejected(self):
-    values = config_lib.ExperimentConfig().to_dict()
-    values["train"]["stepz"] = 3
-    with self.assertRaisesRegex(config_lib.ConfigError, "stepz"):
-      config_lib.ExperimentConfig.from_dict(values)
+    def test_unknown_key_is_rejected(self):
+        values = config_lib.ExperimentConfig().to_dict()
+        values["train"]["stepz"] = 3
+        with self.assertRaisesRegex(config_lib.ConfigError, "stepz"):
+            config_lib.ExperimentConfig.from_dict(values)
 
-  @parameterized.parameters(
-      (dict(data={"image_size": 100}), "image_size"),
-      (dict(train={"batch_size": 0}), "batch_size"),
-      (dict(loss={"f2r_weight": -1.0}), "f2r_weight"),
-      (dict(text={"hidden_dim": 255}), "hidden_dim"),
-      (dict(loss={"ma_gp_mode": "bogus"}), "ma_gp_mode"),
-  )
-  def test_validate_names_the_field(self, change, field):
-    cfg = config_lib.ExperimentConfig().replace(train={"task": "damsm"}).replace(**change)
-    with self.assertRaisesRegex(config_lib.ConfigError, field):
-      cfg.validate()
+    @parameterized.parameters(
+        (dict(data={"image_size": 100}), "image_size"),
+        (dict(train={"batch_size": 0}), "batch_size"),
+        (dict(loss={"f2r_weight": -1.0}), "f2r_weight"),
+        (dict(text={"hidden_dim": 255}), "hidden_dim"),
+        (dict(loss={"ma_gp_mode": "bogus"}), "ma_gp_mode"),
+    )
+    def test_validate_names_the_field(self, change, field):
+        cfg = config_lib.ExperimentConfig().replace(train={"task": "damsm"}).replace(**change)
+        with self.assertRaisesRegex(config_lib.ConfigError, field):
+            cfg.validate()
 
-  def test_gan_needs_damsm_dir(self):
-    cfg = config_lib.ExperimentConfig().replace(train={"task": "gan"})
-    with self.assertRaisesRegex(config_lib.ConfigError, "damsm_dir"):
-      cfg.validate()
+    def test_gan_needs_damsm_dir(self):
+        cfg = config_lib.ExperimentConfig().replace(train={"task": "gan"})
+        with self.assertRaisesRegex(config_lib.ConfigError, "damsm_dir"):
+            cfg.validate()
 
-  def test_missing_config_json(self):
-    with self.assertRaisesRegex(FileNotFoundError, "config.json"):
-      config_lib.load_config(self.create_tempdir().full_path)
+    def test_missing_config_json(self):
+        with self.assertRaisesRegex(FileNotFoundError, "config.json"):
+            config_lib.load_config(self.create_tempdir().full_path)
 
 
 class FlagsTest(parameterized.TestCase, tf.test.TestCase):
 
-  def test_there_are_config_files(self):
-    names = {os.path.basename(p) for p in CONFIG_FILES}
-    self.assertContainsSubset({"common.cfg", "tiny.cfg", "shapes_damsm.cfg"}, names)
+    def test_there_are_config_files(self):
+        names = {os.path.basename(p) for p in CONFIG_FILES}
+        self.assertContainsSubset({"common.cfg", "tiny.cfg", "shapes_damsm.cfg"}, names)
 
-  @parameterized.parameters(*CONFIG_FILES)
-  def test_every_config_file_parses_and_validates(self, path):
-    cfg = parse_flagfile(path)
-    if cfg.train.task == "gan":
-      cfg = cfg.replace(runtime={"damsm_dir": "/some/damsm/run"})
-    if cfg.data.dataset in ("cub", "coco"):
-      cfg = cfg.replace(data={"manual_dir": "/some/raw/data"})
-    cfg.validate()
+    @parameterized.parameters(*CONFIG_FILES)
+    def test_every_config_file_parses_and_validates(self, path):
+        cfg = parse_flagfile(path)
+        if cfg.train.task == "gan":
+            cfg = cfg.replace(runtime={"damsm_dir": "/some/damsm/run"})
+        if cfg.data.dataset in ("cub", "coco"):
+            cfg = cfg.replace(data={"manual_dir": "/some/raw/data"})
+        cfg.validate()
 
-  def test_flags_override_config_file(self):
-    cfg = parse_flagfile("configs/tiny.cfg", "--train_steps=5", "--loss_f2f_weight=0.2")
-    self.assertEqual(cfg.train.steps, 5)
-    self.assertEqual(cfg.loss.f2f_weight, 0.2)
-    self.assertEqual(cfg.train.batch_size, 4)  # from tiny.cfg
-    self.assertEqual(cfg.text.embedding_dim, 16)
+    def test_flags_override_config_file(self):
+        cfg = parse_flagfile("configs/tiny.cfg", "--train_steps=5", "--loss_f2f_weight=0.2")
+        self.assertEqual(cfg.train.steps, 5)
+        self.assertEqual(cfg.loss.f2f_weight, 0.2)
+        self.assertEqual(cfg.train.batch_size, 4)  # from tiny.cfg
+        self.assertEqual(cfg.text.embedding_dim, 16)
 
-  def test_unknown_enum_value_fails_at_parse(self):
-    t2i_flags.define_flags()
-    with self.assertRaises(flags.IllegalFlagValueError):
-      flags.FLAGS(["prog", "--data_dataset=imagenet"])
-    reset_flags()
+    def test_unknown_enum_value_fails_at_parse(self):
+        t2i_flags.define_flags()
+        with self.assertRaises(flags.IllegalFlagValueError):
+            flags.FLAGS(["prog", "--data_dataset=imagenet"])
+        reset_flags()
 
 
 class ImportBoundaryTest(tf.test.TestCase):
 
-  def test_only_flags_module_and_binaries_import_absl_flags(self):
-    offenders = []
-    for path in glob.glob(os.path.join(ROOT, "tf_t2i", "**", "*.py"), recursive=True):
-      rel = os.path.relpath(path, os.path.join(ROOT, "tf_t2i"))
-      is_binary = os.sep not in rel and rel[:-3] in BINARIES
-      if is_binary:
-        continue
-      tree = ast.parse(open(path).read())
-      for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module == "absl":
-          if any(a.name == "flags" for a in node.names):
-            offenders.append(rel)
-        elif isinstance(node, ast.ImportFrom) and node.module == "absl.flags":
-          offenders.append(rel)
-        elif isinstance(node, ast.Import) and any(a.name.startswith("absl.flags")
-                                                  for a in node.names):
-          offenders.append(rel)
-    self.assertEqual(offenders, [])
+    def test_only_flags_module_and_binaries_import_absl_flags(self):
+        offenders = []
+        for path in glob.glob(os.path.join(ROOT, "tf_t2i", "**", "*.py"), recursive=True):
+            rel = os.path.relpath(path, os.path.join(ROOT, "tf_t2i"))
+            is_binary = os.sep not in rel and rel[:-3] in BINARIES
+            if is_binary:
+                continue
+            tree = ast.parse(open(path).read())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and node.module == "absl":
+                    if any(a.name == "flags" for a in node.names):
+                        offenders.append(rel)
+                elif isinstance(node, ast.ImportFrom) and node.module == "absl.flags":
+                    offenders.append(rel)
+                elif isinstance(node, ast.Import) and any(a.name.startswith("absl.flags")
+                                                          for a in node.names):
+                    offenders.append(rel)
+        self.assertEqual(offenders, [])

@@ -16,14 +16,14 @@ from typing import Any, Dict, Optional
 
 
 class ConfigError(ValueError):
-  """A configuration value is invalid; the message names the field and what is expected."""
+    """A configuration value is invalid; the message names the field and what is expected."""
 
 
 def _field(default, help_text, choices=None):
-  metadata = {"help": help_text}
-  if choices is not None:
-    metadata["choices"] = tuple(choices)
-  return dataclasses.field(default=default, metadata=metadata)
+    metadata = {"help": help_text}
+    if choices is not None:
+        metadata["choices"] = tuple(choices)
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 DATASETS = ("shapes", "cub", "coco")
@@ -37,214 +37,214 @@ TASKS = ("damsm", "gan")
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-  """Which dataset, at what size, and how the input pipeline behaves."""
-  dataset: str = _field("shapes", "Dataset to train on.", DATASETS)
-  data_dir: str = _field("", "TFDS data directory (prepared datasets). Empty: "
-                         "~/tensorflow_datasets.")
-  manual_dir: str = _field("", "Folder holding the raw CUB/COCO files (not used for shapes).")
-  image_size: int = _field(64, "Image side in pixels.", IMAGE_SIZES)
-  max_caption_length: int = _field(18, "Caption length T in tokens (AttnGAN WORDS_NUM).")
-  shapes_train_size: int = _field(10000, "Number of training images of the shapes dataset.")
-  shapes_test_size: int = _field(2000, "Number of test images of the shapes dataset.")
-  shapes_seed: int = _field(0, "Seed that determines the shapes dataset's content.")
-  shuffle_buffer: int = _field(2048, "tf.data shuffle buffer, in images.")
-  cache: bool = _field(True, "Cache decoded images in memory (small datasets).")
+    """Which dataset, at what size, and how the input pipeline behaves."""
+    dataset: str = _field("shapes", "Dataset to train on.", DATASETS)
+    data_dir: str = _field("", "TFDS data directory (prepared datasets). Empty: "
+                           "~/tensorflow_datasets.")
+    manual_dir: str = _field("", "Folder holding the raw CUB/COCO files (not used for shapes).")
+    image_size: int = _field(64, "Image side in pixels.", IMAGE_SIZES)
+    max_caption_length: int = _field(18, "Caption length T in tokens (AttnGAN WORDS_NUM).")
+    shapes_train_size: int = _field(10000, "Number of training images of the shapes dataset.")
+    shapes_test_size: int = _field(2000, "Number of test images of the shapes dataset.")
+    shapes_seed: int = _field(0, "Seed that determines the shapes dataset's content.")
+    shuffle_buffer: int = _field(2048, "tf.data shuffle buffer, in images.")
+    cache: bool = _field(True, "Cache decoded images in memory (small datasets).")
 
-  def validate(self):
-    _check_choices(self)
-    _check_positive(self, "max_caption_length", "shapes_train_size", "shapes_test_size",
-                    "shuffle_buffer")
-    if self.dataset in ("cub", "coco") and not self.manual_dir and not self.data_dir:
-      raise ConfigError(f"data.dataset={self.dataset!r} needs --data_manual_dir (the raw "
-                        "files) or --data_data_dir (an already prepared TFDS directory).")
+    def validate(self):
+        _check_choices(self)
+        _check_positive(self, "max_caption_length", "shapes_train_size", "shapes_test_size",
+                        "shuffle_buffer")
+        if self.dataset in ("cub", "coco") and not self.manual_dir and not self.data_dir:
+            raise ConfigError(f"data.dataset={self.dataset!r} needs --data_manual_dir (the raw "
+                              "files) or --data_data_dir (an already prepared TFDS directory).")
 
 
 @dataclasses.dataclass(frozen=True)
 class TextConfig:
-  """DAMSM text encoder and vocabulary."""
-  embedding_dim: int = _field(300, "Word embedding width (AttnGAN: 300).")
-  hidden_dim: int = _field(256, "Bi-LSTM output width = sentence embedding width (256).")
-  dropout: float = _field(0.5, "Dropout after the word embedding.")
-  min_word_count: int = _field(1, "Words seen fewer times in training captions map to OOV.")
+    """DAMSM text encoder and vocabulary."""
+    embedding_dim: int = _field(300, "Word embedding width (AttnGAN: 300).")
+    hidden_dim: int = _field(256, "Bi-LSTM output width = sentence embedding width (256).")
+    dropout: float = _field(0.5, "Dropout after the word embedding.")
+    min_word_count: int = _field(1, "Words seen fewer times in training captions map to OOV.")
 
-  def validate(self):
-    _check_positive(self, "embedding_dim", "hidden_dim", "min_word_count")
-    if self.hidden_dim % 2:
-      raise ConfigError(f"text.hidden_dim must be even (two LSTM directions), got {self.hidden_dim}.")
-    if not 0.0 <= self.dropout < 1.0:
-      raise ConfigError(f"text.dropout must be in [0, 1), got {self.dropout}.")
+    def validate(self):
+        _check_positive(self, "embedding_dim", "hidden_dim", "min_word_count")
+        if self.hidden_dim % 2:
+            raise ConfigError(f"text.hidden_dim must be even (two LSTM directions), got {self.hidden_dim}.")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"text.dropout must be in [0, 1), got {self.dropout}.")
 
 
 @dataclasses.dataclass(frozen=True)
 class ImageEncoderConfig:
-  """DAMSM image encoder."""
-  backbone: str = _field("small_cnn", "Image encoder backbone.", IMAGE_BACKBONES)
-  weights_path: str = _field("", "Local ImageNet weights file for the inception_v3 backbone.")
-  small_cnn_width: int = _field(64, "Base width of the small_cnn backbone.")
+    """DAMSM image encoder."""
+    backbone: str = _field("small_cnn", "Image encoder backbone.", IMAGE_BACKBONES)
+    weights_path: str = _field("", "Local ImageNet weights file for the inception_v3 backbone.")
+    small_cnn_width: int = _field(64, "Base width of the small_cnn backbone.")
 
-  def validate(self):
-    _check_choices(self)
-    _check_positive(self, "small_cnn_width")
+    def validate(self):
+        _check_choices(self)
+        _check_positive(self, "small_cnn_width")
 
 
 @dataclasses.dataclass(frozen=True)
 class GeneratorConfig:
-  arch: str = _field("ssagan", "Generator architecture.", GEN_ARCHS)
-  z_dim: int = _field(100, "Noise dimension.")
-  ngf: int = _field(64, "Generator base width (SSA-GAN: 64).")
+    arch: str = _field("ssagan", "Generator architecture.", GEN_ARCHS)
+    z_dim: int = _field(100, "Noise dimension.")
+    ngf: int = _field(64, "Generator base width (SSA-GAN: 64).")
 
-  def validate(self):
-    _check_choices(self)
-    _check_positive(self, "z_dim", "ngf")
+    def validate(self):
+        _check_choices(self)
+        _check_positive(self, "z_dim", "ngf")
 
 
 @dataclasses.dataclass(frozen=True)
 class DiscriminatorConfig:
-  ndf: int = _field(64, "Discriminator base width (SSA-GAN: 64).")
+    ndf: int = _field(64, "Discriminator base width (SSA-GAN: 64).")
 
-  def validate(self):
-    _check_positive(self, "ndf")
+    def validate(self):
+        _check_positive(self, "ndf")
 
 
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
-  """Loss weights and constants. A weight of 0 removes the term and its computation."""
-  damsm_weight: float = _field(0.05, "Weight of the generator's DAMSM term (SSA-GAN: 0.05).")
-  f2r_weight: float = _field(0.0, "Weight of the fake-to-real NT-Xent term.")
-  f2f_weight: float = _field(0.0, "Weight of the fake-to-fake NT-Xent term.")
-  recap_weight: float = _field(0.0, "Weight of the re-captioning term.")
-  contrastive_temperature: float = _field(0.5, "NT-Xent temperature tau.")
-  text_contrastive_weight: float = _field(1.0, "DAMSM pretraining: weight of the text "
-                                          "NT-Xent between two captions (Ye et al. 2021).")
-  gamma1: float = _field(4.0, "DAMSM attention sharpness over regions.")
-  gamma2: float = _field(5.0, "DAMSM word-region matching exponent.")
-  gamma3: float = _field(10.0, "DAMSM logit scale.")
-  ma_gp_weight: float = _field(2.0, "MA-GP coefficient k.")
-  ma_gp_power: float = _field(6.0, "MA-GP exponent p.")
-  ma_gp_mode: str = _field("separate_step", "Apply MA-GP as a second D update (reference "
-                           "SSA-GAN) or added to the hinge D loss.", MA_GP_MODES)
+    """Loss weights and constants. A weight of 0 removes the term and its computation."""
+    damsm_weight: float = _field(0.05, "Weight of the generator's DAMSM term (SSA-GAN: 0.05).")
+    f2r_weight: float = _field(0.0, "Weight of the fake-to-real NT-Xent term.")
+    f2f_weight: float = _field(0.0, "Weight of the fake-to-fake NT-Xent term.")
+    recap_weight: float = _field(0.0, "Weight of the re-captioning term.")
+    contrastive_temperature: float = _field(0.5, "NT-Xent temperature tau.")
+    text_contrastive_weight: float = _field(1.0, "DAMSM pretraining: weight of the text "
+                                            "NT-Xent between two captions (Ye et al. 2021).")
+    gamma1: float = _field(4.0, "DAMSM attention sharpness over regions.")
+    gamma2: float = _field(5.0, "DAMSM word-region matching exponent.")
+    gamma3: float = _field(10.0, "DAMSM logit scale.")
+    ma_gp_weight: float = _field(2.0, "MA-GP coefficient k.")
+    ma_gp_power: float = _field(6.0, "MA-GP exponent p.")
+    ma_gp_mode: str = _field("separate_step", "Apply MA-GP as a second D update (reference "
+                             "SSA-GAN) or added to the hinge D loss.", MA_GP_MODES)
 
-  def validate(self):
-    _check_choices(self)
-    for name in ("damsm_weight", "f2r_weight", "f2f_weight", "recap_weight",
-                 "text_contrastive_weight", "ma_gp_weight"):
-      if getattr(self, name) < 0:
-        raise ConfigError(f"loss.{name} must be >= 0, got {getattr(self, name)}.")
-    _check_positive(self, "contrastive_temperature", "gamma1", "gamma2", "gamma3",
-                    "ma_gp_power")
+    def validate(self):
+        _check_choices(self)
+        for name in ("damsm_weight", "f2r_weight", "f2f_weight", "recap_weight",
+                     "text_contrastive_weight", "ma_gp_weight"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"loss.{name} must be >= 0, got {getattr(self, name)}.")
+        _check_positive(self, "contrastive_temperature", "gamma1", "gamma2", "gamma3",
+                        "ma_gp_power")
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-  task: str = _field("gan", "What the experiment trains.", TASKS)
-  batch_size: int = _field(24, "Global batch size.")
-  steps: int = _field(1000, "Total optimisation steps of the run.")
-  steps_per_epoch: int = _field(100, "Steps per Keras epoch (progress bar, logging granularity).")
-  seed: int = _field(100, "Seed for weights, data order and noise (SSA-GAN: 100).")
-  g_learning_rate: float = _field(1e-4, "Generator Adam learning rate.")
-  d_learning_rate: float = _field(4e-4, "Discriminator Adam learning rate.")
-  beta1: float = _field(0.0, "Adam beta1 for G and D.")
-  beta2: float = _field(0.9, "Adam beta2 for G and D.")
-  ema_decay: float = _field(0.999, "EMA decay of the generator copy; 0 disables the EMA copy.")
-  damsm_learning_rate: float = _field(0.002, "DAMSM pretraining Adam learning rate.")
-  damsm_beta1: float = _field(0.5, "DAMSM pretraining Adam beta1.")
-  damsm_beta2: float = _field(0.999, "DAMSM pretraining Adam beta2.")
-  damsm_lr_decay: float = _field(0.98, "DAMSM pretraining lr factor per epoch (floor lr/10).")
-  text_grad_clip: float = _field(0.25, "Gradient norm clip on the text encoder (DAMSM).")
-  checkpoint_every: int = _field(500, "Steps between checkpoints.")
-  sample_every: int = _field(500, "Steps between TensorBoard sample grids.")
-  max_checkpoints: int = _field(3, "Checkpoints kept.")
-  eval_folds: int = _field(10, "R-precision folds after pretraining.")
-  eval_candidates: int = _field(100, "Captions per R-precision query (1 true + 99).")
+    task: str = _field("gan", "What the experiment trains.", TASKS)
+    batch_size: int = _field(24, "Global batch size.")
+    steps: int = _field(1000, "Total optimisation steps of the run.")
+    steps_per_epoch: int = _field(100, "Steps per Keras epoch (progress bar, logging granularity).")
+    seed: int = _field(100, "Seed for weights, data order and noise (SSA-GAN: 100).")
+    g_learning_rate: float = _field(1e-4, "Generator Adam learning rate.")
+    d_learning_rate: float = _field(4e-4, "Discriminator Adam learning rate.")
+    beta1: float = _field(0.0, "Adam beta1 for G and D.")
+    beta2: float = _field(0.9, "Adam beta2 for G and D.")
+    ema_decay: float = _field(0.999, "EMA decay of the generator copy; 0 disables the EMA copy.")
+    damsm_learning_rate: float = _field(0.002, "DAMSM pretraining Adam learning rate.")
+    damsm_beta1: float = _field(0.5, "DAMSM pretraining Adam beta1.")
+    damsm_beta2: float = _field(0.999, "DAMSM pretraining Adam beta2.")
+    damsm_lr_decay: float = _field(0.98, "DAMSM pretraining lr factor per epoch (floor lr/10).")
+    text_grad_clip: float = _field(0.25, "Gradient norm clip on the text encoder (DAMSM).")
+    checkpoint_every: int = _field(500, "Steps between checkpoints.")
+    sample_every: int = _field(500, "Steps between TensorBoard sample grids.")
+    max_checkpoints: int = _field(3, "Checkpoints kept.")
+    eval_folds: int = _field(10, "R-precision folds after pretraining.")
+    eval_candidates: int = _field(100, "Captions per R-precision query (1 true + 99).")
 
-  def validate(self):
-    _check_choices(self)
-    _check_positive(self, "batch_size", "steps", "steps_per_epoch", "checkpoint_every",
-                    "sample_every", "max_checkpoints", "eval_folds", "eval_candidates",
-                    "g_learning_rate", "d_learning_rate", "damsm_learning_rate")
-    for name in ("beta1", "beta2", "damsm_beta1", "damsm_beta2"):
-      if not 0.0 <= getattr(self, name) < 1.0:
-        raise ConfigError(f"train.{name} must be in [0, 1), got {getattr(self, name)}.")
-    if not 0.0 <= self.ema_decay < 1.0:
-      raise ConfigError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}.")
+    def validate(self):
+        _check_choices(self)
+        _check_positive(self, "batch_size", "steps", "steps_per_epoch", "checkpoint_every",
+                        "sample_every", "max_checkpoints", "eval_folds", "eval_candidates",
+                        "g_learning_rate", "d_learning_rate", "damsm_learning_rate")
+        for name in ("beta1", "beta2", "damsm_beta1", "damsm_beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"train.{name} must be in [0, 1), got {getattr(self, name)}.")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}.")
 
 
 @dataclasses.dataclass(frozen=True)
 class RuntimeConfig:
-  """How and where the run executes; not part of the model's identity."""
-  num_cpu_replicas: int = _field(0, "Mirror over N logical CPU devices (tests, try-outs); "
-                                 "0 = all GPUs or the default strategy.")
-  mixed_precision: str = _field("none", "Keras dtype policy.", MIXED_PRECISION)
-  jit_compile: bool = _field(False, "XLA-compile the train step.")
-  damsm_dir: str = _field("", "Model dir of a DAMSM pretraining run (GAN training).")
-  captioner_dir: str = _field("", "Model dir of a captioner pretraining run.")
+    """How and where the run executes; not part of the model's identity."""
+    num_cpu_replicas: int = _field(0, "Mirror over N logical CPU devices (tests, try-outs); "
+                                   "0 = all GPUs or the default strategy.")
+    mixed_precision: str = _field("none", "Keras dtype policy.", MIXED_PRECISION)
+    jit_compile: bool = _field(False, "XLA-compile the train step.")
+    damsm_dir: str = _field("", "Model dir of a DAMSM pretraining run (GAN training).")
+    captioner_dir: str = _field("", "Model dir of a captioner pretraining run.")
 
-  def validate(self):
-    _check_choices(self)
-    if self.num_cpu_replicas < 0:
-      raise ConfigError(f"runtime.num_cpu_replicas must be >= 0, got {self.num_cpu_replicas}.")
+    def validate(self):
+        _check_choices(self)
+        if self.num_cpu_replicas < 0:
+            raise ConfigError(f"runtime.num_cpu_replicas must be >= 0, got {self.num_cpu_replicas}.")
 
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
-  name: str = _field("experiment", "Experiment name (for logs).")
-  data: DataConfig = dataclasses.field(default_factory=DataConfig)
-  text: TextConfig = dataclasses.field(default_factory=TextConfig)
-  image_encoder: ImageEncoderConfig = dataclasses.field(default_factory=ImageEncoderConfig)
-  generator: GeneratorConfig = dataclasses.field(default_factory=GeneratorConfig)
-  discriminator: DiscriminatorConfig = dataclasses.field(default_factory=DiscriminatorConfig)
-  loss: LossConfig = dataclasses.field(default_factory=LossConfig)
-  train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
-  runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
+    name: str = _field("experiment", "Experiment name (for logs).")
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    text: TextConfig = dataclasses.field(default_factory=TextConfig)
+    image_encoder: ImageEncoderConfig = dataclasses.field(default_factory=ImageEncoderConfig)
+    generator: GeneratorConfig = dataclasses.field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = dataclasses.field(default_factory=DiscriminatorConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
 
-  def validate(self) -> "ExperimentConfig":
-    for section in SECTIONS:
-      getattr(self, section).validate()
-    if self.train.task == "gan" and not self.runtime.damsm_dir:
-      raise ConfigError("GAN training needs --damsm_dir: the model_dir of a DAMSM "
-                        "pretraining run (`python -m tf_t2i.pretrain ...`), whose text "
-                        "encoder conditions the generator.")
-    return self
+    def validate(self) -> "ExperimentConfig":
+        for section in SECTIONS:
+            getattr(self, section).validate()
+        if self.train.task == "gan" and not self.runtime.damsm_dir:
+            raise ConfigError("GAN training needs --damsm_dir: the model_dir of a DAMSM "
+                              "pretraining run (`python -m tf_t2i.pretrain ...`), whose text "
+                              "encoder conditions the generator.")
+        return self
 
-  def to_dict(self) -> Dict[str, Any]:
-    return dataclasses.asdict(self)
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
 
-  def to_json(self) -> str:
-    return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
-  @classmethod
-  def from_dict(cls, values: Dict[str, Any]) -> "ExperimentConfig":
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-      if f.name not in values:
-        continue
-      if f.name in SECTIONS:
-        section_cls = SECTION_CLASSES[f.name]
-        known = {g.name for g in dataclasses.fields(section_cls)}
-        unknown = set(values[f.name]) - known
-        if unknown:
-          raise ConfigError(f"Unknown keys in config section {f.name!r}: {sorted(unknown)}.")
-        kwargs[f.name] = section_cls(**values[f.name])
-      else:
-        kwargs[f.name] = values[f.name]
-    return cls(**kwargs)
+    @classmethod
+    def from_dict(cls, values: Dict[str, Any]) -> "ExperimentConfig":
+        kwargs = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in values:
+                continue
+            if f.name in SECTIONS:
+                section_cls = SECTION_CLASSES[f.name]
+                known = {g.name for g in dataclasses.fields(section_cls)}
+                unknown = set(values[f.name]) - known
+                if unknown:
+                    raise ConfigError(f"Unknown keys in config section {f.name!r}: {sorted(unknown)}.")
+                kwargs[f.name] = section_cls(**values[f.name])
+            else:
+                kwargs[f.name] = values[f.name]
+        return cls(**kwargs)
 
-  @classmethod
-  def from_json(cls, text: str) -> "ExperimentConfig":
-    return cls.from_dict(json.loads(text))
+    @classmethod
+    def from_json(cls, text: str) -> "ExperimentConfig":
+        return cls.from_dict(json.loads(text))
 
-  def replace(self, **sections) -> "ExperimentConfig":
-    """Returns a copy with whole sections or section fields replaced.
+    def replace(self, **sections) -> "ExperimentConfig":
+        """Returns a copy with whole sections or section fields replaced.
 
-    `cfg.replace(train={"steps": 2})` updates one field of a section.
-    """
-    updated = {}
-    for name, value in sections.items():
-      if name in SECTIONS and isinstance(value, dict):
-        updated[name] = dataclasses.replace(getattr(self, name), **value)
-      else:
-        updated[name] = value
-    return dataclasses.replace(self, **updated)
+        `cfg.replace(train={"steps": 2})` updates one field of a section.
+        """
+        updated = {}
+        for name, value in sections.items():
+            if name in SECTIONS and isinstance(value, dict):
+                updated[name] = dataclasses.replace(getattr(self, name), **value)
+            else:
+                updated[name] = value
+        return dataclasses.replace(self, **updated)
 
 
 SECTION_CLASSES = {
@@ -263,35 +263,35 @@ CONFIG_FILENAME = "config.json"
 
 
 def save_config(config: ExperimentConfig, model_dir: str) -> str:
-  """Writes `config.json` into model_dir atomically; returns its path."""
-  os.makedirs(model_dir, exist_ok=True)
-  path = os.path.join(model_dir, CONFIG_FILENAME)
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    f.write(config.to_json())
-  os.replace(tmp, path)
-  return path
+    """Writes `config.json` into model_dir atomically; returns its path."""
+    os.makedirs(model_dir, exist_ok=True)
+    path = os.path.join(model_dir, CONFIG_FILENAME)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(config.to_json())
+    os.replace(tmp, path)
+    return path
 
 
 def load_config(model_dir: str) -> ExperimentConfig:
-  path = os.path.join(model_dir, CONFIG_FILENAME)
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"No {CONFIG_FILENAME} in {model_dir!r}: is it the model_dir of "
-                            "a tf_t2i training run?")
-  with open(path) as f:
-    return ExperimentConfig.from_json(f.read())
+    path = os.path.join(model_dir, CONFIG_FILENAME)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No {CONFIG_FILENAME} in {model_dir!r}: is it the model_dir of "
+                                "a tf_t2i training run?")
+    with open(path) as f:
+        return ExperimentConfig.from_json(f.read())
 
 
 def _check_choices(section):
-  for f in dataclasses.fields(section):
-    choices = f.metadata.get("choices")
-    if choices and getattr(section, f.name) not in choices:
-      raise ConfigError(f"{type(section).__name__}.{f.name}={getattr(section, f.name)!r} is "
-                        f"not one of {list(choices)}.")
+    for f in dataclasses.fields(section):
+        choices = f.metadata.get("choices")
+        if choices and getattr(section, f.name) not in choices:
+            raise ConfigError(f"{type(section).__name__}.{f.name}={getattr(section, f.name)!r} is "
+                              f"not one of {list(choices)}.")
 
 
 def _check_positive(section, *names):
-  for name in names:
-    if getattr(section, name) <= 0:
-      raise ConfigError(f"{type(section).__name__}.{name} must be > 0, "
-                        f"got {getattr(section, name)}.")
+    for name in names:
+        if getattr(section, name) <= 0:
+            raise ConfigError(f"{type(section).__name__}.{name} must be > 0, "
+                              f"got {getattr(section, name)}.")

@@ -34,84 +34,118 @@ FLAG_PREFIXES = {
 
 
 def _flag_name(section: str, field: str) -> str:
-  prefix = FLAG_PREFIXES[section]
-  return f"{prefix}_{field}" if prefix else field
+    prefix = FLAG_PREFIXES[section]
+    return f"{prefix}_{field}" if prefix else field
 
 
 def define_flags(with_config: bool = True) -> None:
-  """Defines the common flags once (idempotent). Binaries add their own beside these."""
-  if "model_dir" in FLAGS:
-    return
-  flags.DEFINE_string("model_dir", None, "Directory for checkpoints, config.json, logs and "
-                      "outputs of this run.")
-  flags.DEFINE_boolean("dry_run", False, "Print the resolved config (and model sizes) and exit.")
-  flags.DEFINE_string("experiment_name", None, "Experiment name.")
-  if not with_config:
-    return
-  for section, section_cls in config_lib.SECTION_CLASSES.items():
-    defaults = section_cls()
-    for f in dataclasses.fields(section_cls):
-      name = _flag_name(section, f.name)
-      help_text = f.metadata.get("help", f.name)
-      default = getattr(defaults, f.name)
-      help_text = f"{help_text} (config default: {default!r})"
-      choices = f.metadata.get("choices")
-      # Defaults are None so that only flags the user gave override the config.
-      if choices:
-        flags.DEFINE_enum(name, None, [str(c) for c in choices], help_text)
-      elif f.type in (bool, "bool"):
-        flags.DEFINE_boolean(name, None, help_text)
-      elif f.type in (int, "int"):
-        flags.DEFINE_integer(name, None, help_text)
-      elif f.type in (float, "float"):
-        flags.DEFINE_float(name, None, help_text)
-      else:
-        flags.DEFINE_string(name, None, help_text)
+    """Defines the common flags once (idempotent). Binaries add their own beside these."""
+    if "model_dir" in FLAGS:
+        return
+    flags.DEFINE_string("model_dir", None, "Directory for checkpoints, config.json, logs and "
+                        "outputs of this run.")
+    flags.DEFINE_boolean("dry_run", False, "Print the resolved config (and model sizes) and exit.")
+    flags.DEFINE_string("experiment_name", None, "Experiment name.")
+    if not with_config:
+        return
+    for section, section_cls in config_lib.SECTION_CLASSES.items():
+        defaults = section_cls()
+        for f in dataclasses.fields(section_cls):
+            name = _flag_name(section, f.name)
+            help_text = f.metadata.get("help", f.name)
+            default = getattr(defaults, f.name)
+            help_text = f"{help_text} (config default: {default!r})"
+            choices = f.metadata.get("choices")
+            # Defaults are None so that only flags the user gave override the config.
+            if choices:
+                flags.DEFINE_enum(name, None, [str(c) for c in choices], help_text)
+            elif f.type in (bool, "bool"):
+                flags.DEFINE_boolean(name, None, help_text)
+            elif f.type in (int, "int"):
+                flags.DEFINE_integer(name, None, help_text)
+            elif f.type in (float, "float"):
+                flags.DEFINE_float(name, None, help_text)
+            else:
+                flags.DEFINE_string(name, None, help_text)
 
 
 def _typed(section_cls, field_name, raw):
-  field_type = {f.name: f.type for f in dataclasses.fields(section_cls)}[field_name]
-  if field_type in (int, "int"):
-    return int(raw)
-  return raw
+    field_type = {f.name: f.type for f in dataclasses.fields(section_cls)}[field_name]
+    if field_type in (int, "int"):
+        return int(raw)
+    return raw
 
 
 def config_from_flags(base: Optional[config_lib.ExperimentConfig] = None,
                       validate: bool = True) -> config_lib.ExperimentConfig:
-  """Builds the experiment config: `base` (or the defaults) overridden by every given flag."""
-  cfg = base or config_lib.ExperimentConfig()
-  updates = {}
-  for section, section_cls in config_lib.SECTION_CLASSES.items():
-    values = {}
-    for f in dataclasses.fields(section_cls):
-      value = FLAGS[_flag_name(section, f.name)].value
-      if value is not None:
-        values[f.name] = _typed(section_cls, f.name, value)
-    if values:
-      updates[section] = values
-  if FLAGS.experiment_name:
-    updates["name"] = FLAGS.experiment_name
-  cfg = cfg.replace(**updates)
-  if validate:
-    cfg.validate()
-  return cfg
+    """Builds the experiment config: `base` (or the defaults) overridden by every given flag."""
+    cfg = base or config_lib.ExperimentConfig()
+    updates = {}
+    for section, section_cls in config_lib.SECTION_CLASSES.items():
+        values = {}
+        for f in dataclasses.fields(section_cls):
+            value = FLAGS[_flag_name(section, f.name)].value
+            if value is not None:
+                values[f.name] = _typed(section_cls, f.name, value)
+        if values:
+            updates[section] = values
+    if FLAGS.experiment_name:
+        updates["name"] = FLAGS.experiment_name
+    cfg = cfg.replace(**updates)
+    if validate:
+        cfg.validate()
+    return cfg
+
+
+def resolve_config(argv, task: str, **placeholders) -> config_lib.ExperimentConfig:
+    """A binary's first step: flags -> the validated config of `task`, or a one-line error.
+
+    Args:
+      argv: what absl left unparsed (only the program name is allowed).
+      task: the train.task this binary runs.
+      **placeholders: runtime values assumed only for validation when not given (e.g.
+        a --dry_run may describe a GAN without a DAMSM run).
+    """
+    if len(argv) > 1:
+        fail(f"Unexpected arguments: {argv[1:]}")
+    try:
+        cfg = config_from_flags(validate=False).replace(train={"task": task})
+        missing = {k: v for k, v in placeholders.items() if not getattr(cfg.runtime, k)}
+        cfg.replace(runtime=missing).validate()
+        return cfg
+    except config_lib.ConfigError as e:
+        fail(str(e))
+
+
+def run_or_fail(fn, input_errors=(), *args, **kwargs):
+    """Runs fn; errors caused by the user's input become one-line messages.
+
+    Input errors exit with status 2; a FloatingPointError (training diverged) with 1.
+    """
+    try:
+        return fn(*args, **kwargs)
+    except (FileNotFoundError, NotImplementedError, config_lib.ConfigError,
+            *input_errors) as e:
+        fail(str(e))
+    except FloatingPointError as e:
+        fail(str(e), status=1)
 
 
 def require_model_dir(must_exist: bool = False) -> str:
-  """Returns --model_dir, failing early with one clear line when it is unusable."""
-  model_dir = FLAGS.model_dir
-  if not model_dir:
-    fail("--model_dir is required (the directory this run writes to or reads from).")
-  model_dir = os.path.abspath(os.path.expanduser(model_dir))
-  if must_exist and not os.path.isdir(model_dir):
-    fail(f"--model_dir={model_dir} does not exist.")
-  parent = os.path.dirname(model_dir)
-  if not os.path.isdir(parent):
-    fail(f"The parent of --model_dir does not exist: {parent} (create it first).")
-  return model_dir
+    """Returns --model_dir, failing early with one clear line when it is unusable."""
+    model_dir = FLAGS.model_dir
+    if not model_dir:
+        fail("--model_dir is required (the directory this run writes to or reads from).")
+    model_dir = os.path.abspath(os.path.expanduser(model_dir))
+    if must_exist and not os.path.isdir(model_dir):
+        fail(f"--model_dir={model_dir} does not exist.")
+    parent = os.path.dirname(model_dir)
+    if not os.path.isdir(parent):
+        fail(f"The parent of --model_dir does not exist: {parent} (create it first).")
+    return model_dir
 
 
-def fail(message: str) -> None:
-  """Prints a one-line error and exits with status 2, before any work starts."""
-  print(f"error: {message}", file=sys.stderr)
-  sys.exit(2)
+def fail(message: str, status: int = 2) -> None:
+    """Prints a one-line error and exits (status 2: bad input, before any work starts)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(status)

@@ -10,142 +10,142 @@ WORDS = ["w%d" % i for i in range(40)]
 
 
 def make_source(n=12, c=4, size=8, classes=None, long_captions=False):
-  rng = np.random.default_rng(0)
-  images = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
-  # Caption j of image i is made of words unique to (i, j), so ids identify their caption.
-  length = 25 if long_captions else 3
-  captions = [[" ".join(f"i{i}c{j}t{k}" for k in range(length)) for j in range(c)]
-              for i in range(n)]
-  class_ids = np.asarray(classes if classes is not None else [-1] * n, np.int64)
-  return pipeline.ImageCaptionSource(images=images, captions=captions,
-                                     image_ids=np.arange(100, 100 + n), class_ids=class_ids,
-                                     attributes={"a": np.arange(n)}, name="synthetic")
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+    # Caption j of image i is made of words unique to (i, j), so ids identify their caption.
+    length = 25 if long_captions else 3
+    captions = [[" ".join(f"i{i}c{j}t{k}" for k in range(length)) for j in range(c)]
+                for i in range(n)]
+    class_ids = np.asarray(classes if classes is not None else [-1] * n, np.int64)
+    return pipeline.ImageCaptionSource(images=images, captions=captions,
+                                       image_ids=np.arange(100, 100 + n), class_ids=class_ids,
+                                       attributes={"a": np.arange(n)}, name="synthetic")
 
 
 def setup(source, max_length=18):
-  tok = tokenizer_lib.CaptionTokenizer.build(source.all_captions(), max_length=max_length)
-  return tok, pipeline.CaptionBank(source, tok)
+    tok = tokenizer_lib.CaptionTokenizer.build(source.all_captions(), max_length=max_length)
+    return tok, pipeline.CaptionBank(source, tok)
 
 
 def take(ds, k):
-  return [tf.nest.map_structure(lambda t: t.numpy(), b) for b in ds.take(k)]
+    return [tf.nest.map_structure(lambda t: t.numpy(), b) for b in ds.take(k)]
 
 
 def owner(tok, ids_row):
-  """(image, caption) that produced a row of token ids."""
-  word = tok.decode([ids_row])[0].split()[0]
-  i, rest = word[1:].split("c")
-  return int(i), int(rest.split("t")[0])
+    """(image, caption) that produced a row of token ids."""
+    word = tok.decode([ids_row])[0].split()[0]
+    i, rest = word[1:].split("c")
+    return int(i), int(rest.split("t")[0])
 
 
 class PipelineTest(tf.test.TestCase):
 
-  def test_shapes_dtypes_and_ranges(self):
-    source = make_source()
-    tok, bank = setup(source)
-    batch = take(pipeline.make_train_dataset(source, bank, batch_size=4, image_size=8,
-                                             noise_dim=5), 1)[0]
-    self.assertEqual(batch["real_images"].shape, (4, 8, 8, 3))
-    self.assertEqual(batch["real_images"].dtype, np.float32)
-    self.assertBetween(batch["real_images"].min(), -1.0, 1.0)
-    self.assertBetween(batch["real_images"].max(), -1.0, 1.0)
-    for key in ("caption_ids", "caption_ids_2", "mismatched_ids"):
-      self.assertEqual(batch[key].shape, (4, 18))
-      self.assertEqual(batch[key].dtype, np.int32)
-    self.assertEqual(batch["z"].shape, (4, 5))
-    self.assertEqual(batch["attributes"]["a"].shape, (4,))
-    # Images are the source images of the ids, scaled to [-1, 1].
-    for b in range(4):
-      i = batch["image_id"][b] - 100
-      np.testing.assert_allclose(batch["real_images"][b], source.images[i] / 127.5 - 1.0,
-                                 atol=1e-6)
-      self.assertEqual(batch["attributes"]["a"][b], i)
+    def test_shapes_dtypes_and_ranges(self):
+        source = make_source()
+        tok, bank = setup(source)
+        batch = take(pipeline.make_train_dataset(source, bank, batch_size=4, image_size=8,
+                                                 noise_dim=5), 1)[0]
+        self.assertEqual(batch["real_images"].shape, (4, 8, 8, 3))
+        self.assertEqual(batch["real_images"].dtype, np.float32)
+        self.assertBetween(batch["real_images"].min(), -1.0, 1.0)
+        self.assertBetween(batch["real_images"].max(), -1.0, 1.0)
+        for key in ("caption_ids", "caption_ids_2", "mismatched_ids"):
+            self.assertEqual(batch[key].shape, (4, 18))
+            self.assertEqual(batch[key].dtype, np.int32)
+        self.assertEqual(batch["z"].shape, (4, 5))
+        self.assertEqual(batch["attributes"]["a"].shape, (4,))
+        # Images are the source images of the ids, scaled to [-1, 1].
+        for b in range(4):
+            i = batch["image_id"][b] - 100
+            np.testing.assert_allclose(batch["real_images"][b], source.images[i] / 127.5 - 1.0,
+                                       atol=1e-6)
+            self.assertEqual(batch["attributes"]["a"][b], i)
 
-  def test_captions_belong_to_the_right_images(self):
-    source = make_source()
-    tok, bank = setup(source)
-    for batch in take(pipeline.make_train_dataset(source, bank, batch_size=6, image_size=8), 4):
-      for b in range(6):
-        image = batch["image_id"][b] - 100
-        i1, c1 = owner(tok, batch["caption_ids"][b])
-        i2, c2 = owner(tok, batch["caption_ids_2"][b])
-        im, _ = owner(tok, batch["mismatched_ids"][b])
-        self.assertEqual(i1, image)
-        self.assertEqual(i2, image)
-        self.assertNotEqual(c1, c2)          # a different caption of the same image
-        self.assertNotEqual(im, image)       # a caption of another image
-        self.assertEqual(im, batch["mismatched_image_id"][b] - 100)
+    def test_captions_belong_to_the_right_images(self):
+        source = make_source()
+        tok, bank = setup(source)
+        for batch in take(pipeline.make_train_dataset(source, bank, batch_size=6, image_size=8), 4):
+            for b in range(6):
+                image = batch["image_id"][b] - 100
+                i1, c1 = owner(tok, batch["caption_ids"][b])
+                i2, c2 = owner(tok, batch["caption_ids_2"][b])
+                im, _ = owner(tok, batch["mismatched_ids"][b])
+                self.assertEqual(i1, image)
+                self.assertEqual(i2, image)
+                self.assertNotEqual(c1, c2)          # a different caption of the same image
+                self.assertNotEqual(im, image)       # a caption of another image
+                self.assertEqual(im, batch["mismatched_image_id"][b] - 100)
 
-  def test_mismatch_comes_from_another_class(self):
-    classes = [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
-    source = make_source(classes=classes)
-    tok, bank = setup(source)
-    for batch in take(pipeline.make_train_dataset(source, bank, batch_size=6, image_size=8), 6):
-      for b in range(6):
-        im, _ = owner(tok, batch["mismatched_ids"][b])
-        self.assertNotEqual(classes[im], batch["class_id"][b])
+    def test_mismatch_comes_from_another_class(self):
+        classes = [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+        source = make_source(classes=classes)
+        tok, bank = setup(source)
+        for batch in take(pipeline.make_train_dataset(source, bank, batch_size=6, image_size=8), 6):
+            for b in range(6):
+                im, _ = owner(tok, batch["mismatched_ids"][b])
+                self.assertNotEqual(classes[im], batch["class_id"][b])
 
-  def test_epoch_visits_every_image_once(self):
-    source = make_source(n=12)
-    _, bank = setup(source)
-    batches = take(pipeline.make_train_dataset(source, bank, batch_size=4, image_size=8), 6)
-    first = np.concatenate([b["image_id"] for b in batches[:3]])
-    second = np.concatenate([b["image_id"] for b in batches[3:]])
-    self.assertCountEqual(first, np.arange(100, 112))
-    self.assertCountEqual(second, np.arange(100, 112))
-    self.assertNotAllEqual(first, second)    # reshuffled each epoch
+    def test_epoch_visits_every_image_once(self):
+        source = make_source(n=12)
+        _, bank = setup(source)
+        batches = take(pipeline.make_train_dataset(source, bank, batch_size=4, image_size=8), 6)
+        first = np.concatenate([b["image_id"] for b in batches[:3]])
+        second = np.concatenate([b["image_id"] for b in batches[3:]])
+        self.assertCountEqual(first, np.arange(100, 112))
+        self.assertCountEqual(second, np.arange(100, 112))
+        self.assertNotAllEqual(first, second)    # reshuffled each epoch
 
-  def test_deterministic_under_seed_and_resumable(self):
-    source = make_source()
-    _, bank = setup(source)
-    kw = dict(batch_size=4, image_size=8, noise_dim=3, seed=7)
-    run1 = take(pipeline.make_train_dataset(source, bank, **kw), 5)
-    run2 = take(pipeline.make_train_dataset(source, bank, **kw), 5)
-    resumed = take(pipeline.make_train_dataset(source, bank, start_step=3, **kw), 2)
-    other_seed = take(pipeline.make_train_dataset(source, bank, **{**kw, "seed": 8}), 1)
-    for a, b in zip(run1, run2):
-      tf.nest.map_structure(np.testing.assert_array_equal, a, b)
-    for a, b in zip(run1[3:], resumed):
-      tf.nest.map_structure(np.testing.assert_array_equal, a, b)
-    self.assertFalse(np.array_equal(run1[0]["z"], other_seed[0]["z"]))
+    def test_deterministic_under_seed_and_resumable(self):
+        source = make_source()
+        _, bank = setup(source)
+        kw = dict(batch_size=4, image_size=8, noise_dim=3, seed=7)
+        run1 = take(pipeline.make_train_dataset(source, bank, **kw), 5)
+        run2 = take(pipeline.make_train_dataset(source, bank, **kw), 5)
+        resumed = take(pipeline.make_train_dataset(source, bank, start_step=3, **kw), 2)
+        other_seed = take(pipeline.make_train_dataset(source, bank, **{**kw, "seed": 8}), 1)
+        for a, b in zip(run1, run2):
+            tf.nest.map_structure(np.testing.assert_array_equal, a, b)
+        for a, b in zip(run1[3:], resumed):
+            tf.nest.map_structure(np.testing.assert_array_equal, a, b)
+        self.assertFalse(np.array_equal(run1[0]["z"], other_seed[0]["z"]))
 
-  def test_long_captions_keep_random_positions_in_order(self):
-    source = make_source(long_captions=True)
-    tok, bank = setup(source, max_length=18)
-    batch = take(pipeline.make_train_dataset(source, bank, batch_size=4, image_size=8), 1)[0]
-    for row in batch["caption_ids"]:
-      words = tok.decode([row])[0].split()
-      self.assertLen(words, 18)
-      positions = [int(w.split("t")[-1]) for w in words]
-      self.assertEqual(positions, sorted(positions))
-      self.assertLen(set(positions), 18)
-      self.assertNotEqual(positions, list(range(18)))   # not simply the prefix
+    def test_long_captions_keep_random_positions_in_order(self):
+        source = make_source(long_captions=True)
+        tok, bank = setup(source, max_length=18)
+        batch = take(pipeline.make_train_dataset(source, bank, batch_size=4, image_size=8), 1)[0]
+        for row in batch["caption_ids"]:
+            words = tok.decode([row])[0].split()
+            self.assertLen(words, 18)
+            positions = [int(w.split("t")[-1]) for w in words]
+            self.assertEqual(positions, sorted(positions))
+            self.assertLen(set(positions), 18)
+            self.assertNotEqual(positions, list(range(18)))   # not simply the prefix
 
-  def test_select_words_short_caption_is_padded_unchanged(self):
-    out = pipeline.select_words(tf.constant([5, 6, 7, 0, 0], tf.int32), tf.constant(3), 4,
-                                tf.constant([1, 2], tf.int64))
-    np.testing.assert_array_equal(out.numpy(), [5, 6, 7, 0])
+    def test_select_words_short_caption_is_padded_unchanged(self):
+        out = pipeline.select_words(tf.constant([5, 6, 7, 0, 0], tf.int32), tf.constant(3), 4,
+                                    tf.constant([1, 2], tf.int64))
+        np.testing.assert_array_equal(out.numpy(), [5, 6, 7, 0])
 
-  def test_eval_dataset_one_pass_in_order(self):
-    source = make_source(n=10)
-    tok, bank = setup(source)
-    batches = take(pipeline.make_eval_dataset(source, bank, batch_size=4, image_size=8,
-                                              caption_index=2), 10)
-    self.assertLen(batches, 3)
-    ids = np.concatenate([b["image_id"] for b in batches])
-    np.testing.assert_array_equal(ids, np.arange(100, 110))
-    self.assertEqual(owner(tok, batches[0]["caption_ids"][1]), (1, 2))
+    def test_eval_dataset_one_pass_in_order(self):
+        source = make_source(n=10)
+        tok, bank = setup(source)
+        batches = take(pipeline.make_eval_dataset(source, bank, batch_size=4, image_size=8,
+                                                  caption_index=2), 10)
+        self.assertLen(batches, 3)
+        ids = np.concatenate([b["image_id"] for b in batches])
+        np.testing.assert_array_equal(ids, np.arange(100, 110))
+        self.assertEqual(owner(tok, batches[0]["caption_ids"][1]), (1, 2))
 
-  def test_resize_when_source_size_differs(self):
-    source = make_source(size=16)
-    _, bank = setup(source)
-    batch = take(pipeline.make_train_dataset(source, bank, batch_size=2, image_size=8), 1)[0]
-    self.assertEqual(batch["real_images"].shape, (2, 8, 8, 3))
+    def test_resize_when_source_size_differs(self):
+        source = make_source(size=16)
+        _, bank = setup(source)
+        batch = take(pipeline.make_train_dataset(source, bank, batch_size=2, image_size=8), 1)[0]
+        self.assertEqual(batch["real_images"].shape, (2, 8, 8, 3))
 
-  def test_bad_sources_are_rejected(self):
-    with self.assertRaisesRegex(ValueError, "empty"):
-      pipeline.ImageCaptionSource(np.zeros((0, 4, 4, 3), np.uint8), [], np.zeros(0),
-                                  np.zeros(0))
-    with self.assertRaisesRegex(ValueError, "uint8"):
-      pipeline.ImageCaptionSource(np.zeros((1, 4, 4, 3), np.float32), [["a"]], np.zeros(1),
-                                  np.zeros(1))
+    def test_bad_sources_are_rejected(self):
+        with self.assertRaisesRegex(ValueError, "empty"):
+            pipeline.ImageCaptionSource(np.zeros((0, 4, 4, 3), np.uint8), [], np.zeros(0),
+                                        np.zeros(0))
+        with self.assertRaisesRegex(ValueError, "uint8"):
+            pipeline.ImageCaptionSource(np.zeros((1, 4, 4, 3), np.float32), [["a"]], np.zeros(1),
+                                        np.zeros(1))

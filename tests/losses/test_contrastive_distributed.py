@@ -1,8 +1,7 @@
 """NT-Xent under MirroredStrategy over two logical CPU devices.
 
-Logical devices can only be configured before TensorFlow initialises its
-runtime, so this happens at import, which pytest does while collecting, before
-any test runs. If another module initialised TensorFlow first, the tests skip.
+tests/conftest.py splits the CPU into two logical devices before TensorFlow
+initialises; run outside pytest, the tests skip when fewer than two exist.
 """
 
 import numpy as np
@@ -11,18 +10,6 @@ from absl.testing import parameterized
 
 from tf_t2i.losses import contrastive
 
-
-def _split_cpu_in_two():
-    cpus = tf.config.list_physical_devices('CPU')
-    try:
-        tf.config.set_logical_device_configuration(
-            cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
-    except RuntimeError:
-        # The runtime is already initialised; setUp decides whether to skip.
-        pass
-
-
-_split_cpu_in_two()
 
 _GLOBAL_BATCH = 6
 _DIM = 5
@@ -34,9 +21,8 @@ class DistributedNTXentTest(tf.test.TestCase, parameterized.TestCase):
         super().setUp()
         cpus = tf.config.list_logical_devices('CPU')
         if len(cpus) < 2:
-            self.skipTest('TensorFlow was initialised before this module could '
-                          'split the CPU into two logical devices; run this file in '
-                          'its own process.')
+            self.skipTest('needs two logical CPU devices (tests/conftest.py makes '
+                          'them under pytest).')
         self.strategy = tf.distribute.MirroredStrategy(
             [cpus[0].name, cpus[1].name])
         rng = np.random.default_rng(7)

@@ -7,25 +7,25 @@ from tf_t2i.models.text_encoder import DAMSMTextEncoder
 
 
 def build_text_encoder(cfg: config_lib.ExperimentConfig, vocab_size: int) -> DAMSMTextEncoder:
-  return DAMSMTextEncoder(vocab_size=vocab_size, embedding_dim=cfg.text.embedding_dim,
-                          hidden_dim=cfg.text.hidden_dim, dropout=cfg.text.dropout,
-                          name="text_encoder")
+    return DAMSMTextEncoder(vocab_size=vocab_size, embedding_dim=cfg.text.embedding_dim,
+                            hidden_dim=cfg.text.hidden_dim, dropout=cfg.text.dropout,
+                            name="text_encoder")
 
 
 def build_image_encoder(cfg: config_lib.ExperimentConfig) -> DAMSMImageEncoder:
-  return DAMSMImageEncoder(backbone=cfg.image_encoder.backbone,
-                           embedding_dim=cfg.text.hidden_dim,
-                           weights_path=cfg.image_encoder.weights_path or None,
-                           small_cnn_width=cfg.image_encoder.small_cnn_width,
-                           name="image_encoder")
+    return DAMSMImageEncoder(backbone=cfg.image_encoder.backbone,
+                             embedding_dim=cfg.text.hidden_dim,
+                             weights_path=cfg.image_encoder.weights_path or None,
+                             small_cnn_width=cfg.image_encoder.small_cnn_width,
+                             name="image_encoder")
 
 
 def build_generator(cfg: config_lib.ExperimentConfig, name: str = "generator") -> SSAGANGenerator:
-  return SSAGANGenerator(ngf=cfg.generator.ngf, z_dim=cfg.generator.z_dim,
-                         sentence_dim=cfg.text.hidden_dim, image_size=cfg.data.image_size,
-                         name=name)
+    return SSAGANGenerator(ngf=cfg.generator.ngf, z_dim=cfg.generator.z_dim,
+                           sentence_dim=cfg.text.hidden_dim, image_size=cfg.data.image_size,
+                           name=name)
 
 
 def build_discriminator(cfg: config_lib.ExperimentConfig) -> SSAGANDiscriminator:
-  return SSAGANDiscriminator(ndf=cfg.discriminator.ndf, sentence_dim=cfg.text.hidden_dim,
-                             image_size=cfg.data.image_size, name="discriminator")
+    return SSAGANDiscriminator(ndf=cfg.discriminator.ndf, sentence_dim=cfg.text.hidden_dim,
+                               image_size=cfg.data.image_size, name="discriminator")

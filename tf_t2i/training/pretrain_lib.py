@@ -29,133 +29,133 @@ RESULTS_FILENAME = "r_precision.json"
 
 def load_or_build_tokenizer(cfg: config_lib.ExperimentConfig, model_dir: str,
                             train_source: pipeline.ImageCaptionSource):
-  """Reuses the run's vocabulary when resuming, so token ids never shift."""
-  if os.path.exists(os.path.join(model_dir, tokenizer_lib.VOCAB_FILENAME)):
-    return tokenizer_lib.CaptionTokenizer.load(model_dir, cfg.data.max_caption_length)
-  tok = tokenizer_lib.CaptionTokenizer.build(train_source.all_captions(),
-                                             cfg.data.max_caption_length,
-                                             cfg.text.min_word_count)
-  tok.save(model_dir)
-  return tok
+    """Reuses the run's vocabulary when resuming, so token ids never shift."""
+    if os.path.exists(os.path.join(model_dir, tokenizer_lib.VOCAB_FILENAME)):
+        return tokenizer_lib.CaptionTokenizer.load(model_dir, cfg.data.max_caption_length)
+    tok = tokenizer_lib.CaptionTokenizer.build(train_source.all_captions(),
+                                               cfg.data.max_caption_length,
+                                               cfg.text.min_word_count)
+    tok.save(model_dir)
+    return tok
 
 
 def build_encoders(cfg: config_lib.ExperimentConfig, vocab_size: int):
-  """Builds both encoders and runs them once so their weights exist."""
-  text_encoder = factory.build_text_encoder(cfg, vocab_size)
-  image_encoder = factory.build_image_encoder(cfg)
-  size = cfg.data.image_size
-  text_encoder(tf.zeros([1, cfg.data.max_caption_length], tf.int32), training=False)
-  image_encoder(tf.zeros([1, size, size, 3]), training=False)
-  return text_encoder, image_encoder
+    """Builds both encoders and runs them once so their weights exist."""
+    text_encoder = factory.build_text_encoder(cfg, vocab_size)
+    image_encoder = factory.build_image_encoder(cfg)
+    size = cfg.data.image_size
+    text_encoder(tf.zeros([1, cfg.data.max_caption_length], tf.int32), training=False)
+    image_encoder(tf.zeros([1, size, size, 3]), training=False)
+    return text_encoder, image_encoder
 
 
 def describe(cfg: config_lib.ExperimentConfig, vocab_size: int) -> Dict[str, int]:
-  """Trainable parameter counts of the models this run would build (for --dry_run)."""
-  text_encoder, image_encoder = build_encoders(cfg, vocab_size)
-  return {"text_encoder": runtime.count_params(text_encoder),
-          "image_encoder": runtime.count_params(image_encoder)}
+    """Trainable parameter counts of the models this run would build (for --dry_run)."""
+    text_encoder, image_encoder = build_encoders(cfg, vocab_size)
+    return {"text_encoder": runtime.count_params(text_encoder),
+            "image_encoder": runtime.count_params(image_encoder)}
 
 
 def encode_split(text_encoder, image_encoder, source, bank, cfg, batch_size=100,
                  caption_index=None, seed=0):
-  """(global codes [N,D], sentence embeddings [N,D]) of a split, one caption per image."""
-  ds = pipeline.make_eval_dataset(source, bank, batch_size=batch_size,
-                                  image_size=cfg.data.image_size,
-                                  max_length=cfg.data.max_caption_length, seed=seed,
-                                  caption_index=caption_index)
+    """(global codes [N,D], sentence embeddings [N,D]) of a split, one caption per image."""
+    ds = pipeline.make_eval_dataset(source, bank, batch_size=batch_size,
+                                    image_size=cfg.data.image_size,
+                                    max_length=cfg.data.max_caption_length, seed=seed,
+                                    caption_index=caption_index)
 
-  @tf.function
-  def encode(batch):
-    _, sentence = text_encoder(batch["caption_ids"], training=False)
-    _, code = image_encoder(batch["real_images"], training=False)
-    return code, sentence
+    @tf.function
+    def encode(batch):
+        _, sentence = text_encoder(batch["caption_ids"], training=False)
+        _, code = image_encoder(batch["real_images"], training=False)
+        return code, sentence
 
-  codes, sentences = [], []
-  for batch in ds:
-    c, s = encode(batch)
-    codes.append(c.numpy())
-    sentences.append(s.numpy())
-  return np.concatenate(codes), np.concatenate(sentences)
+    codes, sentences = [], []
+    for batch in ds:
+        c, s = encode(batch)
+        codes.append(c.numpy())
+        sentences.append(s.numpy())
+    return np.concatenate(codes), np.concatenate(sentences)
 
 
 def evaluate_retrieval(text_encoder, image_encoder, source, tokenizer, cfg, seed=0):
-  bank = pipeline.CaptionBank(source, tokenizer)
-  codes, sentences = encode_split(text_encoder, image_encoder, source, bank, cfg, seed=seed)
-  return r_precision_lib.r_precision(codes, sentences, class_ids=source.class_ids,
-                                     num_candidates=cfg.train.eval_candidates,
-                                     folds=cfg.train.eval_folds, seed=seed)
+    bank = pipeline.CaptionBank(source, tokenizer)
+    codes, sentences = encode_split(text_encoder, image_encoder, source, bank, cfg, seed=seed)
+    return r_precision_lib.r_precision(codes, sentences, class_ids=source.class_ids,
+                                       num_candidates=cfg.train.eval_candidates,
+                                       folds=cfg.train.eval_folds, seed=seed)
 
 
 def run_pretraining(cfg: config_lib.ExperimentConfig, model_dir: str,
                     strategy: tf.distribute.Strategy = None, verbose: int = 1) -> Dict:
-  """Trains (or resumes) DAMSM encoders to cfg.train.steps, then evaluates R-precision.
+    """Trains (or resumes) DAMSM encoders to cfg.train.steps, then evaluates R-precision.
 
-  Returns:
-    The results dict also written to `<model_dir>/r_precision.json`.
-  """
-  strategy = strategy or runtime.make_strategy(cfg.runtime)
-  runtime.set_precision(cfg.runtime)
-  keras.utils.set_random_seed(cfg.train.seed)
-  config_lib.save_config(cfg, model_dir)
+    Returns:
+      The results dict also written to `<model_dir>/r_precision.json`.
+    """
+    strategy = strategy or runtime.make_strategy(cfg.runtime)
+    runtime.set_precision(cfg.runtime)
+    keras.utils.set_random_seed(cfg.train.seed)
+    config_lib.save_config(cfg, model_dir)
 
-  started = time.time()
-  train_source = sources.load_source(cfg.data, "train")
-  test_source = sources.load_source(cfg.data, "test")
-  runtime.log_info(f"Data: {len(train_source)} train / {len(test_source)} test images "
-                   f"({time.time() - started:.1f}s).")
-  tok = load_or_build_tokenizer(cfg, model_dir, train_source)
-  bank = pipeline.CaptionBank(train_source, tok)
+    started = time.time()
+    train_source = sources.load_source(cfg.data, "train")
+    test_source = sources.load_source(cfg.data, "test")
+    runtime.log_info(f"Data: {len(train_source)} train / {len(test_source)} test images "
+                     f"({time.time() - started:.1f}s).")
+    tok = load_or_build_tokenizer(cfg, model_dir, train_source)
+    bank = pipeline.CaptionBank(train_source, tok)
 
-  images_per_epoch = len(train_source)
-  steps_per_data_epoch = max(1, images_per_epoch // cfg.train.batch_size)
-  with strategy.scope():
-    text_encoder, image_encoder = build_encoders(cfg, tok.vocab_size)
-    pretrainer = damsm.DAMSMPretrainer(
-        text_encoder, image_encoder, gamma1=cfg.loss.gamma1, gamma2=cfg.loss.gamma2,
-        gamma3=cfg.loss.gamma3, text_contrastive_weight=cfg.loss.text_contrastive_weight,
-        temperature=cfg.loss.contrastive_temperature, text_grad_clip=cfg.train.text_grad_clip)
-    schedule = damsm.StepDecay(cfg.train.damsm_learning_rate, steps_per_data_epoch,
-                               cfg.train.damsm_lr_decay)
-    optimizer = keras.optimizers.Adam(schedule, beta_1=cfg.train.damsm_beta1,
-                                      beta_2=cfg.train.damsm_beta2)
-    pretrainer.compile(optimizer=optimizer, jit_compile=cfg.runtime.jit_compile)
-    optimizer.build(text_encoder.trainable_variables + image_encoder.trainable_variables)
-    handle = checkpoints.CheckpointHandle(model_dir, cfg.train.max_checkpoints,
-                                          text_encoder=text_encoder,
-                                          image_encoder=image_encoder, optimizer=optimizer)
-    restored = handle.restore_or_initialize()
+    images_per_epoch = len(train_source)
+    steps_per_data_epoch = max(1, images_per_epoch // cfg.train.batch_size)
+    with strategy.scope():
+        text_encoder, image_encoder = build_encoders(cfg, tok.vocab_size)
+        pretrainer = damsm.DAMSMPretrainer(
+            text_encoder, image_encoder, gamma1=cfg.loss.gamma1, gamma2=cfg.loss.gamma2,
+            gamma3=cfg.loss.gamma3, text_contrastive_weight=cfg.loss.text_contrastive_weight,
+            temperature=cfg.loss.contrastive_temperature, text_grad_clip=cfg.train.text_grad_clip)
+        schedule = damsm.StepDecay(cfg.train.damsm_learning_rate, steps_per_data_epoch,
+                                   cfg.train.damsm_lr_decay)
+        optimizer = keras.optimizers.Adam(schedule, beta_1=cfg.train.damsm_beta1,
+                                          beta_2=cfg.train.damsm_beta2)
+        pretrainer.compile(optimizer=optimizer, jit_compile=cfg.runtime.jit_compile)
+        optimizer.build(text_encoder.trainable_variables + image_encoder.trainable_variables)
+        handle = checkpoints.CheckpointHandle(model_dir, cfg.train.max_checkpoints,
+                                              text_encoder=text_encoder,
+                                              image_encoder=image_encoder, optimizer=optimizer)
+        restored = handle.restore_or_initialize()
 
-  step_fn = lambda: int(optimizer.iterations.numpy())
-  start_step = step_fn()
-  runtime.log_info(f"{'Resuming from ' + restored if restored else 'Starting'} at step "
-                   f"{start_step} of {cfg.train.steps}.")
-  if start_step < cfg.train.steps:
-    ds = pipeline.make_train_dataset(train_source, bank, batch_size=cfg.train.batch_size,
-                                     image_size=cfg.data.image_size,
-                                     max_length=cfg.data.max_caption_length,
-                                     seed=cfg.train.seed, start_step=start_step)
-    spe = cfg.train.steps_per_epoch
-    guard = checkpoints.NonFiniteGuard(step_fn)
-    callbacks = [
-        guard,
-        checkpoints.PeriodicCheckpoint(handle, step_fn, cfg.train.checkpoint_every),
-        checkpoints.StopAtStep(step_fn, cfg.train.steps),
-        keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), update_freq=spe),
-    ]
-    pretrainer.fit(ds, epochs=math.ceil(cfg.train.steps / spe), steps_per_epoch=spe,
-                   initial_epoch=start_step // spe, callbacks=callbacks, verbose=verbose)
-    if guard.message:
-      raise FloatingPointError(guard.message)
-  train_seconds = time.time() - started
+    step_fn = lambda: int(optimizer.iterations.numpy())
+    start_step = step_fn()
+    runtime.log_info(f"{'Resuming from ' + restored if restored else 'Starting'} at step "
+                     f"{start_step} of {cfg.train.steps}.")
+    if start_step < cfg.train.steps:
+        ds = pipeline.make_train_dataset(train_source, bank, batch_size=cfg.train.batch_size,
+                                         image_size=cfg.data.image_size,
+                                         max_length=cfg.data.max_caption_length,
+                                         seed=cfg.train.seed, start_step=start_step)
+        spe = cfg.train.steps_per_epoch
+        guard = checkpoints.NonFiniteGuard(step_fn)
+        callbacks = [
+            guard,
+            checkpoints.PeriodicCheckpoint(handle, step_fn, cfg.train.checkpoint_every),
+            checkpoints.StopAtStep(step_fn, cfg.train.steps),
+            keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), update_freq=spe),
+        ]
+        pretrainer.fit(ds, epochs=math.ceil(cfg.train.steps / spe), steps_per_epoch=spe,
+                       initial_epoch=start_step // spe, callbacks=callbacks, verbose=verbose)
+        if guard.message:
+            raise FloatingPointError(guard.message)
+    train_seconds = time.time() - started
 
-  results = evaluate_retrieval(text_encoder, image_encoder, test_source, tok, cfg,
-                               seed=cfg.train.seed)
-  results.update({"split": "test", "step": step_fn(), "train_seconds": round(train_seconds, 1),
-                  "num_candidates": cfg.train.eval_candidates, "folds": cfg.train.eval_folds})
-  path = os.path.join(model_dir, RESULTS_FILENAME)
-  with open(path + ".tmp", "w") as f:
-    json.dump(results, f, indent=2)
-  os.replace(path + ".tmp", path)
-  runtime.log_info(f"Real-image R-precision on the test split: {results['r_precision']:.4f} "
-                   f"+- {results['r_precision_std']:.4f} (written to {path}).")
-  return results
+    results = evaluate_retrieval(text_encoder, image_encoder, test_source, tok, cfg,
+                                 seed=cfg.train.seed)
+    results.update({"split": "test", "step": step_fn(), "train_seconds": round(train_seconds, 1),
+                    "num_candidates": cfg.train.eval_candidates, "folds": cfg.train.eval_folds})
+    path = os.path.join(model_dir, RESULTS_FILENAME)
+    with open(path + ".tmp", "w") as f:
+        json.dump(results, f, indent=2)
+    os.replace(path + ".tmp", path)
+    runtime.log_info(f"Real-image R-precision on the test split: {results['r_precision']:.4f} "
+                     f"+- {results['r_precision_std']:.4f} (written to {path}).")
+    return results
