@@ -91,8 +91,10 @@ class FlagsTest(parameterized.TestCase, tf.test.TestCase):
     @parameterized.parameters(*CONFIG_FILES)
     def test_every_config_file_parses_and_validates(self, path):
         cfg = parse_flagfile(path)
-        if cfg.train.task == "gan":
+        if cfg.train.task in ("gan", "captioner"):
             cfg = cfg.replace(runtime={"damsm_dir": "/some/damsm/run"})
+        if cfg.loss.recap_weight > 0:
+            cfg = cfg.replace(runtime={"captioner_dir": "/some/captioner/run"})
         if cfg.data.dataset in ("cub", "coco"):
             cfg = cfg.replace(data={"manual_dir": "/some/raw/data"})
         cfg.validate()

@@ -32,7 +32,7 @@ IMAGE_BACKBONES = ("small_cnn", "inception_v3")
 GEN_ARCHS = ("ssagan",)
 MA_GP_MODES = ("separate_step", "joint")
 MIXED_PRECISION = ("none", "mixed_bfloat16", "mixed_float16")
-TASKS = ("damsm", "gan")
+TASKS = ("damsm", "captioner", "gan")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +88,29 @@ class ImageEncoderConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class CaptionerConfig:
+    """Captioning model of the re-captioning loss (pretrained with --train_task=captioner)."""
+    backbone: str = _field("small_cnn", "Captioner image encoder backbone.", IMAGE_BACKBONES)
+    embed_dim: int = _field(256, "Captioner width.")
+    num_layers: int = _field(2, "TransformerDecoder layers.")
+    num_heads: int = _field(4, "Attention heads.")
+    intermediate_dim: int = _field(512, "Feed-forward width.")
+    dropout: float = _field(0.1, "Decoder dropout.")
+    small_cnn_width: int = _field(64, "Width of the small_cnn backbone.")
+    learning_rate: float = _field(1e-3, "Captioner pretraining Adam learning rate.")
+
+    def validate(self):
+        _check_choices(self)
+        _check_positive(self, "embed_dim", "num_layers", "num_heads", "intermediate_dim",
+                        "small_cnn_width", "learning_rate")
+        if self.embed_dim % self.num_heads:
+            raise ConfigError(f"captioner.embed_dim={self.embed_dim} must be divisible by "
+                              f"captioner.num_heads={self.num_heads}.")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"captioner.dropout must be in [0, 1), got {self.dropout}.")
+
+
+@dataclasses.dataclass(frozen=True)
 class GeneratorConfig:
     arch: str = _field("ssagan", "Generator architecture.", GEN_ARCHS)
     z_dim: int = _field(100, "Noise dimension.")
@@ -114,6 +137,9 @@ class LossConfig:
     f2f_weight: float = _field(0.0, "Weight of the fake-to-fake NT-Xent term.")
     recap_weight: float = _field(0.0, "Weight of the re-captioning term.")
     contrastive_temperature: float = _field(0.5, "NT-Xent temperature tau.")
+    contrastive_projection_dim: int = _field(0, "F2R/F2F: width of a learned projection "
+                                             "head on the image codes; 0 compares the frozen "
+                                             "DAMSM codes directly (the default, as T2I_CL).")
     text_contrastive_weight: float = _field(1.0, "DAMSM pretraining: weight of the text "
                                             "NT-Xent between two captions (Ye et al. 2021).")
     gamma1: float = _field(4.0, "DAMSM attention sharpness over regions.")
@@ -191,6 +217,7 @@ class ExperimentConfig:
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     text: TextConfig = dataclasses.field(default_factory=TextConfig)
     image_encoder: ImageEncoderConfig = dataclasses.field(default_factory=ImageEncoderConfig)
+    captioner: CaptionerConfig = dataclasses.field(default_factory=CaptionerConfig)
     generator: GeneratorConfig = dataclasses.field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = dataclasses.field(default_factory=DiscriminatorConfig)
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
@@ -200,6 +227,12 @@ class ExperimentConfig:
     def validate(self) -> "ExperimentConfig":
         for section in SECTIONS:
             getattr(self, section).validate()
+        if self.train.task == "captioner" and not self.runtime.damsm_dir:
+            raise ConfigError("Captioner pretraining needs --damsm_dir: the DAMSM run whose "
+                              "vocabulary the captions are tokenized with.")
+        if self.train.task == "gan" and self.loss.recap_weight > 0 and not self.runtime.captioner_dir:
+            raise ConfigError("loss.recap_weight > 0 needs --captioner_dir: a captioner run "
+                              "(`python -m tf_t2i.pretrain --train_task=captioner ...`).")
         if self.train.task == "gan" and not self.runtime.damsm_dir:
             raise ConfigError("GAN training needs --damsm_dir: the model_dir of a DAMSM "
                               "pretraining run (`python -m tf_t2i.pretrain ...`), whose text "
@@ -251,6 +284,7 @@ SECTION_CLASSES = {
     "data": DataConfig,
     "text": TextConfig,
     "image_encoder": ImageEncoderConfig,
+    "captioner": CaptionerConfig,
     "generator": GeneratorConfig,
     "discriminator": DiscriminatorConfig,
     "loss": LossConfig,

@@ -25,6 +25,7 @@ FLAG_PREFIXES = {
     "data": "data",
     "text": "text",
     "image_encoder": "image_encoder",
+    "captioner": "captioner",
     "generator": "gen",
     "discriminator": "disc",
     "loss": "loss",

@@ -12,16 +12,35 @@ from absl import flags
 from tf_t2i import flags as t2i_flags
 
 FLAGS = flags.FLAGS
+flags.DEFINE_enum("task", None, ["damsm", "captioner"],
+                  "What to pretrain (alias of --train_task): the DAMSM encoders (default) or "
+                  "the captioner of the re-captioning loss (needs --damsm_dir).")
 
 
 def main(argv):
-    cfg = t2i_flags.resolve_config(argv, "damsm")
-    print("Pretraining DAMSM encoders with config:\n" + cfg.to_json(), flush=True)
+    task = FLAGS.task or (FLAGS.train_task if FLAGS.train_task in ("damsm", "captioner")
+                          else "damsm")
+    cfg = t2i_flags.resolve_config(argv, task)
+    what = "DAMSM encoders" if task == "damsm" else "the captioner"
+    print(f"Pretraining {what} with config:\n" + cfg.to_json(), flush=True)
     # Heavy imports only once the flags are known to be valid.
     from tf_t2i.data import sources  # pylint: disable=g-import-not-at-top
     from tf_t2i.data import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
+    from tf_t2i.training import captioner_lib  # pylint: disable=g-import-not-at-top
     from tf_t2i.training import pretrain_lib  # pylint: disable=g-import-not-at-top
     input_errors = (tokenizer_lib.EmptyCaptionError,)
+    if task == "captioner":
+        if FLAGS.dry_run:
+            vocab = t2i_flags.run_or_fail(tokenizer_lib.CaptionTokenizer.load, input_errors,
+                                          cfg.runtime.damsm_dir)
+            captioner = captioner_lib.build_captioner(cfg, vocab.vocab_size)
+            print(f"  captioner: {sum(int(w.numpy().size) for w in captioner.trainable_weights):,}"
+                  " trainable parameters")
+            return
+        model_dir = t2i_flags.require_model_dir()
+        t2i_flags.run_or_fail(captioner_lib.run_captioner_pretraining, input_errors, cfg,
+                              model_dir)
+        return
     if FLAGS.dry_run:
         source = t2i_flags.run_or_fail(sources.load_source, input_errors, cfg.data, "train")
         vocab = tokenizer_lib.CaptionTokenizer.build(source.all_captions(),

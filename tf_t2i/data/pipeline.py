@@ -28,248 +28,248 @@ _MISMATCH_TRIES = 16
 
 @dataclasses.dataclass
 class ImageCaptionSource:
-  """A split held in memory.
+    """A split held in memory.
 
-  Attributes:
-    images: uint8 [N, S, S, 3].
-    captions: N lists of C caption strings.
-    image_ids: int64 [N].
-    class_ids: int64 [N]; NO_CLASS (-1) where the dataset has no classes.
-    attributes: optional dict of int arrays [N, ...] (ground truth of the shapes dataset).
-    name: for messages.
-  """
-  images: np.ndarray
-  captions: List[List[str]]
-  image_ids: np.ndarray
-  class_ids: np.ndarray
-  attributes: Optional[Dict[str, np.ndarray]] = None
-  name: str = "dataset"
+    Attributes:
+      images: uint8 [N, S, S, 3].
+      captions: N lists of C caption strings.
+      image_ids: int64 [N].
+      class_ids: int64 [N]; NO_CLASS (-1) where the dataset has no classes.
+      attributes: optional dict of int arrays [N, ...] (ground truth of the shapes dataset).
+      name: for messages.
+    """
+    images: np.ndarray
+    captions: List[List[str]]
+    image_ids: np.ndarray
+    class_ids: np.ndarray
+    attributes: Optional[Dict[str, np.ndarray]] = None
+    name: str = "dataset"
 
-  def __post_init__(self):
-    n = len(self.images)
-    if n == 0:
-      raise ValueError(f"{self.name}: the split is empty.")
-    if len(self.captions) != n or len(self.image_ids) != n or len(self.class_ids) != n:
-      raise ValueError(f"{self.name}: {n} images but {len(self.captions)} caption lists, "
-                       f"{len(self.image_ids)} ids and {len(self.class_ids)} class ids.")
-    if self.images.dtype != np.uint8 or self.images.ndim != 4 or self.images.shape[-1] != 3:
-      raise ValueError(f"{self.name}: images must be uint8 [N,H,W,3], got "
-                       f"{self.images.dtype} {self.images.shape}.")
+    def __post_init__(self):
+        n = len(self.images)
+        if n == 0:
+            raise ValueError(f"{self.name}: the split is empty.")
+        if len(self.captions) != n or len(self.image_ids) != n or len(self.class_ids) != n:
+            raise ValueError(f"{self.name}: {n} images but {len(self.captions)} caption lists, "
+                             f"{len(self.image_ids)} ids and {len(self.class_ids)} class ids.")
+        if self.images.dtype != np.uint8 or self.images.ndim != 4 or self.images.shape[-1] != 3:
+            raise ValueError(f"{self.name}: images must be uint8 [N,H,W,3], got "
+                             f"{self.images.dtype} {self.images.shape}.")
 
-  def __len__(self):
-    return len(self.images)
+    def __len__(self):
+        return len(self.images)
 
-  @property
-  def captions_per_image(self) -> int:
-    return len(self.captions[0])
+    @property
+    def captions_per_image(self) -> int:
+        return len(self.captions[0])
 
-  def all_captions(self) -> List[str]:
-    return [c for caps in self.captions for c in caps]
+    def all_captions(self) -> List[str]:
+        return [c for caps in self.captions for c in caps]
 
 
 class CaptionBank:
-  """Every caption of a split as token ids, for in-graph sampling.
+    """Every caption of a split as token ids, for in-graph sampling.
 
-  Args:
-    source: the split.
-    tokenizer: the vocabulary.
-  """
+    Args:
+      source: the split.
+      tokenizer: the vocabulary.
+    """
 
-  def __init__(self, source: ImageCaptionSource, tokenizer: tokenizer_lib.CaptionTokenizer):
-    ids, lengths = tokenizer_lib.encode_caption_bank(tokenizer, source.captions, source.name)
-    self.ids = ids            # int32 [N, C, L]
-    self.lengths = lengths    # int32 [N, C]
-    self.class_ids = np.asarray(source.class_ids, np.int64)
-    self.num_images, self.captions_per_image, self.max_tokens = ids.shape
+    def __init__(self, source: ImageCaptionSource, tokenizer: tokenizer_lib.CaptionTokenizer):
+        ids, lengths = tokenizer_lib.encode_caption_bank(tokenizer, source.captions, source.name)
+        self.ids = ids            # int32 [N, C, L]
+        self.lengths = lengths    # int32 [N, C]
+        self.class_ids = np.asarray(source.class_ids, np.int64)
+        self.num_images, self.captions_per_image, self.max_tokens = ids.shape
 
 
 def select_words(ids, length, max_length, seed):
-  """Keeps T tokens of a caption: all if it is short, else T random positions in order.
+    """Keeps T tokens of a caption: all if it is short, else T random positions in order.
 
-  This is AttnGAN's `get_caption` rule for captions longer than WORDS_NUM.
+    This is AttnGAN's `get_caption` rule for captions longer than WORDS_NUM.
 
-  Args:
-    ids: int32 [L] token ids, zero padded.
-    length: int32 scalar, the caption's length.
-    max_length: T.
-    seed: stateless seed [2].
+    Args:
+      ids: int32 [L] token ids, zero padded.
+      length: int32 scalar, the caption's length.
+      max_length: T.
+      seed: stateless seed [2].
 
-  Returns:
-    int32 [T], zero padded.
-  """
-  positions = tf.range(tf.shape(ids)[0])
-  scores = tf.random.stateless_uniform(tf.shape(ids), seed=seed)
-  # Padding positions get score -1 so they are never kept over real words.
-  scores = tf.where(positions < length, scores, -1.0)
-  keep = tf.sort(tf.math.top_k(scores, k=tf.minimum(max_length, tf.shape(ids)[0])).indices)
-  kept = tf.gather(ids, keep)
-  kept = tf.where(tf.range(tf.shape(keep)[0]) < length, kept, 0)
-  pad = max_length - tf.shape(kept)[0]
-  return tf.pad(kept, [[0, pad]])
+    Returns:
+      int32 [T], zero padded.
+    """
+    positions = tf.range(tf.shape(ids)[0])
+    scores = tf.random.stateless_uniform(tf.shape(ids), seed=seed)
+    # Padding positions get score -1 so they are never kept over real words.
+    scores = tf.where(positions < length, scores, -1.0)
+    keep = tf.sort(tf.math.top_k(scores, k=tf.minimum(max_length, tf.shape(ids)[0])).indices)
+    kept = tf.gather(ids, keep)
+    kept = tf.where(tf.range(tf.shape(keep)[0]) < length, kept, 0)
+    pad = max_length - tf.shape(kept)[0]
+    return tf.pad(kept, [[0, pad]])
 
 
 def _element_fn(bank: CaptionBank, max_length: int, seed: int, noise_dim: int):
-  bank_ids = tf.constant(bank.ids)
-  bank_lengths = tf.constant(bank.lengths)
-  class_ids = tf.constant(bank.class_ids)
-  n = bank.num_images
-  c = bank.captions_per_image
+    bank_ids = tf.constant(bank.ids)
+    bank_lengths = tf.constant(bank.lengths)
+    class_ids = tf.constant(bank.class_ids)
+    n = bank.num_images
+    c = bank.captions_per_image
 
-  def caption(image, index, s):
-    at = tf.stack([image, tf.cast(index, tf.int64)])
-    return select_words(tf.gather_nd(bank_ids, at), tf.gather_nd(bank_lengths, at),
-                        max_length, s)
+    def caption(image, index, s):
+        at = tf.stack([image, tf.cast(index, tf.int64)])
+        return select_words(tf.gather_nd(bank_ids, at), tf.gather_nd(bank_lengths, at),
+                            max_length, s)
 
-  def fn(position, image):
-    base = tf.stack([tf.cast(seed, tf.int64), position])
-    seeds = tf.random.experimental.stateless_split(base, num=6)
-    first = tf.random.stateless_uniform([], seeds[0], 0, c, dtype=tf.int32)
-    # A different caption of the same image, uniformly among the other C - 1.
-    offset = tf.random.stateless_uniform([], seeds[1], 1, max(c, 2), dtype=tf.int32)
-    second = (first + offset) % c if c > 1 else first
+    def fn(position, image):
+        base = tf.stack([tf.cast(seed, tf.int64), position])
+        seeds = tf.random.experimental.stateless_split(base, num=6)
+        first = tf.random.stateless_uniform([], seeds[0], 0, c, dtype=tf.int32)
+        # A different caption of the same image, uniformly among the other C - 1.
+        offset = tf.random.stateless_uniform([], seeds[1], 1, max(c, 2), dtype=tf.int32)
+        second = (first + offset) % c if c > 1 else first
 
-    # Rejection sampling of another image, of another class where classes exist.
-    candidates = tf.random.stateless_uniform([_MISMATCH_TRIES], seeds[2], 0, n, dtype=tf.int64)
-    own_class = class_ids[image]
-    ok = tf.logical_and(
-        tf.not_equal(candidates, image),
-        tf.logical_or(tf.equal(own_class, NO_CLASS),
-                      tf.not_equal(tf.gather(class_ids, candidates), own_class)))
-    fallback = (image + 1) % n
-    other = tf.cond(tf.reduce_any(ok),
-                    lambda: tf.boolean_mask(candidates, ok)[0], lambda: fallback)
-    other_caption = tf.random.stateless_uniform([], seeds[3], 0, c, dtype=tf.int32)
+        # Rejection sampling of another image, of another class where classes exist.
+        candidates = tf.random.stateless_uniform([_MISMATCH_TRIES], seeds[2], 0, n, dtype=tf.int64)
+        own_class = class_ids[image]
+        ok = tf.logical_and(
+            tf.not_equal(candidates, image),
+            tf.logical_or(tf.equal(own_class, NO_CLASS),
+                          tf.not_equal(tf.gather(class_ids, candidates), own_class)))
+        fallback = (image + 1) % n
+        other = tf.cond(tf.reduce_any(ok),
+                        lambda: tf.boolean_mask(candidates, ok)[0], lambda: fallback)
+        other_caption = tf.random.stateless_uniform([], seeds[3], 0, c, dtype=tf.int32)
 
-    out = {
-        "index": image,
-        "caption_ids": caption(image, first, seeds[4]),
-        "caption_ids_2": caption(image, second, seeds[5]),
-        "mismatched_ids": caption(other, other_caption,
-                                  tf.random.experimental.stateless_fold_in(seeds[5], 1)),
-        "mismatched_index": other,
-    }
-    if noise_dim:
-      out["z"] = tf.random.stateless_normal(
-          [noise_dim], tf.random.experimental.stateless_fold_in(base, 7))
-    return out
+        out = {
+            "index": image,
+            "caption_ids": caption(image, first, seeds[4]),
+            "caption_ids_2": caption(image, second, seeds[5]),
+            "mismatched_ids": caption(other, other_caption,
+                                      tf.random.experimental.stateless_fold_in(seeds[5], 1)),
+            "mismatched_index": other,
+        }
+        if noise_dim:
+            out["z"] = tf.random.stateless_normal(
+                [noise_dim], tf.random.experimental.stateless_fold_in(base, 7))
+        return out
 
-  return fn
+    return fn
 
 
 def _index_stream(num_images: int, seed: int, start_position: int):
-  """(position, image index) pairs: epoch e is a permutation drawn from (seed, e)."""
-  start_epoch = start_position // num_images
-  offset = start_position % num_images
+    """(position, image index) pairs: epoch e is a permutation drawn from (seed, e)."""
+    start_epoch = start_position // num_images
+    offset = start_position % num_images
 
-  def epoch_indices(epoch):
-    keys = tf.random.stateless_uniform([num_images], seed=tf.stack([tf.cast(seed, tf.int64),
-                                                                    1_000_003 + epoch]))
-    return tf.data.Dataset.from_tensor_slices(tf.argsort(keys, stable=True))
+    def epoch_indices(epoch):
+        keys = tf.random.stateless_uniform([num_images], seed=tf.stack([tf.cast(seed, tf.int64),
+                                                                        1_000_003 + epoch]))
+        return tf.data.Dataset.from_tensor_slices(tf.argsort(keys, stable=True))
 
-  images = tf.data.Dataset.range(start_epoch, 2**62).flat_map(
-      lambda e: epoch_indices(e)).map(lambda i: tf.cast(i, tf.int64)).skip(offset)
-  positions = tf.data.Dataset.range(start_position, 2**62)
-  return tf.data.Dataset.zip(positions, images)
+    images = tf.data.Dataset.range(start_epoch, 2**62).flat_map(
+        lambda e: epoch_indices(e)).map(lambda i: tf.cast(i, tf.int64)).skip(offset)
+    positions = tf.data.Dataset.range(start_position, 2**62)
+    return tf.data.Dataset.zip(positions, images)
 
 
 def _attach_images(source: ImageCaptionSource, image_size: int):
-  images = source.images
-  image_ids = np.asarray(source.image_ids, np.int64)
-  class_ids = np.asarray(source.class_ids, np.int64)
-  attributes = source.attributes or {}
-  h, w = images.shape[1:3]
+    images = source.images
+    image_ids = np.asarray(source.image_ids, np.int64)
+    class_ids = np.asarray(source.class_ids, np.int64)
+    attributes = source.attributes or {}
+    h, w = images.shape[1:3]
 
-  def gather(idx):
-    return images[idx]
+    def gather(idx):
+        return images[idx]
 
-  def fn(batch):
-    idx = batch.pop("index")
-    mismatched = batch.pop("mismatched_index")
-    pixels = tf.numpy_function(gather, [idx], tf.uint8, stateful=False)
-    pixels.set_shape([None, h, w, 3])
-    real = tf.cast(pixels, tf.float32) / 127.5 - 1.0
-    if (h, w) != (image_size, image_size):
-      real = tf.clip_by_value(
-          tf.image.resize(real, [image_size, image_size], antialias=True), -1.0, 1.0)
-    batch["real_images"] = real
-    batch["image_id"] = tf.gather(tf.constant(image_ids), idx)
-    batch["class_id"] = tf.gather(tf.constant(class_ids), idx)
-    batch["mismatched_image_id"] = tf.gather(tf.constant(image_ids), mismatched)
-    if attributes:
-      batch["attributes"] = {k: tf.gather(tf.constant(v), idx) for k, v in attributes.items()}
-    return batch
+    def fn(batch):
+        idx = batch.pop("index")
+        mismatched = batch.pop("mismatched_index")
+        pixels = tf.numpy_function(gather, [idx], tf.uint8, stateful=False)
+        pixels.set_shape([None, h, w, 3])
+        real = tf.cast(pixels, tf.float32) / 127.5 - 1.0
+        if (h, w) != (image_size, image_size):
+            real = tf.clip_by_value(
+                tf.image.resize(real, [image_size, image_size], antialias=True), -1.0, 1.0)
+        batch["real_images"] = real
+        batch["image_id"] = tf.gather(tf.constant(image_ids), idx)
+        batch["class_id"] = tf.gather(tf.constant(class_ids), idx)
+        batch["mismatched_image_id"] = tf.gather(tf.constant(image_ids), mismatched)
+        if attributes:
+            batch["attributes"] = {k: tf.gather(tf.constant(v), idx) for k, v in attributes.items()}
+        return batch
 
-  return fn
+    return fn
 
 
 def make_train_dataset(source: ImageCaptionSource, bank: CaptionBank, *, batch_size: int,
                        image_size: int, max_length: int = 18, seed: int = 0,
                        start_step: int = 0, noise_dim: int = 0) -> tf.data.Dataset:
-  """The infinite, deterministic training stream of global batches.
+    """The infinite, deterministic training stream of global batches.
 
-  Args:
-    source: the split, in memory.
-    bank: its tokenized captions.
-    batch_size: global batch size B.
-    image_size: output side; images are resized (antialiased) when the source differs.
-    max_length: T.
-    seed: determines order, caption choices and noise.
-    start_step: first batch to emit (resume); batch k is identical whatever start_step.
-    noise_dim: when > 0, each element also carries `z` [B, noise_dim] ~ N(0, 1).
+    Args:
+      source: the split, in memory.
+      bank: its tokenized captions.
+      batch_size: global batch size B.
+      image_size: output side; images are resized (antialiased) when the source differs.
+      max_length: T.
+      seed: determines order, caption choices and noise.
+      start_step: first batch to emit (resume); batch k is identical whatever start_step.
+      noise_dim: when > 0, each element also carries `z` [B, noise_dim] ~ N(0, 1).
 
-  Returns:
-    A dataset of dicts: real_images float32 [B,S,S,3] in [-1,1]; caption_ids,
-    caption_ids_2, mismatched_ids int32 [B,T]; image_id, class_id,
-    mismatched_image_id int64 [B]; attributes (dict of [B,...]) when the source has
-    them; z float32 [B, noise_dim] when asked.
-  """
-  stream = _index_stream(len(source), seed, start_step * batch_size)
-  ds = stream.map(_element_fn(bank, max_length, seed, noise_dim),
-                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  ds = ds.batch(batch_size, drop_remainder=True)
-  ds = ds.map(_attach_images(source, image_size), num_parallel_calls=tf.data.AUTOTUNE,
-              deterministic=True)
-  options = tf.data.Options()
-  options.deterministic = True
-  options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-  return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+    Returns:
+      A dataset of dicts: real_images float32 [B,S,S,3] in [-1,1]; caption_ids,
+      caption_ids_2, mismatched_ids int32 [B,T]; image_id, class_id,
+      mismatched_image_id int64 [B]; attributes (dict of [B,...]) when the source has
+      them; z float32 [B, noise_dim] when asked.
+    """
+    stream = _index_stream(len(source), seed, start_step * batch_size)
+    ds = stream.map(_element_fn(bank, max_length, seed, noise_dim),
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch_size, drop_remainder=True)
+    ds = ds.map(_attach_images(source, image_size), num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True)
+    options = tf.data.Options()
+    options.deterministic = True
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
 def make_eval_dataset(source: ImageCaptionSource, bank: CaptionBank, *, batch_size: int,
                       image_size: int, max_length: int = 18, seed: int = 0,
                       caption_index: Optional[int] = None) -> tf.data.Dataset:
-  """One pass over the split in order, one caption per image (last batch may be short).
+    """One pass over the split in order, one caption per image (last batch may be short).
 
-  Args:
-    caption_index: which caption of each image; None draws one per image from the seed.
-  """
-  n, c = bank.num_images, bank.captions_per_image
-  rng = np.random.default_rng(seed)
-  choice = (np.full(n, caption_index, np.int32) if caption_index is not None
-            else rng.integers(0, c, n).astype(np.int32))
-  ids = tf.constant(bank.ids)
-  lengths = tf.constant(bank.lengths)
+    Args:
+      caption_index: which caption of each image; None draws one per image from the seed.
+    """
+    n, c = bank.num_images, bank.captions_per_image
+    rng = np.random.default_rng(seed)
+    choice = (np.full(n, caption_index, np.int32) if caption_index is not None
+              else rng.integers(0, c, n).astype(np.int32))
+    ids = tf.constant(bank.ids)
+    lengths = tf.constant(bank.lengths)
 
-  def element(i, cap):
-    at = tf.stack([i, tf.cast(cap, tf.int64)])
-    return {"index": i,
-            "caption_ids": _prefix(tf.gather_nd(ids, at), tf.gather_nd(lengths, at), max_length),
-            "mismatched_index": i}
+    def element(i, cap):
+        at = tf.stack([i, tf.cast(cap, tf.int64)])
+        return {"index": i,
+                "caption_ids": _prefix(tf.gather_nd(ids, at), tf.gather_nd(lengths, at), max_length),
+                "mismatched_index": i}
 
-  ds = tf.data.Dataset.from_tensor_slices((np.arange(n, dtype=np.int64), choice))
-  ds = ds.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  ds = ds.batch(batch_size).map(_attach_images(source, image_size),
-                                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  return ds.prefetch(tf.data.AUTOTUNE)
+    ds = tf.data.Dataset.from_tensor_slices((np.arange(n, dtype=np.int64), choice))
+    ds = ds.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch_size).map(_attach_images(source, image_size),
+                                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def _prefix(ids, length, max_length):
-  """Evaluation keeps the first T words (deterministic)."""
-  kept = ids[:max_length]
-  kept = tf.where(tf.range(tf.shape(kept)[0]) < length, kept, 0)
-  return tf.pad(kept, [[0, max_length - tf.shape(kept)[0]]])
+    """Evaluation keeps the first T words (deterministic)."""
+    kept = ids[:max_length]
+    kept = tf.where(tf.range(tf.shape(kept)[0]) < length, kept, 0)
+    return tf.pad(kept, [[0, max_length - tf.shape(kept)[0]]])
 
 
 def caption_mask(caption_ids) -> tf.Tensor:
-  """bool [B, T]: True at real words."""
-  return tf.not_equal(caption_ids, tokenizer_lib.PAD_ID)
+    """bool [B, T]: True at real words."""
+    return tf.not_equal(caption_ids, tokenizer_lib.PAD_ID)

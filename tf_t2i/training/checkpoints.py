@@ -15,105 +15,105 @@ CHECKPOINT_SUBDIR = "checkpoints"
 
 
 class CheckpointHandle:
-  """A checkpoint manager over named trackables.
+    """A checkpoint manager over named trackables.
 
-  Args:
-    model_dir: the run's directory; checkpoints live in `<model_dir>/checkpoints`.
-    max_to_keep: checkpoints kept.
-    **trackables: what to save (models, optimizers, variables).
-  """
+    Args:
+      model_dir: the run's directory; checkpoints live in `<model_dir>/checkpoints`.
+      max_to_keep: checkpoints kept.
+      **trackables: what to save (models, optimizers, variables).
+    """
 
-  def __init__(self, model_dir: str, max_to_keep: int = 3, **trackables):
-    self.directory = os.path.join(model_dir, CHECKPOINT_SUBDIR)
-    self.checkpoint = tf.train.Checkpoint(**trackables)
-    self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory,
-                                              max_to_keep=max_to_keep)
+    def __init__(self, model_dir: str, max_to_keep: int = 3, **trackables):
+        self.directory = os.path.join(model_dir, CHECKPOINT_SUBDIR)
+        self.checkpoint = tf.train.Checkpoint(**trackables)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory,
+                                                  max_to_keep=max_to_keep)
 
-  @property
-  def latest(self) -> Optional[str]:
-    return self.manager.latest_checkpoint
+    @property
+    def latest(self) -> Optional[str]:
+        return self.manager.latest_checkpoint
 
-  def restore_or_initialize(self, expect_partial: bool = False) -> Optional[str]:
-    """Restores the latest checkpoint if there is one; returns its path or None."""
-    path = self.manager.latest_checkpoint
-    if path:
-      status = self.checkpoint.restore(path)
-      if expect_partial:
-        status.expect_partial()
-    return path
+    def restore_or_initialize(self, expect_partial: bool = False) -> Optional[str]:
+        """Restores the latest checkpoint if there is one; returns its path or None."""
+        path = self.manager.latest_checkpoint
+        if path:
+            status = self.checkpoint.restore(path)
+            if expect_partial:
+                status.expect_partial()
+        return path
 
-  def save(self, step: int) -> str:
-    return self.manager.save(checkpoint_number=step)
+    def save(self, step: int) -> str:
+        return self.manager.save(checkpoint_number=step)
 
 
 class PeriodicCheckpoint(keras.callbacks.Callback):
-  """Saves every `every` optimiser steps and at the end of training.
+    """Saves every `every` optimiser steps and at the end of training.
 
-  Args:
-    handle: the CheckpointHandle.
-    step_fn: returns the current global step (int).
-    every: steps between saves.
-  """
+    Args:
+      handle: the CheckpointHandle.
+      step_fn: returns the current global step (int).
+      every: steps between saves.
+    """
 
-  def __init__(self, handle: CheckpointHandle, step_fn, every: int):
-    super().__init__()
-    self.handle = handle
-    self.step_fn = step_fn
-    self.every = every
-    self._last = None
+    def __init__(self, handle: CheckpointHandle, step_fn, every: int):
+        super().__init__()
+        self.handle = handle
+        self.step_fn = step_fn
+        self.every = every
+        self._last = None
 
-  def _save(self):
-    step = int(self.step_fn())
-    if step != self._last:
-      self.handle.save(step)
-      self._last = step
+    def _save(self):
+        step = int(self.step_fn())
+        if step != self._last:
+            self.handle.save(step)
+            self._last = step
 
-  def on_train_batch_end(self, batch, logs=None):
-    if self.model.stop_training:
-      return
-    if int(self.step_fn()) % self.every == 0:
-      self._save()
+    def on_train_batch_end(self, batch, logs=None):
+        if self.model.stop_training:
+            return
+        if int(self.step_fn()) % self.every == 0:
+            self._save()
 
-  def on_train_end(self, logs=None):
-    if not getattr(self.model, "nonfinite_loss", False):
-      self._save()
+    def on_train_end(self, logs=None):
+        if not getattr(self.model, "nonfinite_loss", False):
+            self._save()
 
 
 class StopAtStep(keras.callbacks.Callback):
-  """Ends fit() exactly at the configured total step (resumed runs start mid-epoch)."""
+    """Ends fit() exactly at the configured total step (resumed runs start mid-epoch)."""
 
-  def __init__(self, step_fn, total_steps: int):
-    super().__init__()
-    self.step_fn = step_fn
-    self.total_steps = total_steps
+    def __init__(self, step_fn, total_steps: int):
+        super().__init__()
+        self.step_fn = step_fn
+        self.total_steps = total_steps
 
-  def on_train_batch_end(self, batch, logs=None):
-    if int(self.step_fn()) >= self.total_steps:
-      self.model.stop_training = True
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.step_fn()) >= self.total_steps:
+            self.model.stop_training = True
 
 
 class NonFiniteGuard(keras.callbacks.Callback):
-  """Stops training when a logged loss term is NaN or infinite, naming step and term.
+    """Stops training when a logged loss term is NaN or infinite, naming step and term.
 
-  It runs before the checkpoint callback in the list, so the bad state is never saved:
-  the last good checkpoint stays the latest.
-  """
+    It runs before the checkpoint callback in the list, so the bad state is never saved:
+    the last good checkpoint stays the latest.
+    """
 
-  def __init__(self, step_fn):
-    super().__init__()
-    self.step_fn = step_fn
-    self.message = None
+    def __init__(self, step_fn):
+        super().__init__()
+        self.step_fn = step_fn
+        self.message = None
 
-  def on_train_batch_end(self, batch, logs=None):
-    for name, value in (logs or {}).items():
-      try:
-        v = float(value)
-      except (TypeError, ValueError):
-        continue
-      if v != v or v in (float("inf"), float("-inf")):
-        self.message = (f"Training stopped: loss term {name!r} is {v} at step "
-                        f"{int(self.step_fn())}; the last good checkpoint is kept.")
-        print(self.message, flush=True)
-        self.model.nonfinite_loss = True
-        self.model.stop_training = True
-        return
+    def on_train_batch_end(self, batch, logs=None):
+        for name, value in (logs or {}).items():
+            try:
+                v = float(value)
+            except (TypeError, ValueError):
+                continue
+            if v != v or v in (float("inf"), float("-inf")):
+                self.message = (f"Training stopped: loss term {name!r} is {v} at step "
+                                f"{int(self.step_fn())}; the last good checkpoint is kept.")
+                print(self.message, flush=True)
+                self.model.nonfinite_loss = True
+                self.model.stop_training = True
+                return

@@ -22,6 +22,7 @@ from tf_t2i.data import sources
 from tf_t2i.data import tokenizer as tokenizer_lib
 from tf_t2i.models import factory
 from tf_t2i.training import callbacks as callbacks_lib
+from tf_t2i.training import captioner_lib
 from tf_t2i.training import checkpoints
 from tf_t2i.training import gan as gan_lib
 from tf_t2i.training import runtime
@@ -31,184 +32,203 @@ ENCODER_SECTIONS = ("text", "image_encoder")
 
 
 class DAMSMRunError(ValueError):
-  """The --damsm_dir run is missing, unfinished or incompatible."""
+    """The --damsm_dir run is missing, unfinished or incompatible."""
 
 
 def adopt_damsm_config(cfg: config_lib.ExperimentConfig) -> config_lib.ExperimentConfig:
-  """Takes the encoder sections and caption length from the DAMSM run's config.json."""
-  damsm_dir = cfg.runtime.damsm_dir
-  if not damsm_dir or not os.path.isdir(damsm_dir):
-    raise DAMSMRunError(f"--damsm_dir={damsm_dir!r} is not a directory; pass the model_dir "
-                        "of `python -m tf_t2i.pretrain`.")
-  try:
-    damsm_cfg = config_lib.load_config(damsm_dir)
-  except FileNotFoundError as e:
-    raise DAMSMRunError(str(e)) from e
-  for name in ("vocab.txt",):
-    if not os.path.exists(os.path.join(damsm_dir, name)):
-      raise DAMSMRunError(f"{damsm_dir} has no {name}: not a finished DAMSM pretraining run.")
-  if tf.train.latest_checkpoint(os.path.join(damsm_dir, checkpoints.CHECKPOINT_SUBDIR)) is None:
-    raise DAMSMRunError(f"{damsm_dir} has no checkpoint: run the pretraining first.")
-  if damsm_cfg.data.dataset != cfg.data.dataset:
-    raise DAMSMRunError(f"The DAMSM run was trained on {damsm_cfg.data.dataset!r} but this "
-                        f"run uses {cfg.data.dataset!r}.")
-  return cfg.replace(text=damsm_cfg.text, image_encoder=damsm_cfg.image_encoder,
-                     data={"max_caption_length": damsm_cfg.data.max_caption_length})
+    """Takes the encoder sections and caption length from the DAMSM run's config.json."""
+    damsm_dir = cfg.runtime.damsm_dir
+    if not damsm_dir or not os.path.isdir(damsm_dir):
+        raise DAMSMRunError(f"--damsm_dir={damsm_dir!r} is not a directory; pass the model_dir "
+                            "of `python -m tf_t2i.pretrain`.")
+    try:
+        damsm_cfg = config_lib.load_config(damsm_dir)
+    except FileNotFoundError as e:
+        raise DAMSMRunError(str(e)) from e
+    for name in ("vocab.txt",):
+        if not os.path.exists(os.path.join(damsm_dir, name)):
+            raise DAMSMRunError(f"{damsm_dir} has no {name}: not a finished DAMSM pretraining run.")
+    if tf.train.latest_checkpoint(os.path.join(damsm_dir, checkpoints.CHECKPOINT_SUBDIR)) is None:
+        raise DAMSMRunError(f"{damsm_dir} has no checkpoint: run the pretraining first.")
+    if damsm_cfg.data.dataset != cfg.data.dataset:
+        raise DAMSMRunError(f"The DAMSM run was trained on {damsm_cfg.data.dataset!r} but this "
+                            f"run uses {cfg.data.dataset!r}.")
+    return cfg.replace(text=damsm_cfg.text, image_encoder=damsm_cfg.image_encoder,
+                       data={"max_caption_length": damsm_cfg.data.max_caption_length})
 
 
 def restore_encoders(text_encoder, image_encoder, damsm_dir: str) -> str:
-  """Loads the DAMSM encoders' weights (not its optimizer) from its last checkpoint."""
-  path = tf.train.latest_checkpoint(os.path.join(damsm_dir, checkpoints.CHECKPOINT_SUBDIR))
-  ckpt = tf.train.Checkpoint(text_encoder=text_encoder, image_encoder=image_encoder)
-  try:
-    ckpt.restore(path).expect_partial().assert_existing_objects_matched()
-  except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:
-    raise DAMSMRunError(f"The DAMSM checkpoint {path} does not fit the encoders of this "
-                        f"run: {e}") from e
-  return path
+    """Loads the DAMSM encoders' weights (not its optimizer) from its last checkpoint."""
+    path = tf.train.latest_checkpoint(os.path.join(damsm_dir, checkpoints.CHECKPOINT_SUBDIR))
+    ckpt = tf.train.Checkpoint(text_encoder=text_encoder, image_encoder=image_encoder)
+    try:
+        ckpt.restore(path).expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:
+        raise DAMSMRunError(f"The DAMSM checkpoint {path} does not fit the encoders of this "
+                            f"run: {e}") from e
+    return path
 
 
 class GANComponents:
-  """Everything a GAN run builds, created inside the strategy scope."""
+    """Everything a GAN run builds, created inside the strategy scope."""
 
-  def __init__(self, cfg: config_lib.ExperimentConfig, vocab_size: int, model_dir: str):
-    size = cfg.data.image_size
-    t = cfg.data.max_caption_length
-    self.text_encoder = factory.build_text_encoder(cfg, vocab_size)
-    self.image_encoder = factory.build_image_encoder(cfg)
-    self.text_encoder(tf.zeros([1, t], tf.int32), training=False)
-    self.image_encoder(tf.zeros([1, size, size, 3]), training=False)
-    self.generator = factory.build_generator(cfg)
-    self.discriminator = factory.build_discriminator(cfg)
-    z = tf.zeros([1, cfg.generator.z_dim])
-    s = tf.zeros([1, cfg.text.hidden_dim])
-    self.generator(z, s, training=False)
-    self.discriminator.logits(self.discriminator(tf.zeros([1, size, size, 3])), s)
-    self.ema_generator = None
-    if cfg.train.ema_decay > 0:
-      self.ema_generator = factory.build_generator(cfg, name="ema_generator")
-      self.ema_generator(z, s, training=False)
-    self.gan = gan_lib.TextToImageGAN(
-        self.generator, self.discriminator, self.text_encoder,
-        self.image_encoder if cfg.loss.damsm_weight > 0 else None,
-        ema_generator=self.ema_generator, damsm_weight=cfg.loss.damsm_weight,
-        gamma1=cfg.loss.gamma1, gamma2=cfg.loss.gamma2, gamma3=cfg.loss.gamma3,
-        ma_gp_weight=cfg.loss.ma_gp_weight, ma_gp_power=cfg.loss.ma_gp_power,
-        ma_gp_mode=cfg.loss.ma_gp_mode, ema_decay=cfg.train.ema_decay)
-    adam = lambda lr: keras.optimizers.Adam(lr, beta_1=cfg.train.beta1, beta_2=cfg.train.beta2)
-    self.g_optimizer = adam(cfg.train.g_learning_rate)
-    self.d_optimizer = adam(cfg.train.d_learning_rate)
-    self.gan.compile(g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer,
-                     jit_compile=cfg.runtime.jit_compile)
-    self.g_optimizer.build(self.generator.trainable_variables)
-    self.d_optimizer.build(self.discriminator.trainable_variables)
-    trackables = dict(generator=self.generator, discriminator=self.discriminator,
-                      text_encoder=self.text_encoder, image_encoder=self.image_encoder,
-                      g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer)
-    if self.ema_generator is not None:
-      trackables["ema_generator"] = self.ema_generator
-    self.checkpoint = checkpoints.CheckpointHandle(model_dir, cfg.train.max_checkpoints,
-                                                   **trackables)
+    def __init__(self, cfg: config_lib.ExperimentConfig, vocab_size: int, model_dir: str):
+        size = cfg.data.image_size
+        t = cfg.data.max_caption_length
+        self.text_encoder = factory.build_text_encoder(cfg, vocab_size)
+        self.image_encoder = factory.build_image_encoder(cfg)
+        self.text_encoder(tf.zeros([1, t], tf.int32), training=False)
+        self.image_encoder(tf.zeros([1, size, size, 3]), training=False)
+        self.generator = factory.build_generator(cfg)
+        self.discriminator = factory.build_discriminator(cfg)
+        z = tf.zeros([1, cfg.generator.z_dim])
+        s = tf.zeros([1, cfg.text.hidden_dim])
+        self.generator(z, s, training=False)
+        self.discriminator.logits(self.discriminator(tf.zeros([1, size, size, 3])), s)
+        self.ema_generator = None
+        if cfg.train.ema_decay > 0:
+            self.ema_generator = factory.build_generator(cfg, name="ema_generator")
+            self.ema_generator(z, s, training=False)
+        loss = cfg.loss
+        self.captioner = None
+        if loss.recap_weight > 0:
+            self.captioner = captioner_lib.restore_captioner(cfg, vocab_size)
+        self.projection_head = None
+        if loss.contrastive_projection_dim > 0 and max(loss.f2r_weight, loss.f2f_weight) > 0:
+            dim = loss.contrastive_projection_dim
+            self.projection_head = keras.Sequential(
+                [keras.layers.Dense(dim, activation="relu"), keras.layers.Dense(dim)],
+                name="projection_head")
+            self.projection_head.build([None, cfg.text.hidden_dim])
+        uses_image_encoder = max(loss.damsm_weight, loss.f2r_weight, loss.f2f_weight) > 0
+        self.gan = gan_lib.TextToImageGAN(
+            self.generator, self.discriminator, self.text_encoder,
+            self.image_encoder if uses_image_encoder else None,
+            ema_generator=self.ema_generator, captioner=self.captioner,
+            projection_head=self.projection_head, damsm_weight=loss.damsm_weight,
+            f2r_weight=loss.f2r_weight, f2f_weight=loss.f2f_weight,
+            recap_weight=loss.recap_weight, temperature=loss.contrastive_temperature,
+            gamma1=loss.gamma1, gamma2=loss.gamma2, gamma3=loss.gamma3,
+            ma_gp_weight=loss.ma_gp_weight, ma_gp_power=loss.ma_gp_power,
+            ma_gp_mode=loss.ma_gp_mode, ema_decay=cfg.train.ema_decay)
+        adam = lambda lr: keras.optimizers.Adam(lr, beta_1=cfg.train.beta1, beta_2=cfg.train.beta2)
+        self.g_optimizer = adam(cfg.train.g_learning_rate)
+        self.d_optimizer = adam(cfg.train.d_learning_rate)
+        self.gan.compile(g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer,
+                         jit_compile=cfg.runtime.jit_compile)
+        self.g_optimizer.build(self.gan.generator_variables)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        trackables = dict(generator=self.generator, discriminator=self.discriminator,
+                          text_encoder=self.text_encoder, image_encoder=self.image_encoder,
+                          g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer)
+        if self.ema_generator is not None:
+            trackables["ema_generator"] = self.ema_generator
+        if self.captioner is not None:
+            trackables["captioner"] = self.captioner
+        if self.projection_head is not None:
+            trackables["projection_head"] = self.projection_head
+        self.checkpoint = checkpoints.CheckpointHandle(model_dir, cfg.train.max_checkpoints,
+                                                       **trackables)
 
-  def parameter_counts(self) -> Dict[str, int]:
-    """Trainable parameters of G and D; all weights of the frozen encoders."""
-    size = lambda m: sum(int(tf.size(w)) for w in m.weights)
-    return {"generator": runtime.count_params(self.generator),
-            "discriminator": runtime.count_params(self.discriminator),
-            "discriminator.head": runtime.count_params(self.discriminator.head),
-            "text_encoder (frozen)": size(self.text_encoder),
-            "image_encoder (frozen)": size(self.image_encoder)}
+    def parameter_counts(self) -> Dict[str, int]:
+        """Trainable parameters of G and D; all weights of the frozen encoders."""
+        size = lambda m: sum(int(tf.size(w)) for w in m.weights)
+        return {"generator": runtime.count_params(self.generator),
+                "discriminator": runtime.count_params(self.discriminator),
+                "discriminator.head": runtime.count_params(self.discriminator.head),
+                "text_encoder (frozen)": size(self.text_encoder),
+                "image_encoder (frozen)": size(self.image_encoder)}
 
 
 def describe(cfg: config_lib.ExperimentConfig, vocab_size: int) -> Dict[str, int]:
-  """Parameter counts of every model a run with this config builds (for --dry_run)."""
-  with tempfile.TemporaryDirectory() as tmp:
-    return GANComponents(cfg, vocab_size, tmp).parameter_counts()
+    """Parameter counts of every model a run with this config builds (for --dry_run)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return GANComponents(cfg, vocab_size, tmp).parameter_counts()
 
 
 def load_run(model_dir: str, strategy: Optional[tf.distribute.Strategy] = None):
-  """Rebuilds a trained run from its directory: (cfg, tokenizer, components)."""
-  cfg = config_lib.load_config(model_dir)
-  tok = tokenizer_lib.CaptionTokenizer.load(model_dir, cfg.data.max_caption_length)
-  strategy = strategy or tf.distribute.get_strategy()
-  with strategy.scope():
-    parts = GANComponents(cfg, tok.vocab_size, model_dir)
-    path = parts.checkpoint.restore_or_initialize(expect_partial=True)
-  if path is None:
-    raise FileNotFoundError(f"No checkpoint in {model_dir}/checkpoints: has the run trained?")
-  return cfg, tok, parts
+    """Rebuilds a trained run from its directory: (cfg, tokenizer, components)."""
+    cfg = config_lib.load_config(model_dir)
+    tok = tokenizer_lib.CaptionTokenizer.load(model_dir, cfg.data.max_caption_length)
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        parts = GANComponents(cfg, tok.vocab_size, model_dir)
+        path = parts.checkpoint.restore_or_initialize(expect_partial=True)
+    if path is None:
+        raise FileNotFoundError(f"No checkpoint in {model_dir}/checkpoints: has the run trained?")
+    return cfg, tok, parts
 
 
 def run_training(cfg: config_lib.ExperimentConfig, model_dir: str,
                  strategy: Optional[tf.distribute.Strategy] = None, verbose: int = 1,
                  extra_callbacks=()) -> Dict:
-  """Trains (or resumes) a GAN to cfg.train.steps. Returns the last logged values."""
-  strategy = strategy or runtime.make_strategy(cfg.runtime)
-  runtime.set_precision(cfg.runtime)
-  keras.utils.set_random_seed(cfg.train.seed)
-  cfg = adopt_damsm_config(cfg)
-  config_lib.save_config(cfg, model_dir)
-  tok = tokenizer_lib.CaptionTokenizer.load(cfg.runtime.damsm_dir, cfg.data.max_caption_length)
-  if not os.path.exists(os.path.join(model_dir, tokenizer_lib.VOCAB_FILENAME)):
-    shutil.copy(os.path.join(cfg.runtime.damsm_dir, tokenizer_lib.VOCAB_FILENAME),
-                os.path.join(model_dir, tokenizer_lib.VOCAB_FILENAME))
+    """Trains (or resumes) a GAN to cfg.train.steps. Returns the last logged values."""
+    strategy = strategy or runtime.make_strategy(cfg.runtime)
+    runtime.set_precision(cfg.runtime)
+    keras.utils.set_random_seed(cfg.train.seed)
+    cfg = adopt_damsm_config(cfg)
+    config_lib.save_config(cfg, model_dir)
+    tok = tokenizer_lib.CaptionTokenizer.load(cfg.runtime.damsm_dir, cfg.data.max_caption_length)
+    if not os.path.exists(os.path.join(model_dir, tokenizer_lib.VOCAB_FILENAME)):
+        shutil.copy(os.path.join(cfg.runtime.damsm_dir, tokenizer_lib.VOCAB_FILENAME),
+                    os.path.join(model_dir, tokenizer_lib.VOCAB_FILENAME))
 
-  started = time.time()
-  source = sources.load_source(cfg.data, "train")
-  bank = pipeline.CaptionBank(source, tok)
-  runtime.log_info(f"Data: {len(source)} training images ({time.time() - started:.1f}s); "
-                   f"{strategy.num_replicas_in_sync} replica(s).")
+    started = time.time()
+    source = sources.load_source(cfg.data, "train")
+    bank = pipeline.CaptionBank(source, tok)
+    runtime.log_info(f"Data: {len(source)} training images ({time.time() - started:.1f}s); "
+                     f"{strategy.num_replicas_in_sync} replica(s).")
 
-  with strategy.scope():
-    parts = GANComponents(cfg, tok.vocab_size, model_dir)
-    restored = parts.checkpoint.restore_or_initialize()
-    if restored is None:
-      restore_encoders(parts.text_encoder, parts.image_encoder, cfg.runtime.damsm_dir)
-      parts.gan.init_ema()
-  for name, count in parts.parameter_counts().items():
-    runtime.log_info(f"  {name}: {count:,} parameters")
+    with strategy.scope():
+        parts = GANComponents(cfg, tok.vocab_size, model_dir)
+        restored = parts.checkpoint.restore_or_initialize()
+        if restored is None:
+            restore_encoders(parts.text_encoder, parts.image_encoder, cfg.runtime.damsm_dir)
+            parts.gan.init_ema()
+    for name, count in parts.parameter_counts().items():
+        runtime.log_info(f"  {name}: {count:,} parameters")
 
-  gan = parts.gan
-  step_fn = lambda: int(gan.step.numpy())
-  start_step = step_fn()
-  runtime.log_info(f"{'Resuming from ' + restored if restored else 'Starting'} at step "
-                   f"{start_step} of {cfg.train.steps}.")
-  history = {}
-  if start_step < cfg.train.steps:
-    ds = pipeline.make_train_dataset(source, bank, batch_size=cfg.train.batch_size,
-                                     image_size=cfg.data.image_size,
-                                     max_length=cfg.data.max_caption_length,
-                                     seed=cfg.train.seed, start_step=start_step,
-                                     noise_dim=cfg.generator.z_dim)
-    spe = cfg.train.steps_per_epoch
-    guard = checkpoints.NonFiniteGuard(step_fn)
-    callback_list = [
-        guard,
-        _SyncEMABeforeSave(gan),
-        checkpoints.PeriodicCheckpoint(parts.checkpoint, step_fn, cfg.train.checkpoint_every),
-        checkpoints.StopAtStep(step_fn, cfg.train.steps),
-        callbacks_lib.SampleGrid(gan, tok, model_dir, cfg.train.sample_every,
-                                 cfg.generator.z_dim),
-        keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), update_freq=spe),
-        *extra_callbacks,
-    ]
-    result = gan.fit(ds, epochs=math.ceil(cfg.train.steps / spe), steps_per_epoch=spe,
-                     initial_epoch=start_step // spe, callbacks=callback_list,
-                     verbose=verbose)
-    history = {k: float(v[-1]) for k, v in result.history.items()}
-    if guard.message:
-      raise FloatingPointError(guard.message)
-  runtime.log_info(f"Trained to step {step_fn()} in {time.time() - started:.0f}s; "
-                   f"outputs in {model_dir}")
-  return history
+    gan = parts.gan
+    step_fn = lambda: int(gan.step.numpy())
+    start_step = step_fn()
+    runtime.log_info(f"{'Resuming from ' + restored if restored else 'Starting'} at step "
+                     f"{start_step} of {cfg.train.steps}.")
+    history = {}
+    if start_step < cfg.train.steps:
+        ds = pipeline.make_train_dataset(source, bank, batch_size=cfg.train.batch_size,
+                                         image_size=cfg.data.image_size,
+                                         max_length=cfg.data.max_caption_length,
+                                         seed=cfg.train.seed, start_step=start_step,
+                                         noise_dim=cfg.generator.z_dim)
+        spe = cfg.train.steps_per_epoch
+        guard = checkpoints.NonFiniteGuard(step_fn)
+        callback_list = [
+            guard,
+            _SyncEMABeforeSave(gan),
+            checkpoints.PeriodicCheckpoint(parts.checkpoint, step_fn, cfg.train.checkpoint_every),
+            checkpoints.StopAtStep(step_fn, cfg.train.steps),
+            callbacks_lib.SampleGrid(gan, tok, model_dir, cfg.train.sample_every,
+                                     cfg.generator.z_dim),
+            keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), update_freq=spe),
+            *extra_callbacks,
+        ]
+        result = gan.fit(ds, epochs=math.ceil(cfg.train.steps / spe), steps_per_epoch=spe,
+                         initial_epoch=start_step // spe, callbacks=callback_list,
+                         verbose=verbose)
+        history = {k: float(v[-1]) for k, v in result.history.items()}
+        if guard.message:
+            raise FloatingPointError(guard.message)
+    runtime.log_info(f"Trained to step {step_fn()} in {time.time() - started:.0f}s; "
+                     f"outputs in {model_dir}")
+    return history
 
 
 class _SyncEMABeforeSave(keras.callbacks.Callback):
-  """Keeps the EMA generator's BatchNorm statistics current before each checkpoint."""
+    """Keeps the EMA generator's BatchNorm statistics current before each checkpoint."""
 
-  def __init__(self, gan):
-    super().__init__()
-    self.gan = gan
+    def __init__(self, gan):
+        super().__init__()
+        self.gan = gan
 
-  def on_train_batch_end(self, batch, logs=None):
-    self.gan.sync_ema_buffers()
+    def on_train_batch_end(self, batch, logs=None):
+        self.gan.sync_ema_buffers()
