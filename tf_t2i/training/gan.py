@@ -266,10 +266,15 @@ class TextToImageGAN(keras.Model):
     # --- EMA ---------------------------------------------------------------------------
 
     def update_ema(self):
-        """ema = decay * ema + (1 - decay) * weights, for the trainable weights of G."""
+        """ema = d * ema + (1 - d) * weights for G's trainable weights, d warmed up."""
         if self.ema_generator is None:
             return
-        decay = self.ema_decay
+        # Warm-up as tf.train.ExponentialMovingAverage(num_updates=step): the decay is
+        # min(decay, (1 + t) / (10 + t)), so a short run's EMA is not dominated by the
+        # initial weights (at 0.999 fixed, step 600 still weighs them 0.55); long runs
+        # reach the configured decay after ~10k steps.
+        t = tf.cast(self.g_optimizer.iterations, tf.float32)
+        decay = tf.minimum(self.ema_decay, (1.0 + t) / (10.0 + t))
         pairs = [(e.value if hasattr(e, "value") else e, w.value if hasattr(w, "value") else w)
                  for e, w in zip(self.ema_generator.trainable_variables,
                                  self.generator.trainable_variables)]
