@@ -28,7 +28,11 @@ DEMO_CAPTIONS := --caption="a large red circle in the center" \
 	--caption="a large yellow star in the center" --caption="a large purple circle in the center" \
 	--caption="a large orange square in the center" --caption="a large white diamond in the center" \
 	--caption="a large cyan cross in the center"
+# The demo's export base and local server port (tf_t2i.serve, stopped after the request).
+EXPORT_BASE ?= export/t2i
+SERVE_PORT ?= 8500
 demo: install
+	mkdir -p $(RUNS)
 	$(PY) -m tf_t2i.pretrain --flagfile=configs/shapes_damsm.cfg --model_dir=$(RUNS)/damsm \
 		--train_steps=$(DEMO_DAMSM_STEPS)
 	$(PY) -m tf_t2i.train --flagfile=configs/shapes_ssagan.cfg --damsm_dir=$(RUNS)/damsm \
@@ -41,6 +45,13 @@ demo: install
 	@echo "  SSA-GAN run:                   $(RUNS)/ssagan (checkpoints/, samples.png, logs/)"
 	@echo "  Sample grid:                   $(RUNS)/demo_grid.png"
 	@echo "  TensorBoard:                   $(PY) -m tensorboard.main --logdir $(RUNS)"
+	$(PY) -m tf_t2i.export --model_dir=$(RUNS)/ssagan --export_base=$(EXPORT_BASE)
+	@$(PY) -m tf_t2i.serve --model_base=$(EXPORT_BASE) --port=$(SERVE_PORT) & server=$$!; \
+	$(PY) -m tf_t2i.client --server=127.0.0.1:$(SERVE_PORT) --model=t2i --wait_for_server=180 \
+		$(DEMO_CAPTIONS) --seed=0 --output=$(RUNS)/demo_served.png; status=$$?; \
+	kill $$server; wait $$server; exit $$status
+	@echo "  Exported model:                $(EXPORT_BASE)/<version> (serve it: serving/README.md)"
+	@echo "  Served images (gRPC client):   $(RUNS)/demo_served.png"
 
 test: install
 	$(PY) -m pytest -q -m "not slow" tests

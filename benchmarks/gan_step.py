@@ -1,10 +1,14 @@
 """Times SSA-GAN training steps on this machine, variants side by side in one run.
 
-  python benchmarks/gan_step.py [--ngf=32 --ndf=32 --batch=24 --size=64 --steps=5]
+  python benchmarks/gan_step.py [--ngf=8 --ndf=16 --batch=24 --size=64 --steps=5]
+  python benchmarks/gan_step.py --compare=losses    # each paper loss vs plain SSA-GAN
 
-Random weights (no DAMSM run needed): builds the models exactly as `tf_t2i.train` does,
-feeds one fixed batch, and reports seconds per step and images per second for MA-GP as
-a separate D step (the reference) and joint (added to the hinge D loss), and the ratio.
+Random weights (no DAMSM or captioner run needed): builds the models exactly as
+`tf_t2i.train` does, feeds one fixed batch, and reports seconds per step and images per
+second. `--compare=ma_gp` (default) times MA-GP as a separate D step (the reference) and
+joint (added to the hinge D loss); `--compare=losses` times the plain SSA-GAN step and
+the step with each combination of the paper's terms (F2R, F2F, re-captioning), with
+their ratio to the plain step.
 """
 
 import argparse
@@ -19,16 +23,37 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from tf_t2i import config as config_lib  # pylint: disable=g-import-not-at-top
+from tf_t2i.training import captioner_lib  # pylint: disable=g-import-not-at-top
 from tf_t2i.training import train_lib  # pylint: disable=g-import-not-at-top
 
 
-def make_cfg(args, mode):
+LOSS_VARIANTS = {
+    "plain": {},
+    "+f2r": {"f2r_weight": 0.2},
+    "+f2f": {"f2f_weight": 0.2},
+    "+f2r+f2f": {"f2r_weight": 0.2, "f2f_weight": 0.2},
+    "+recap": {"recap_weight": 1.0},
+    "+f2r+f2f+recap": {"f2r_weight": 0.2, "f2f_weight": 0.2, "recap_weight": 1.0},
+}
+
+
+def make_cfg(args, mode="separate_step", **loss):
     return config_lib.ExperimentConfig().replace(
         data={"image_size": args.size},
+        image_encoder={"small_cnn_width": 64},
+        captioner={"embed_dim": 128, "num_heads": 4, "intermediate_dim": 256,
+                   "small_cnn_width": 32},
         generator={"ngf": args.ngf}, discriminator={"ndf": args.ndf},
         train={"batch_size": args.batch, "task": "gan"},
-        loss={"ma_gp_mode": mode, "damsm_weight": 0.05, "gamma1": 5.0},
-        runtime={"damsm_dir": "unused"})
+        loss={"ma_gp_mode": mode, "damsm_weight": 0.05, "gamma1": 5.0, **loss},
+        runtime={"damsm_dir": "unused", "captioner_dir": "unused"})
+
+
+def _random_captioner(cfg, vocab_size):
+    """Stands in for a pretrained captioner: the cost of a step does not depend on weights."""
+    captioner = captioner_lib.build_captioner(cfg, vocab_size)
+    captioner.trainable = False
+    return captioner
 
 
 def time_variant(cfg, args):
@@ -42,6 +67,7 @@ def time_variant(cfg, args):
                                        tf.float32),
             "caption_ids": tf.constant(rng.integers(2, vocab, (b, t)), tf.int32),
             "mismatched_ids": tf.constant(rng.integers(2, vocab, (b, t)), tf.int32),
+            "caption_ids_2": tf.constant(rng.integers(2, vocab, (b, t)), tf.int32),
             "z": tf.constant(rng.normal(size=(b, cfg.generator.z_dim)), tf.float32),
             "class_id": tf.fill([b], tf.constant(-1, tf.int64)),
             "image_id": tf.range(b, dtype=tf.int64),
@@ -55,28 +81,34 @@ def time_variant(cfg, args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--ngf", type=int, default=32)
-    parser.add_argument("--ndf", type=int, default=32)
+    parser.add_argument("--ngf", type=int, default=8)
+    parser.add_argument("--ndf", type=int, default=16)
     parser.add_argument("--batch", type=int, default=24)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--mixed_precision", default="none",
                         choices=["none", "mixed_bfloat16", "mixed_float16"])
-    parser.add_argument("--modes", default="separate_step,joint")
+    parser.add_argument("--compare", default="ma_gp", choices=["ma_gp", "losses"])
     args = parser.parse_args()
     if args.mixed_precision != "none":
         keras.mixed_precision.set_global_policy(args.mixed_precision)
     print(f"SSA-GAN step, {args.size}px, ngf={args.ngf}, ndf={args.ndf}, batch {args.batch}, "
           f"{args.mixed_precision}, {os.cpu_count()} CPUs")
     results = {}
-    for mode in args.modes.split(","):
-        seconds = time_variant(make_cfg(args, mode), args)
-        results[mode] = seconds
-        print(f"  MA-GP {mode:13s}: {seconds:.4f} s/step, {args.batch / seconds:.1f} images/s")
-    if len(results) == 2:
+    if args.compare == "ma_gp":
+        for mode in ("separate_step", "joint"):
+            seconds = time_variant(make_cfg(args, mode), args)
+            results[mode] = seconds
+            print(f"  MA-GP {mode:13s}: {seconds:.4f} s/step, {args.batch / seconds:.1f} images/s")
         print(f"  ratio joint / separate_step: "
               f"{results['joint'] / results['separate_step']:.2f}")
-
+        return
+    captioner_lib.restore_captioner = _random_captioner
+    for name, loss in LOSS_VARIANTS.items():
+        seconds = time_variant(make_cfg(args, **loss), args)
+        results[name] = seconds
+        print(f"  {name:16s}: {seconds:.4f} s/step, {args.batch / seconds:.1f} images/s, "
+              f"x{seconds / results['plain']:.2f} of plain")
 
 if __name__ == "__main__":
     main()

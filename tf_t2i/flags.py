@@ -146,6 +146,18 @@ def require_model_dir(must_exist: bool = False) -> str:
     return model_dir
 
 
+def parse_flags_or_fail(argv):
+    """`app.run(main, flags_parser=parse_flags_or_fail)`: a bad flag is a one-line error.
+
+    absl's own parser prints two lines and exits 1; here, as for every other bad input,
+    the binary prints `error: ...` and exits 2 before any work starts.
+    """
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        fail(str(e))
+
+
 def fail(message: str, status: int = 2) -> None:
     """Prints a one-line error and exits (status 2: bad input, before any work starts)."""
     print(f"error: {message}", file=sys.stderr)

@@ -55,4 +55,4 @@ def main(argv):
 
 if __name__ == "__main__":
     t2i_flags.define_flags()
-    app.run(main)
+    app.run(main, flags_parser=t2i_flags.parse_flags_or_fail)

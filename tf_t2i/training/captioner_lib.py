@@ -95,7 +95,9 @@ def restore_captioner(cfg: config_lib.ExperimentConfig, vocab_size: int):
                                 "`python -m tf_t2i.pretrain --task=captioner` first.")
     cap_cfg = config_lib.load_config(directory)
     captioner = build_captioner(cap_cfg, vocab_size)
-    tf.train.Checkpoint(captioner=captioner).restore(path).expect_partial()
+    # Only the captioner is read (not its optimizer); every captioner weight must match.
+    checkpoints.make_checkpoint(captioner=captioner).restore(path).expect_partial() \
+        .assert_existing_objects_matched()
     captioner.trainable = False
     return captioner
 

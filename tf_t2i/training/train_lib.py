@@ -60,7 +60,7 @@ def adopt_damsm_config(cfg: config_lib.ExperimentConfig) -> config_lib.Experimen
 def restore_encoders(text_encoder, image_encoder, damsm_dir: str) -> str:
     """Loads the DAMSM encoders' weights (not its optimizer) from its last checkpoint."""
     path = tf.train.latest_checkpoint(os.path.join(damsm_dir, checkpoints.CHECKPOINT_SUBDIR))
-    ckpt = tf.train.Checkpoint(text_encoder=text_encoder, image_encoder=image_encoder)
+    ckpt = checkpoints.make_checkpoint(text_encoder=text_encoder, image_encoder=image_encoder)
     try:
         ckpt.restore(path).expect_partial().assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:

@@ -1,0 +1,135 @@
+"""The server core in-process: version policies and polling, warmup replay, status
+reporting, typed-field encoding, and models.config files."""
+
+import os
+import shutil
+
+from absl.testing import parameterized
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import get_model_status_pb2
+from tensorflow_serving.apis import predict_pb2
+from tensorflow_serving.apis import prediction_log_pb2
+
+from tests.serving import helpers
+from tf_t2i.serving import servables
+
+State = get_model_status_pb2.ModelVersionStatus.State
+
+
+def _status_request(name="t2i", version=None, label=None):
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = name
+    if version is not None:
+        request.model_spec.version.value = version
+    if label is not None:
+        request.model_spec.version_label = label
+    return request
+
+
+class PolicyAndEncodingTest(parameterized.TestCase, tf.test.TestCase):
+
+    @parameterized.parameters(
+        (servables.VersionPolicy(), [1, 2, 5], [5]),
+        (servables.VersionPolicy("latest", num_versions=2), [1, 2, 5], [2, 5]),
+        (servables.VersionPolicy("all"), [3, 1], [1, 3]),
+        (servables.VersionPolicy("specific", versions=[2, 9]), [1, 2, 5], [2]),
+        (servables.VersionPolicy(), [], []),
+    )
+    def test_policy_selects(self, policy, on_disk, expected):
+        self.assertEqual(policy.select(on_disk), expected)
+
+    @parameterized.parameters(np.uint8, np.int32, np.int64, np.float32)
+    def test_typed_fields_round_trip(self, dtype):
+        array = (np.arange(24).reshape(2, 3, 4) % 7).astype(dtype)
+        proto = servables.tensor_to_proto(array)
+        self.assertEqual(proto.tensor_content, b"")
+        self.assertAllEqual(tf.make_ndarray(proto), array)
+        self.assertEqual(tf.make_ndarray(proto).dtype, dtype)
+        packed = servables.tensor_to_proto(array, as_tensor_content=True)
+        self.assertNotEmpty(packed.tensor_content)
+        self.assertAllEqual(tf.make_ndarray(packed), array)
+
+    def test_strings_round_trip(self):
+        array = np.array([b"\x89PNG\x00\xff", b""], dtype=object)
+        proto = servables.tensor_to_proto(array)
+        self.assertEqual(list(proto.string_val), list(array))
+        self.assertEqual(list(tf.make_ndarray(proto)), list(array))
+
+    def test_models_config_file_of_the_deployment(self):
+        path = os.path.join(helpers.ROOT, "serving", "models.config")
+        (model,) = servables.models_from_config_file(path)
+        self.assertEqual(model.name, "t2i")
+        self.assertEqual(model.base_path, "/models/t2i")
+        self.assertEqual(model.policy.kind, "specific")
+        self.assertIn("stable", model.labels)
+        self.assertIn(model.labels["stable"], model.policy.versions)
+
+
+class ServedModelTest(tf.test.TestCase):
+    """Versions of the tiny export, loaded in this process."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.version_dir = helpers.exported()["version_dir"]
+
+    def test_latest_policy_loads_new_versions_and_unloads_old_ones(self):
+        base = self.create_tempdir().full_path
+        os.symlink(self.version_dir, os.path.join(base, "1"))
+        os.makedirs(os.path.join(base, ".tmp-export-3-x"))  # being written: invisible
+        model = servables.ServedModel("t2i", base, labels={})
+        manager = servables.ServableManager([model])
+        self.assertEqual(manager.poll(), [])
+        self.assertEqual(sorted(model.available()), [1])
+        os.symlink(self.version_dir, os.path.join(base, "3"))
+        self.assertEqual(manager.poll(), [])
+        self.assertEqual(sorted(model.available()), [3])
+        response = manager.get_model_status(_status_request())
+        self.assertEqual([(s.version, s.state) for s in response.model_version_status],
+                         [(1, State.END), (3, State.AVAILABLE)])
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "t2i"
+        self.assertEqual(manager.resolve(request.model_spec).version, 3)
+        request.model_spec.version.value = 1
+        with self.assertRaisesRegex(servables.ServingError, r"Specific\(t2i, 1\)"):
+            manager.resolve(request.model_spec)
+        with self.assertRaisesRegex(servables.ServingError, "Could not find version 2 of model"):
+            manager.get_model_status(_status_request(version=2))
+
+    def test_failing_warmup_fails_the_load(self):
+        base = self.create_tempdir().full_path
+        version_dir = os.path.join(base, "4")
+        shutil.copytree(self.version_dir, version_dir)
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "t2i"
+        request.inputs["captions"].CopyFrom(tf.make_tensor_proto([b"a"], dtype=tf.string))
+        request.inputs["seeds"].CopyFrom(tf.make_tensor_proto([1], dtype=tf.int32))
+        log = prediction_log_pb2.PredictionLog(
+            predict_log=prediction_log_pb2.PredictLog(request=request))
+        with tf.io.TFRecordWriter(os.path.join(version_dir, servables.WARMUP_PATH)) as writer:
+            writer.write(log.SerializeToString())
+        model = servables.ServedModel("t2i", base)
+        manager = servables.ServableManager([model])
+        (error,) = manager.poll()
+        self.assertEqual(error.code, grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertEqual(model.available(), {})
+        (status,) = manager.get_model_status(_status_request()).model_version_status
+        self.assertEqual(status.state, State.END)
+        self.assertEqual(status.status.error_code, grpc.StatusCode.INVALID_ARGUMENT.value[0])
+        self.assertIn("Expects arg[1] to be int64 but int32 is provided",
+                      status.status.error_message)
+        self.assertEqual(manager.poll(), [])  # a failed version is not retried
+
+    def test_label_must_name_an_available_version(self):
+        base = self.create_tempdir().full_path
+        os.symlink(self.version_dir, os.path.join(base, "1"))
+        manager = servables.ServableManager(
+            [servables.ServedModel("t2i", base, labels={"stable": 1, "canary": 2})])
+        manager.poll()
+        with self.assertRaisesRegex(servables.ServingError,
+                                    "assign label to version 2 of model t2i"):
+            manager.check_labels()
+        (status,) = manager.get_model_status(_status_request(label="stable")).model_version_status
+        self.assertEqual((status.version, status.state), (1, State.AVAILABLE))

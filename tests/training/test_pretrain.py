@@ -1,0 +1,103 @@
+"""DAMSM pretraining runs: training moves the encoders, outputs are written, resume continues.
+
+Uses the shared tiny run of helpers.damsm_run() (DAMSM_STEPS = 2 steps; its encoders'
+weights before training are recorded), and resumes a copy of it to 4 steps.
+"""
+
+import contextlib
+import io
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from tests.training import helpers
+from tf_t2i.data import tokenizer as tokenizer_lib
+from tf_t2i.training import checkpoints
+from tf_t2i.training import pretrain_lib
+
+
+def _load_encoders(model_dir, cfg, checkpoint=None):
+    """Fresh encoders with the weights of a run's checkpoint (latest unless given)."""
+    tok = tokenizer_lib.CaptionTokenizer.load(model_dir, cfg.data.max_caption_length)
+    text_encoder, image_encoder = pretrain_lib.build_encoders(cfg, tok.vocab_size)
+    path = checkpoint or tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+    ckpt = checkpoints.make_checkpoint(text_encoder=text_encoder, image_encoder=image_encoder)
+    ckpt.restore(path).expect_partial().assert_existing_objects_matched()
+    return [[v.numpy() for v in e.trainable_variables] for e in (text_encoder, image_encoder)]
+
+
+def _max_diff(a, b):
+    return max(helpers.max_abs_diff(x, y) for x, y in zip(a, b))
+
+
+class PretrainingTest(tf.test.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.run_dir = helpers.damsm_run()
+        cls.cfg = helpers.tiny_damsm_config()
+
+        # Resume a copy from step 2 to step 4, keeping its encoders and its log.
+        cls.resumed_dir = helpers.copy_run(cls.run_dir, "damsm_resumed")
+        cls.recorder = helpers.EncoderRecorder()
+        out = io.StringIO()
+        with cls.recorder.patch(), contextlib.redirect_stdout(out):
+            cls.resumed_results = pretrain_lib.run_pretraining(
+                cls.cfg.replace(train={"steps": 4}), cls.resumed_dir, verbose=0)
+        cls.resumed_log = out.getvalue()
+
+    def test_training_moves_the_encoders(self):
+        initial = helpers.damsm_initial_weights()
+        trained = _load_encoders(self.run_dir, self.cfg)
+        for name, before, after in zip(("text", "image"), initial, trained):
+            moved = [np.any(a != b) for a, b in zip(before, after)]
+            print(f"pretraining: {name} encoder: {sum(moved)}/{len(moved)} weights moved, "
+                  f"largest change {helpers.max_abs_diff(before, after):.3g}")
+            self.assertGreater(sum(moved), len(moved) // 2, name)
+        # Image encoder: every weight gets a gradient from the first step on.
+        self.assertTrue(all(np.any(a != b) for a, b in zip(initial[1], trained[1])))
+
+    def test_outputs(self):
+        for name in ("config.json", "vocab.txt", "r_precision.json"):
+            self.assertTrue(os.path.isfile(os.path.join(self.run_dir, name)), name)
+        self.assertEqual(os.path.basename(
+            tf.train.latest_checkpoint(os.path.join(self.run_dir, "checkpoints"))),
+            f"ckpt-{helpers.DAMSM_STEPS}")
+        with open(os.path.join(self.run_dir, "r_precision.json")) as f:
+            results = json.load(f)
+        self.assertBetween(results["r_precision"], 0.0, 1.0)
+        self.assertEqual(results["step"], helpers.DAMSM_STEPS)
+        with open(os.path.join(self.run_dir, "config.json")) as f:
+            self.assertEqual(json.load(f)["train"]["task"], "damsm")
+
+    def test_resume_restores_step_2_and_ends_at_4(self):
+        self.assertIn(f"Resuming from {self.resumed_dir}/checkpoints/ckpt-2 at step 2 of 4.",
+                      self.resumed_log)
+        self.assertEqual(self.resumed_results["step"], 4)
+        ckpt_dir = os.path.join(self.resumed_dir, "checkpoints")
+        self.assertEqual(os.path.basename(tf.train.latest_checkpoint(ckpt_dir)), "ckpt-4")
+        with open(os.path.join(self.resumed_dir, "r_precision.json")) as f:
+            self.assertEqual(json.load(f)["step"], 4)
+        # The vocabulary is reused, not rebuilt.
+        with open(os.path.join(self.run_dir, "vocab.txt")) as f, \
+                open(os.path.join(self.resumed_dir, "vocab.txt")) as g:
+            self.assertEqual(f.read(), g.read())
+
+    def test_resumed_weights_are_restored_then_trained(self):
+        at_2 = _load_encoders(self.resumed_dir, self.cfg,
+                              os.path.join(self.resumed_dir, "checkpoints", "ckpt-2"))
+        at_4 = _load_encoders(self.resumed_dir, self.cfg)
+        final = [[v.numpy() for v in e.trainable_variables] for e in self.recorder.encoders]
+        # The checkpoint holds exactly what the run ended with (every weight).
+        self.assertEqual(_max_diff(at_4, final), 0.0)
+        # Steps 3 and 4 moved the weights restored at step 2.
+        self.assertGreater(_max_diff(at_4, at_2), 0.0)
+        # Restoring replaced the freshly built weights of the resumed process.
+        self.assertGreater(_max_diff(self.recorder.initial, at_2), 0.0)
+
+
+if __name__ == "__main__":
+    tf.test.main()

@@ -1,0 +1,405 @@
+"""SavedModel export of a trained text-to-image run, for TF Serving and `tf_t2i.serve`.
+
+An export is a plain SavedModel that stock `tensorflow_model_server` loads: the graph
+holds only core TensorFlow ops (tokenization by `keras.layers.TextVectorization`, noise
+from stateless RNG seeded by the request, PNG encoding), every input and output has
+the batch as dimension 0 (so server-side batching can concatenate requests), and the
+version directory carries `assets.extra/tf_serving_warmup_requests`.
+
+Signatures:
+  serving_default(captions: string [B], seeds: int64 [B])
+      -> {images: uint8 [B, H, W, 3], png_bytes: string [B]}
+  generate_unseeded(captions: string [B]) -> the same, with seeds hashed from the captions
+
+`png_bytes` ends in `_bytes` so that TF Serving's REST API returns it base64 encoded.
+
+Versions are published atomically: `export_base/<n>/` is written under a temporary,
+non-numeric name beside it (which servers ignore) and renamed only once complete.
+"""
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from typing import Dict, Optional, Sequence, Tuple
+
+import tensorflow as tf
+
+SERVING_DEFAULT = "serving_default"
+GENERATE_UNSEEDED = "generate_unseeded"
+CAPTIONS = "captions"
+SEEDS = "seeds"
+IMAGES = "images"
+PNG_BYTES = "png_bytes"
+WARMUP_FILENAME = "tf_serving_warmup_requests"
+ASSETS_EXTRA = "assets.extra"
+EXPORT_INFO_FILENAME = "t2i_export.json"
+DEFAULT_WARMUP_BATCH_SIZES = (1, 8)
+WARMUP_CAPTIONS = ("a large red circle in the center", "a small blue square on the left",
+                   "a green triangle at the top", "a big yellow star on the right")
+# The second word of every per-image noise seed. Fixed, so that a request's seed alone
+# decides the noise; changing it changes every served image.
+NOISE_SEED_KEY = 0x7432_6931
+# Philox explicitly: "auto_select" may pick another generator on another device.
+NOISE_ALG = "philox"
+# Caption hashes are bucketed below 2**62: non-negative int64 seeds.
+_CAPTION_SEED_BUCKETS = 2 ** 62
+_TMP_PREFIX = ".tmp-export-"
+_VERSION_RE = re.compile(r"^[0-9]+$")
+
+
+class ExportError(ValueError):
+    """The export cannot be written as asked (existing version, bad base path, ...)."""
+
+
+def noise_from_seeds(seeds, z_dim: int) -> tf.Tensor:
+    """The generator's noise for each seed: int64 [B] -> float32 [B, z_dim].
+
+    Row i depends only on seeds[i] (stateless RNG, one draw per seed), so an image does
+    not change with the batch it is served in. The in-memory reference of the export
+    tests uses this same function.
+    """
+    seeds = tf.convert_to_tensor(seeds, tf.int64)
+    key = tf.constant(NOISE_SEED_KEY, tf.int64)
+    return tf.map_fn(
+        lambda s: tf.random.stateless_normal([z_dim], seed=tf.stack([s, key]), alg=NOISE_ALG),
+        seeds, fn_output_signature=tf.TensorSpec([z_dim], tf.float32))
+
+
+def caption_seeds(captions) -> tf.Tensor:
+    """Seeds from the caption bytes (FarmHash fingerprint): string [B] -> int64 [B] >= 0."""
+    return tf.strings.to_hash_bucket_fast(captions, _CAPTION_SEED_BUCKETS)
+
+
+def to_uint8(images) -> tf.Tensor:
+    """[-1, 1] float images -> uint8 by round((x + 1) * 127.5), clipped (as callbacks.to_uint8)."""
+    scaled = tf.round((tf.cast(images, tf.float32) + 1.0) * 127.5)
+    return tf.cast(tf.clip_by_value(scaled, 0.0, 255.0), tf.uint8)
+
+
+def encode_pngs(images) -> tf.Tensor:
+    """uint8 [B, H, W, 3] -> PNG bytes [B] (encode_png takes one image at a time)."""
+    return tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.TensorSpec([], tf.string))
+
+
+def generate(generator, text_encoder, tokenizer, captions, seeds, z_dim: int,
+             image_size: int) -> Dict:
+    """The exported computation, callable eagerly too (the in-memory reference).
+
+    Args:
+      generator: `generator(z, sentence_embedding, training=False) -> (images, masks)`.
+      text_encoder: `text_encoder(caption_ids, training=False) -> (words, sentence)`.
+      tokenizer: the run's `CaptionTokenizer` (first T tokens of each caption).
+      captions: string [B].
+      seeds: int64 [B], one noise seed per caption.
+      z_dim: the generator's noise size.
+      image_size: the generator's output side H = W.
+
+    Returns:
+      {"images": uint8 [B, H, W, 3], "png_bytes": string [B]}.
+    """
+    captions = tf.convert_to_tensor(captions, tf.string)
+    seeds = tf.convert_to_tensor(seeds, tf.int64)
+    # Both inputs are batched by a server independently: a mismatch is the caller's
+    # error (INVALID_ARGUMENT), not something to broadcast.
+    check = tf.debugging.assert_equal(
+        tf.shape(captions)[0], tf.shape(seeds)[0],
+        message="captions and seeds must have the same length (one seed per caption)")
+    with tf.control_dependencies([check]):
+        batch = tf.shape(captions)[0]
+
+    def run():
+        caption_ids = tf.cast(tokenizer.encode(captions), tf.int32)  # [B, T]
+        _, sentence = text_encoder(caption_ids, training=False)
+        images, _ = generator(noise_from_seeds(seeds, z_dim), sentence, training=False)
+        return to_uint8(images)
+
+    def nothing():
+        return tf.zeros([0, image_size, image_size, 3], tf.uint8)
+
+    # An empty request is well defined (empty outputs); the generator's batch norm
+    # kernels reject a zero-sized batch, so it must not run.
+    images = tf.cond(batch > 0, run, nothing)
+    return {IMAGES: images, PNG_BYTES: encode_pngs(images)}
+
+
+class TextToImageExport:
+    """The generator, text encoder and vocabulary of a run, as SavedModel signatures.
+
+    Args:
+      generator: the (EMA) generator.
+      text_encoder: the run's text encoder.
+      tokenizer: the run's `CaptionTokenizer`; its TextVectorization layer owns the
+        vocabulary lookup table, which the archive must track so that the SavedModel's
+        init op fills it.
+      z_dim: the generator's noise size.
+      image_size: the generator's output side.
+    """
+
+    def __init__(self, generator, text_encoder, tokenizer, z_dim: int, image_size: int):
+        self.generator = generator
+        self.text_encoder = text_encoder
+        self.tokenizer = tokenizer
+        self.z_dim = int(z_dim)
+        self.image_size = int(image_size)
+
+    def __call__(self, captions, seeds) -> Dict:
+        """Eager (in-memory) twin of `serving_default`."""
+        return generate(self.generator, self.text_encoder, self.tokenizer, captions, seeds,
+                        self.z_dim, self.image_size)
+
+    def unseeded(self, captions) -> Dict:
+        """Eager twin of `generate_unseeded`."""
+        return self(captions, caption_seeds(tf.convert_to_tensor(captions, tf.string)))
+
+    def save(self, path: str) -> None:
+        """Writes the SavedModel (no warmup file) to `path`."""
+        # Deferred: Keras is needed to write an export, never to serve one.
+        import keras  # pylint: disable=g-import-not-at-top
+        # ExportArchive saves the variables the endpoints use and the lookup tables of
+        # the tracked layers, without the Keras models' own (single-input) default
+        # serving functions, which tf.saved_model.save would try to trace.
+        archive = keras.export.ExportArchive()
+        self.tokenizer.encode(["build"])  # an unbuilt TextVectorization cannot be tracked
+        archive.track(self.tokenizer.layer)
+        archive.add_endpoint(SERVING_DEFAULT, self.__call__, input_signature=[
+            tf.TensorSpec([None], tf.string, name=CAPTIONS),
+            tf.TensorSpec([None], tf.int64, name=SEEDS)])
+        archive.add_endpoint(GENERATE_UNSEEDED, self.unseeded, input_signature=[
+            tf.TensorSpec([None], tf.string, name=CAPTIONS)])
+        archive.write_out(path, verbose=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    """Where an export went."""
+    path: str
+    version: int
+    model_name: str
+    use_ema: bool
+    checkpoint: str
+    model_config_path: Optional[str] = None
+
+
+def list_versions(export_base: str):
+    """Numeric version directories under export_base, ascending (what TF Serving sees)."""
+    if not os.path.isdir(export_base):
+        return []
+    return sorted(int(n) for n in os.listdir(export_base)
+                  if _VERSION_RE.match(n) and os.path.isdir(os.path.join(export_base, n)))
+
+
+def next_version(export_base: str) -> int:
+    versions = list_versions(export_base)
+    return versions[-1] + 1 if versions else 1
+
+
+def write_warmup_requests(version_dir: str, model_name: str,
+                          batch_sizes: Sequence[int] = DEFAULT_WARMUP_BATCH_SIZES) -> str:
+    """Writes `assets.extra/tf_serving_warmup_requests`: one PredictLog per batch size.
+
+    TF Serving replays the records when it loads the version (a failing record fails
+    the load), so the first real request does not pay for tracing and allocation.
+    """
+    # Deferred: only exports need the serving protos.
+    from tensorflow_serving.apis import model_pb2  # pylint: disable=g-import-not-at-top
+    from tensorflow_serving.apis import predict_pb2  # pylint: disable=g-import-not-at-top
+    from tensorflow_serving.apis import prediction_log_pb2  # pylint: disable=g-import-not-at-top
+    directory = os.path.join(version_dir, ASSETS_EXTRA)
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, WARMUP_FILENAME)
+    with tf.io.TFRecordWriter(path) as writer:
+        for size in batch_sizes:
+            request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(
+                name=model_name, signature_name=SERVING_DEFAULT))
+            captions = [WARMUP_CAPTIONS[i % len(WARMUP_CAPTIONS)] for i in range(size)]
+            request.inputs[CAPTIONS].CopyFrom(tf.make_tensor_proto(captions, dtype=tf.string))
+            request.inputs[SEEDS].CopyFrom(tf.make_tensor_proto(list(range(size)),
+                                                                dtype=tf.int64))
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+    return path
+
+
+def model_config_text(model_name: str, base_path: str, versions: Sequence[int] = (),
+                      labels: Optional[Dict[str, int]] = None) -> str:
+    """A `ModelServerConfig` text proto (TF Serving's --model_config_file) for one model.
+
+    Args:
+      model_name: the served name.
+      base_path: the model's base path as the server sees it (absolute).
+      versions: serve exactly these versions; empty serves the latest one.
+      labels: version labels, e.g. {"stable": 3}; each must be among the served versions.
+    """
+    lines = ["model_config_list {", "  config {", f"    name: {json.dumps(model_name)}",
+             f"    base_path: {json.dumps(base_path)}", '    model_platform: "tensorflow"']
+    if versions:
+        lines.append("    model_version_policy {")
+        lines.append("      specific {")
+        lines += [f"        versions: {int(v)}" for v in versions]
+        lines += ["      }", "    }"]
+    else:
+        lines.append("    model_version_policy { latest { num_versions: 1 } }")
+    for label, version in sorted((labels or {}).items()):
+        lines.append(f"    version_labels {{ key: {json.dumps(label)} value: {int(version)} }}")
+    lines += ["  }", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def export_modules(module: TextToImageExport, export_base: str, version: Optional[int] = None,
+                   model_name: str = "t2i",
+                   warmup_batch_sizes: Sequence[int] = DEFAULT_WARMUP_BATCH_SIZES,
+                   info: Optional[Dict] = None) -> Tuple[str, int]:
+    """Saves `module` as version `version` (default: next) of export_base, atomically.
+
+    Returns:
+      (version_dir, version).
+
+    Raises:
+      ExportError: the version exists already, or export_base is not a directory.
+    """
+    export_base = os.path.abspath(export_base)
+    if os.path.exists(export_base) and not os.path.isdir(export_base):
+        raise ExportError(f"--export_base={export_base} exists and is not a directory.")
+    os.makedirs(export_base, exist_ok=True)
+    if version is None:
+        version = next_version(export_base)
+    if version < 0:
+        raise ExportError(f"Version numbers are non-negative integers, got {version}.")
+    final = os.path.join(export_base, str(version))
+    if os.path.exists(final):
+        raise ExportError(f"Version {version} already exists at {final}; choose another "
+                          "--version or omit it to use the next free number.")
+    # Beside the final directory (same filesystem: the rename is atomic) under a name
+    # that is not a number, so that a server polling export_base ignores it.
+    tmp = tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{version}-", dir=export_base)
+    try:
+        # mkdtemp makes it private (0700); a server running as another user (the
+        # tensorflow/serving container) must be able to read the published version.
+        os.chmod(tmp, 0o755)
+        module.save(tmp)
+        write_warmup_requests(tmp, model_name, warmup_batch_sizes)
+        if info is not None:
+            with open(os.path.join(tmp, ASSETS_EXTRA, EXPORT_INFO_FILENAME), "w") as f:
+                json.dump(info, f, indent=2, sort_keys=True)
+        _publish(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final, version
+
+
+def _publish(tmp: str, final: str) -> None:
+    """The one step that makes a version visible: an atomic rename."""
+    try:
+        os.rename(tmp, final)
+    except OSError as e:
+        raise ExportError(f"Could not publish {final} (another export took this version?): "
+                          f"{e}") from e
+
+
+def module_from_run(cfg, tokenizer, parts, use_ema: bool = True) -> TextToImageExport:
+    """Wraps the models of `train_lib.load_run(...)` for export (EMA or raw generator)."""
+    if use_ema and parts.ema_generator is None:
+        raise ExportError("The run has no EMA generator (train_ema_decay was 0); export the "
+                          "raw generator with --nouse_ema.")
+    generator = parts.ema_generator if use_ema else parts.generator
+    return TextToImageExport(generator, parts.text_encoder, tokenizer, cfg.generator.z_dim,
+                             cfg.data.image_size)
+
+
+def build_module(model_dir: str, use_ema: bool = True):
+    """Rebuilds a trained run from its directory and wraps its generator for export.
+
+    Returns:
+      (module, cfg, tokenizer, info) with `info` a JSON-able description of the source.
+    """
+    # Deferred: loading a run pulls in Keras and the models, which only exports need.
+    from tf_t2i.training import train_lib  # pylint: disable=g-import-not-at-top
+    cfg, tokenizer, parts = train_lib.load_run(model_dir)
+    module = module_from_run(cfg, tokenizer, parts, use_ema)
+    info = {"model_dir": os.path.abspath(model_dir), "checkpoint": parts.checkpoint.latest,
+            "use_ema": bool(use_ema), "image_size": cfg.data.image_size,
+            "z_dim": cfg.generator.z_dim, "max_caption_length": tokenizer.max_length,
+            "vocab_size": tokenizer.vocab_size, "experiment": cfg.name,
+            "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "tensorflow": tf.__version__}
+    return module, cfg, tokenizer, info
+
+
+def export_run(model_dir: str, export_base: str, version: Optional[int] = None,
+               use_ema: bool = True, model_name: str = "t2i",
+               warmup_batch_sizes: Sequence[int] = DEFAULT_WARMUP_BATCH_SIZES,
+               write_model_config: Optional[str] = None,
+               model_config_base_path: Optional[str] = None) -> ExportResult:
+    """Exports the last checkpoint of a trained run as `export_base/<version>/`.
+
+    Args:
+      model_dir: a GAN run directory (config.json, vocab.txt, checkpoints/).
+      export_base: the model's base path; versions are its numeric subdirectories.
+      version: the version number; default: one more than the largest present.
+      use_ema: export the EMA generator (default) or the raw one.
+      model_name: the served model name (used in warmup requests and the config).
+      warmup_batch_sizes: one warmup request per batch size.
+      write_model_config: if set, also write a models.config snippet for this model there.
+      model_config_base_path: base_path to put in that snippet (default: export_base,
+        absolute); e.g. "/models/t2i" for the docker-compose deployment.
+    """
+    module, _, _, info = build_module(model_dir, use_ema)
+    path, version = export_modules(module, export_base, version, model_name,
+                                   warmup_batch_sizes, info)
+    config_path = None
+    if write_model_config:
+        base = model_config_base_path or os.path.abspath(export_base)
+        # Pin the exported version and label it: a deployment moves to a new version by
+        # editing the config, not by whatever appears in the base path.
+        text = model_config_text(model_name, base, versions=[version], labels={"stable": version})
+        config_path = _write_atomic(write_model_config, text)
+    return ExportResult(path=path, version=version, model_name=model_name, use_ema=use_ema,
+                        checkpoint=info["checkpoint"], model_config_path=config_path)
+
+
+def _write_atomic(path: str, text: str) -> str:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+def saved_model_ops(saved_model_dir: str) -> Dict[str, int]:
+    """Every op type in a SavedModel: the graph and every function body, with counts.
+
+    `saved_model_cli show --all` skips nested function bodies (the map_fn and while
+    loops), so this walks `graph_def.library.function[*].node_def` as well.
+    """
+    from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
+    saved_model = saved_model_pb2.SavedModel()
+    with open(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as f:
+        saved_model.ParseFromString(f.read())
+    counts = {}
+    for meta_graph in saved_model.meta_graphs:
+        nodes = list(meta_graph.graph_def.node)
+        for function in meta_graph.graph_def.library.function:
+            nodes.extend(function.node_def)
+        for node in nodes:
+            counts[node.op] = counts.get(node.op, 0) + 1
+    return counts
+
+
+def unregistered_ops(saved_model_dir: str) -> Sequence[str]:
+    """Op types of the SavedModel that this process's TensorFlow does not register.
+
+    Run it in a process that has not imported tensorflow_text or keras_hub, so that the
+    registry is plain TensorFlow's: then any op listed here would fail to load in a
+    stock server (or needs its custom-op build).
+    """
+    from tensorflow.python.framework import op_def_registry  # pylint: disable=g-import-not-at-top
+    return sorted(op for op in saved_model_ops(saved_model_dir)
+                  if op_def_registry.get(op) is None)
