@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
+from tests import strategies
 from tf_t2i.losses import contrastive
 
 
@@ -23,8 +24,7 @@ class DistributedNTXentTest(tf.test.TestCase, parameterized.TestCase):
         if len(cpus) < 2:
             self.skipTest('needs two logical CPU devices (tests/conftest.py makes '
                           'them under pytest).')
-        self.strategy = tf.distribute.MirroredStrategy(
-            [cpus[0].name, cpus[1].name])
+        self.strategy = strategies.two_cpu_replicas()
         rng = np.random.default_rng(7)
         self.a = rng.normal(size=[_GLOBAL_BATCH, _DIM]).astype(np.float32)
         self.b = rng.normal(size=[_GLOBAL_BATCH, _DIM]).astype(np.float32)

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests import strategies
 from tests.training import helpers
 from tf_t2i.training import train_lib
 
@@ -61,8 +62,7 @@ class _ReplicaComparison:
         super().setUpClass()
         cfg = helpers.tiny_gan_config(**cls.CFG_OVERRIDES)
         batch = helpers.train_batch(cfg)
-        devices = [d.name for d in tf.config.list_logical_devices("CPU")[:2]]
-        mirrored = tf.distribute.MirroredStrategy(devices)
+        mirrored = strategies.two_cpu_replicas()
         tag = cls.__name__
         # Initial weights independent of what ran before in this process.
         keras.utils.set_random_seed(cfg.train.seed)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests import strategies
 from tests.training import helpers
 from tf_t2i.models import captioner as captioner_model
 from tf_t2i.training import captioner_lib
@@ -67,7 +68,7 @@ class PaperLossesTest(tf.test.TestCase):
     @pytest.mark.slow
     def test_two_replicas_log_finite_terms(self):
         cfg = all_terms_config()
-        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        strategy = strategies.two_cpu_replicas()
         parts = build(cfg, strategy)
         history = parts.gan.fit(helpers.one_batch_dataset(helpers.train_batch(cfg)),
                                 steps_per_epoch=1, epochs=1, verbose=0).history
