@@ -23,6 +23,10 @@ DEV_REQUIRES = [
     "pytest>=8,<10",
     "pytest-timeout>=2.3,<3",
     "dill>=0.3,<1",  # tfds.testing.DatasetBuilderTestCase
+    # CPU wheel (on this machine's disk): runs the TorchScript FID Inception model in the
+    # Keras port's parity test. tf_t2i itself never imports torch. Pinned: an unpinned
+    # torch pulls several GB of CUDA.
+    "torch==2.13.0",
 ]
 
 setup(

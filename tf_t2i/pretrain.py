@@ -28,7 +28,10 @@ def main(argv):
     from tf_t2i.data import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
     from tf_t2i.training import captioner_lib  # pylint: disable=g-import-not-at-top
     from tf_t2i.training import pretrain_lib  # pylint: disable=g-import-not-at-top
+    from tf_t2i.training import runtime  # pylint: disable=g-import-not-at-top
     input_errors = (tokenizer_lib.EmptyCaptionError,)
+    # First thing that touches devices: logical CPU replicas can only be made before.
+    strategy = None if FLAGS.dry_run else runtime.make_strategy(cfg.runtime)
     if task == "captioner":
         if FLAGS.dry_run:
             vocab = t2i_flags.run_or_fail(tokenizer_lib.CaptionTokenizer.load, input_errors,
@@ -39,7 +42,7 @@ def main(argv):
             return
         model_dir = t2i_flags.require_model_dir()
         t2i_flags.run_or_fail(captioner_lib.run_captioner_pretraining, input_errors, cfg,
-                              model_dir)
+                              model_dir, strategy=strategy)
         return
     if FLAGS.dry_run:
         source = t2i_flags.run_or_fail(sources.load_source, input_errors, cfg.data, "train")
@@ -50,7 +53,8 @@ def main(argv):
             print(f"  {name}: {count:,} trainable parameters")
         return
     model_dir = t2i_flags.require_model_dir()
-    t2i_flags.run_or_fail(pretrain_lib.run_pretraining, input_errors, cfg, model_dir)
+    t2i_flags.run_or_fail(pretrain_lib.run_pretraining, input_errors, cfg, model_dir,
+                          strategy=strategy)
 
 
 if __name__ == "__main__":

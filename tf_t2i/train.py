@@ -14,6 +14,10 @@ from absl import flags
 from tf_t2i import flags as t2i_flags
 
 FLAGS = flags.FLAGS
+flags.DEFINE_integer("eval_every", 0, "Run tf_t2i.evaluate's metrics every N steps during "
+                     "training (TensorBoard logs/eval and metrics.jsonl); 0 = never.")
+flags.DEFINE_list("eval_metrics", ["r_precision"], "Metrics of the in-training evaluation.")
+flags.DEFINE_integer("eval_num_images", 1000, "Images per in-training evaluation.")
 DRY_RUN_VOCAB_SIZE = 5450 + 2  # CUB's DAMSM vocabulary, + padding and OOV ids
 
 
@@ -22,7 +26,10 @@ def main(argv):
         argv, "gan", **({"damsm_dir": "(none: --dry_run)"} if FLAGS.dry_run else {}))
     # Heavy imports only once the flags are known to be valid.
     from tf_t2i.data import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
+    from tf_t2i.training import runtime  # pylint: disable=g-import-not-at-top
     from tf_t2i.training import train_lib  # pylint: disable=g-import-not-at-top
+    # First thing that touches devices: logical CPU replicas can only be made before.
+    strategy = None if FLAGS.dry_run else runtime.make_strategy(cfg.runtime)
     input_errors = (tokenizer_lib.EmptyCaptionError, train_lib.DAMSMRunError)
     vocab_size = None
     if cfg.runtime.damsm_dir or not FLAGS.dry_run:
@@ -38,7 +45,15 @@ def main(argv):
             print(f"  {name}: {count:,} parameters")
         return
     model_dir = t2i_flags.require_model_dir()
-    t2i_flags.run_or_fail(train_lib.run_training, input_errors, cfg, model_dir)
+    extra_callbacks = []
+    if FLAGS.eval_every > 0:
+        from tf_t2i.eval import eval_lib  # pylint: disable=g-import-not-at-top
+        extra_callbacks.append(eval_lib.EvaluationCallback(
+            model_dir, every=FLAGS.eval_every,
+            options=eval_lib.EvalOptions(metrics=tuple(FLAGS.eval_metrics),
+                                         num_images=FLAGS.eval_num_images)))
+    t2i_flags.run_or_fail(train_lib.run_training, input_errors, cfg, model_dir,
+                          strategy=strategy, extra_callbacks=extra_callbacks)
 
 
 if __name__ == "__main__":

@@ -79,11 +79,19 @@ def encode_split(text_encoder, image_encoder, source, bank, cfg, batch_size=100,
 
 
 def evaluate_retrieval(text_encoder, image_encoder, source, tokenizer, cfg, seed=0):
+    """Real-image R-precision of a split: one caption per image against mismatched ones.
+
+    Returns:
+      {"r_precision": mean, "r_precision_std": std over folds, "num_images": N}.
+    """
     bank = pipeline.CaptionBank(source, tokenizer)
     codes, sentences = encode_split(text_encoder, image_encoder, source, bank, cfg, seed=seed)
-    return r_precision_lib.r_precision(codes, sentences, class_ids=source.class_ids,
-                                       num_candidates=cfg.train.eval_candidates,
-                                       folds=cfg.train.eval_folds, seed=seed)
+    groups = r_precision_lib.mismatched_groups(source.class_ids, source.image_ids)
+    mismatched = r_precision_lib.sample_mismatched(groups, cfg.train.eval_candidates - 1,
+                                                   np.random.default_rng(seed))
+    mean, std = r_precision_lib.r_precision_indexed(codes, sentences, mismatched,
+                                                    folds=cfg.train.eval_folds)
+    return {"r_precision": mean, "r_precision_std": std, "num_images": int(len(codes))}
 
 
 def run_pretraining(cfg: config_lib.ExperimentConfig, model_dir: str,

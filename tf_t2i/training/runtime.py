@@ -22,15 +22,16 @@ def make_strategy(runtime: config_lib.RuntimeConfig) -> tf.distribute.Strategy:
     """
     if runtime.num_cpu_replicas > 0:
         cpus = tf.config.list_physical_devices("CPU")
+        # Listing *logical* devices would initialise the runtime, after which they can no
+        # longer be split: configure first, and only on failure look at what exists.
+        try:
+            tf.config.set_logical_device_configuration(
+                cpus[0], [tf.config.LogicalDeviceConfiguration()] * runtime.num_cpu_replicas)
+        except RuntimeError as e:
+            if len(tf.config.list_logical_devices("CPU")) < runtime.num_cpu_replicas:
+                raise RuntimeError("num_cpu_replicas must be set before TensorFlow "
+                                   f"initialises its devices: {e}") from e
         logical = tf.config.list_logical_devices("CPU")
-        if len(logical) < runtime.num_cpu_replicas:
-            try:
-                tf.config.set_logical_device_configuration(
-                    cpus[0], [tf.config.LogicalDeviceConfiguration()] * runtime.num_cpu_replicas)
-            except RuntimeError as e:
-                raise RuntimeError("num_cpu_replicas must be set before TensorFlow initialises its "
-                                   f"devices: {e}") from e
-            logical = tf.config.list_logical_devices("CPU")
         devices = [d.name for d in logical[:runtime.num_cpu_replicas]]
         return tf.distribute.MirroredStrategy(devices)
     tf_config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")

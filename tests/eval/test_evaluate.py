@@ -1,0 +1,151 @@
+"""`python -m tf_t2i.evaluate` end to end on a tiny trained run, and the library beneath it."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+from tests.eval import helpers
+from tf_t2i.eval import eval_lib
+
+ALL_METRICS = "fid,is,r_precision,attribute_accuracy,shapes_fid"
+
+
+def run_evaluate(*args, cache=None, home=None):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_T2I_CACHE=cache or helpers.cache_dir())
+    if home:
+        env["HOME"] = home
+    return subprocess.run([sys.executable, "-m", "tf_t2i.evaluate", *args], cwd=helpers.ROOT,
+                          env=env, capture_output=True, text=True, timeout=900)
+
+
+def read_rows(model_dir):
+    with open(os.path.join(model_dir, eval_lib.RESULTS_FILENAME)) as f:
+        return [json.loads(line) for line in f]
+
+
+class EvaluateCommandTest(tf.test.TestCase):
+
+    def test_all_metrics_end_to_end(self):
+        _, gan_dir = helpers.tiny_runs()
+        model_dir = os.path.join(self.create_tempdir().full_path, "gan")
+        shutil.copytree(gan_dir, model_dir)
+        proc = run_evaluate(f"--model_dir={model_dir}", f"--metrics={ALL_METRICS}",
+                            "--num_images=20", "--batch_size=10",
+                            f"--inception_weights={helpers.fake_inception_weights()}",
+                            f"--is_classifier={helpers.fake_is_classifier()}")
+        self.assertEqual(proc.returncode, 0, proc.stdout[-3000:] + proc.stderr[-3000:])
+        rows = read_rows(model_dir)
+        self.assertEqual([r["metric"] for r in rows],
+                         ["fid20", "is20", "r_precision20", "attribute_accuracy20",
+                          "shapes_fid20"])
+        for row in rows:
+            self.assertTrue(helpers.finite(row["value"]), row)
+            self.assertEqual(row["num_images"], 20)
+            self.assertEqual(row["step"], 2)
+            self.assertTrue(row["ema"])
+            self.assertGreaterEqual(row["seconds"], 0.0)
+        by_name = {r["metric"]: r for r in rows}
+        self.assertGreaterEqual(by_name["fid20"]["value"], 0.0)
+        self.assertIn("rank-deficient", by_name["fid20"]["note"])
+        self.assertBetween(by_name["is20"]["value"], 1.0, 10.0)
+        self.assertTrue(helpers.finite(by_name["is20"]["std"]))
+        self.assertBetween(by_name["r_precision20"]["value"], 0.0, 1.0)
+        self.assertTrue(helpers.finite(by_name["r_precision20"]["std"]))
+        self.assertBetween(by_name["attribute_accuracy20"]["value"], 0.0, 1.0)
+        self.assertIn("color", by_name["attribute_accuracy20"]["per_attribute"])
+        self.assertIsNone(by_name["shapes_fid20"]["std"])
+        # Real statistics were computed once and cached in the pytorch-fid format.
+        stats = by_name["fid20"]["real_stats"]
+        self.assertTrue(stats.startswith(helpers.cache_dir()))
+        with np.load(stats) as data:
+            self.assertEqual(data["mu"].shape, (2048,))
+            self.assertEqual(data["sigma"].shape, (2048, 2048))
+        self.assertIn("metric", proc.stdout)
+        self.assertIn("Appended 5 line(s)", proc.stdout)
+
+    def test_missing_classifier_fails_before_generating(self):
+        _, gan_dir = helpers.tiny_runs()
+        tmp = self.create_tempdir().full_path
+        proc = run_evaluate(f"--model_dir={gan_dir}", "--metrics=is", "--num_images=10",
+                            cache=os.path.join(tmp, "empty_cache"), home=tmp)
+        self.assertEqual(proc.returncode, 2, proc.stderr[-2000:])
+        self.assertIn("--is_classifier", proc.stderr)
+        self.assertNotIn("Evaluating", proc.stdout)
+
+    def test_bad_flags(self):
+        proc = run_evaluate("--model_dir=/nonexistent", "--metrics=fid,bogus")
+        self.assertEqual(proc.returncode, 2)
+        self.assertIn("Unknown metric(s) ['bogus']", proc.stderr)
+
+
+class EvalLibTest(tf.test.TestCase):
+
+    def context(self, **options):
+        from tf_t2i.training import train_lib  # pylint: disable=g-import-not-at-top
+        _, gan_dir = helpers.tiny_runs()
+        cfg, tok, parts = train_lib.load_run(gan_dir)
+        return eval_lib.EvalContext(cfg, tok, parts, eval_lib.EvalOptions(**options),
+                                    log=lambda *_: None)
+
+    def test_unavailable_metrics_are_skipped_by_default(self):
+        tmp = self.create_tempdir().full_path
+        ctx = self.context(num_images=10, inception_weights=os.path.join(tmp, "none.pt"),
+                           is_classifier=os.path.join(tmp, "none.pth"))
+        names, skipped = eval_lib.available_metrics(ctx, ["fid", "is", "r_precision"],
+                                                    required=False)
+        self.assertEqual(names, ["r_precision"])
+        self.assertIn("--fetch_inception", skipped["fid"])
+        self.assertIn("does not exist", skipped["is"])
+        with self.assertRaisesRegex(eval_lib.MetricUnavailableError, "fid"):
+            eval_lib.available_metrics(ctx, ["fid"], required=True)
+
+    def test_callback_logs_to_jsonl_and_tensorboard(self):
+        from tf_t2i.training import train_lib  # pylint: disable=g-import-not-at-top
+        _, gan_dir = helpers.tiny_runs()
+        model_dir = os.path.join(self.create_tempdir().full_path, "gan")
+        shutil.copytree(gan_dir, model_dir)
+        _, _, parts = train_lib.load_run(model_dir)
+        logs = []
+        callback = eval_lib.EvaluationCallback(
+            model_dir, every=2, options=eval_lib.EvalOptions(
+                metrics=["r_precision", "fid"], num_images=10, batch_size=5,
+                inception_weights=os.path.join(model_dir, "missing.pt")), log=logs.append)
+        callback.set_model(parts.gan)  # as fit() does; the run is at step 2
+        callback.on_train_batch_end(0)
+        callback.on_train_batch_end(1)  # same step: not evaluated twice
+        rows = read_rows(model_dir)
+        self.assertEqual([r["metric"] for r in rows], ["r_precision10"])
+        self.assertEqual(rows[0]["step"], 2)
+        self.assertTrue(any("skips fid" in line for line in logs), logs)
+        self.assertTrue(os.listdir(os.path.join(model_dir, "logs", "eval")))
+
+    def test_draws_are_seeded_and_cover_the_test_split(self):
+        ctx = self.context(num_images=70)
+        eval_lib.generate_and_collect(ctx, ["damsm"], progress=False)
+        first = (ctx.draw_images.copy(), ctx.draw_captions.copy(),
+                 ctx.streams["damsm_sentences"].copy())
+        self.assertAllEqual(first[0], np.arange(70) % len(ctx.test_source))
+        eval_lib.generate_and_collect(ctx, ["damsm"], progress=False)
+        self.assertAllEqual(ctx.draw_captions, first[1])
+        self.assertAllClose(ctx.streams["damsm_sentences"], first[2])
+        self.assertEqual(ctx.streams["damsm_codes"].shape[0], 70)
+
+    def test_metric_labels(self):
+        self.assertEqual(eval_lib.metric_label("fid", 30000), "fid30k")
+        self.assertEqual(eval_lib.metric_label("is", 2500), "is2500")
+
+
+class PretrainRetrievalTest(tf.test.TestCase):
+    """`evaluate_retrieval` after the R-precision API change (DAMSM pretraining)."""
+
+    def test_r_precision_json(self):
+        damsm_dir, _ = helpers.tiny_runs()
+        results = json.load(open(os.path.join(damsm_dir, "r_precision.json")))
+        self.assertBetween(results["r_precision"], 0.0, 1.0)
+        self.assertGreaterEqual(results["r_precision_std"], 0.0)
+        self.assertEqual(results["num_images"], 32)
