@@ -8,7 +8,6 @@ the colour and shape words of greedy captions are true of the image.
 """
 
 import json
-import math
 import os
 import shutil
 import time
@@ -187,26 +186,15 @@ def run_captioner_pretraining(cfg: config_lib.ExperimentConfig, model_dir: str,
                                               captioner=captioner, optimizer=optimizer)
         restored = handle.restore_or_initialize()
     step_fn = lambda: int(optimizer.iterations.numpy())
-    start_step = step_fn()
-    runtime.log_info(f"{'Resuming from ' + restored if restored else 'Starting'} at step "
-                     f"{start_step} of {cfg.train.steps}.")
-    if start_step < cfg.train.steps:
-        ds = pipeline.make_train_dataset(train_source, bank, batch_size=cfg.train.batch_size,
-                                         image_size=cfg.data.image_size,
-                                         max_length=cfg.data.max_caption_length,
-                                         seed=cfg.train.seed, start_step=start_step)
-        spe = cfg.train.steps_per_epoch
-        guard = checkpoints.NonFiniteGuard(step_fn)
-        callbacks = [
-            guard,
-            checkpoints.PeriodicCheckpoint(handle, step_fn, cfg.train.checkpoint_every),
-            checkpoints.StopAtStep(step_fn, cfg.train.steps),
-            keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), update_freq=spe),
-        ]
-        trainer.fit(ds, epochs=math.ceil(cfg.train.steps / spe), steps_per_epoch=spe,
-                    initial_epoch=start_step // spe, callbacks=callbacks, verbose=verbose)
-        if guard.message:
-            raise FloatingPointError(guard.message)
+    checkpoints.fit_to_total_steps(
+        trainer, lambda start: pipeline.make_train_dataset(
+            train_source, bank, batch_size=cfg.train.batch_size,
+            image_size=cfg.data.image_size, max_length=cfg.data.max_caption_length,
+            seed=cfg.train.seed, start_step=start),
+        handle, step_fn, restored, total_steps=cfg.train.steps,
+        steps_per_epoch=cfg.train.steps_per_epoch,
+        checkpoint_every=cfg.train.checkpoint_every,
+        log_dir=os.path.join(model_dir, "logs"), verbose=verbose)
     results = evaluate_captioner(captioner, tok, test_source, cfg)
     results.update({"split": "test", "step": step_fn(),
                     "train_seconds": round(time.time() - started, 1)})

@@ -10,6 +10,7 @@ held in plain attributes, so a model keeping its blocks in a Python list (SSA-GA
 D) would otherwise be saved, and restored, without most of its weights.
 """
 
+import math
 import os
 from typing import Dict, Optional
 
@@ -162,3 +163,46 @@ class NonFiniteGuard(keras.callbacks.Callback):
                 self.model.nonfinite_loss = True
                 self.model.stop_training = True
                 return
+
+
+def fit_to_total_steps(model: keras.Model, make_dataset, handle: CheckpointHandle, step_fn,
+                       restored: Optional[str], *, total_steps: int, steps_per_epoch: int,
+                       checkpoint_every: int, log_dir: str, verbose: int = 1,
+                       before_checkpoint=(), after_checkpoint=()) -> Dict[str, float]:
+    """Runs `model.fit()` from the restored step to `total_steps`: the loop of every run.
+
+    Callbacks, in order: the NaN guard (first, so a bad state is never saved),
+    `before_checkpoint`, periodic checkpoints, the stop at `total_steps`,
+    `after_checkpoint`, TensorBoard.
+
+    Args:
+        model: a compiled Keras model with a custom train_step.
+        make_dataset: start_step -> the training stream from that step on.
+        handle: the run's checkpoints; step_fn: the current global step.
+        restored: the restored checkpoint path (for the log line), or None.
+
+    Returns:
+        The last logged values ({} when the run was already complete).
+
+    Raises:
+        FloatingPointError: a loss term became NaN or infinite (message names it).
+    """
+    start_step = step_fn()
+    print(f"{'Resuming from ' + restored if restored else 'Starting'} at step "
+          f"{start_step} of {total_steps}.", flush=True)
+    if start_step >= total_steps:
+        return {}
+    guard = NonFiniteGuard(step_fn)
+    callbacks = [guard, *before_checkpoint,
+                 PeriodicCheckpoint(handle, step_fn, checkpoint_every),
+                 StopAtStep(step_fn, total_steps), *after_checkpoint,
+                 keras.callbacks.TensorBoard(log_dir, update_freq=steps_per_epoch)]
+    # Keras counts epochs; a resumed run starts mid-epoch and StopAtStep ends it exactly.
+    result = model.fit(make_dataset(start_step),
+                       epochs=math.ceil(total_steps / steps_per_epoch),
+                       steps_per_epoch=steps_per_epoch,
+                       initial_epoch=start_step // steps_per_epoch,
+                       callbacks=callbacks, verbose=verbose)
+    if guard.message:
+        raise FloatingPointError(guard.message)
+    return {k: float(v[-1]) for k, v in result.history.items()}

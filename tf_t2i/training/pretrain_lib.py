@@ -5,7 +5,6 @@ Library code (no flags): `tf_t2i/pretrain.py` turns flags into the config and ca
 """
 
 import json
-import math
 import os
 import time
 from typing import Dict
@@ -134,26 +133,15 @@ def run_pretraining(cfg: config_lib.ExperimentConfig, model_dir: str,
         restored = handle.restore_or_initialize()
 
     step_fn = lambda: int(optimizer.iterations.numpy())
-    start_step = step_fn()
-    runtime.log_info(f"{'Resuming from ' + restored if restored else 'Starting'} at step "
-                     f"{start_step} of {cfg.train.steps}.")
-    if start_step < cfg.train.steps:
-        ds = pipeline.make_train_dataset(train_source, bank, batch_size=cfg.train.batch_size,
-                                         image_size=cfg.data.image_size,
-                                         max_length=cfg.data.max_caption_length,
-                                         seed=cfg.train.seed, start_step=start_step)
-        spe = cfg.train.steps_per_epoch
-        guard = checkpoints.NonFiniteGuard(step_fn)
-        callbacks = [
-            guard,
-            checkpoints.PeriodicCheckpoint(handle, step_fn, cfg.train.checkpoint_every),
-            checkpoints.StopAtStep(step_fn, cfg.train.steps),
-            keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), update_freq=spe),
-        ]
-        pretrainer.fit(ds, epochs=math.ceil(cfg.train.steps / spe), steps_per_epoch=spe,
-                       initial_epoch=start_step // spe, callbacks=callbacks, verbose=verbose)
-        if guard.message:
-            raise FloatingPointError(guard.message)
+    checkpoints.fit_to_total_steps(
+        pretrainer, lambda start: pipeline.make_train_dataset(
+            train_source, bank, batch_size=cfg.train.batch_size,
+            image_size=cfg.data.image_size, max_length=cfg.data.max_caption_length,
+            seed=cfg.train.seed, start_step=start),
+        handle, step_fn, restored, total_steps=cfg.train.steps,
+        steps_per_epoch=cfg.train.steps_per_epoch,
+        checkpoint_every=cfg.train.checkpoint_every,
+        log_dir=os.path.join(model_dir, "logs"), verbose=verbose)
     train_seconds = time.time() - started
 
     results = evaluate_retrieval(text_encoder, image_encoder, test_source, tok, cfg,

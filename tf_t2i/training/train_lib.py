@@ -6,7 +6,6 @@ vocabulary and, in its checkpoints, the frozen text encoder beside G, EMA G and 
 sampling and export need nothing else.
 """
 
-import math
 import os
 import shutil
 import tempfile
@@ -190,34 +189,20 @@ def run_training(cfg: config_lib.ExperimentConfig, model_dir: str,
 
     gan = parts.gan
     step_fn = lambda: int(gan.step.numpy())
-    start_step = step_fn()
-    runtime.log_info(f"{'Resuming from ' + restored if restored else 'Starting'} at step "
-                     f"{start_step} of {cfg.train.steps}.")
-    history = {}
-    if start_step < cfg.train.steps:
-        ds = pipeline.make_train_dataset(source, bank, batch_size=cfg.train.batch_size,
-                                         image_size=cfg.data.image_size,
-                                         max_length=cfg.data.max_caption_length,
-                                         seed=cfg.train.seed, start_step=start_step,
-                                         noise_dim=cfg.generator.z_dim)
-        spe = cfg.train.steps_per_epoch
-        guard = checkpoints.NonFiniteGuard(step_fn)
-        callback_list = [
-            guard,
-            _SyncEMABeforeSave(gan),
-            checkpoints.PeriodicCheckpoint(parts.checkpoint, step_fn, cfg.train.checkpoint_every),
-            checkpoints.StopAtStep(step_fn, cfg.train.steps),
-            callbacks_lib.SampleGrid(gan, tok, model_dir, cfg.train.sample_every,
-                                     cfg.generator.z_dim),
-            keras.callbacks.TensorBoard(os.path.join(model_dir, "logs"), update_freq=spe),
-            *extra_callbacks,
-        ]
-        result = gan.fit(ds, epochs=math.ceil(cfg.train.steps / spe), steps_per_epoch=spe,
-                         initial_epoch=start_step // spe, callbacks=callback_list,
-                         verbose=verbose)
-        history = {k: float(v[-1]) for k, v in result.history.items()}
-        if guard.message:
-            raise FloatingPointError(guard.message)
+    history = checkpoints.fit_to_total_steps(
+        gan, lambda start: pipeline.make_train_dataset(
+            source, bank, batch_size=cfg.train.batch_size, image_size=cfg.data.image_size,
+            max_length=cfg.data.max_caption_length, seed=cfg.train.seed, start_step=start,
+            noise_dim=cfg.generator.z_dim),
+        parts.checkpoint, step_fn, restored, total_steps=cfg.train.steps,
+        steps_per_epoch=cfg.train.steps_per_epoch,
+        checkpoint_every=cfg.train.checkpoint_every,
+        log_dir=os.path.join(model_dir, "logs"), verbose=verbose,
+        before_checkpoint=[_SyncEMABeforeSave(gan)],
+        after_checkpoint=[callbacks_lib.SampleGrid(gan, tok, model_dir,
+                                                   cfg.train.sample_every,
+                                                   cfg.generator.z_dim),
+                          *extra_callbacks])
     runtime.log_info(f"Trained to step {step_fn()} in {time.time() - started:.0f}s; "
                      f"outputs in {model_dir}")
     return history
