@@ -39,7 +39,7 @@ def main(argv):
     from tf_t2i.training import train_lib  # pylint: disable=g-import-not-at-top
     try:
         cfg, tok, parts = train_lib.load_run(model_dir)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:
         t2i_flags.fail(str(e))
     unknown = sorted({w for c in captions for w in tokenizer_lib.split_words(c)}
                      - set(tok.vocabulary))

@@ -80,7 +80,7 @@ class CheckpointHandle:
                 except AssertionError as e:
                     raise ValueError(f"The checkpoint {path} does not match this run's models "
                                      f"and optimizers (another config, or an older tf_t2i "
-                                     f"checkpoint format): {e}") from e
+                                     f"checkpoint format): {str(e)[:300]}") from e
         return path
 
     def save(self, step: int) -> str:

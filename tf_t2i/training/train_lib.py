@@ -152,7 +152,9 @@ def load_run(model_dir: str, strategy: Optional[tf.distribute.Strategy] = None):
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         parts = GANComponents(cfg, tok.vocab_size, model_dir)
-        path = parts.checkpoint.restore_or_initialize(expect_partial=True)
+        # Every variable must come from the checkpoint: a run written by an older or
+        # different model fails here instead of sampling from fresh weights.
+        path = parts.checkpoint.restore_or_initialize()
     if path is None:
         raise FileNotFoundError(f"No checkpoint in {model_dir}/checkpoints: has the run trained?")
     return cfg, tok, parts
