@@ -60,8 +60,10 @@ def main(argv):
     if FLAGS.dry_run:
         return
     from tf_t2i.serving import export_lib  # pylint: disable=g-import-not-at-top
+    from tf_t2i.training import checkpoints  # pylint: disable=g-import-not-at-top
     result = t2i_flags.run_or_fail(
-        export_lib.export_run, (export_lib.ExportError,), model_dir, export_base,
+        export_lib.export_run, (export_lib.ExportError, checkpoints.CheckpointMismatchError),
+        model_dir, export_base,
         version=FLAGS.version, use_ema=FLAGS.use_ema, model_name=FLAGS.model_name,
         warmup_batch_sizes=batch_sizes, write_model_config=FLAGS.write_model_config,
         model_config_base_path=FLAGS.model_config_base_path)

@@ -20,6 +20,10 @@ import tensorflow as tf
 CHECKPOINT_SUBDIR = "checkpoints"
 
 
+class CheckpointMismatchError(ValueError):
+    """A checkpoint does not hold the variables of the models it is restored into."""
+
+
 def _is_keras(obj) -> bool:
     return isinstance(obj, (keras.layers.Layer, keras.optimizers.Optimizer))
 
@@ -78,9 +82,10 @@ class CheckpointHandle:
                 try:
                     status.assert_existing_objects_matched()
                 except AssertionError as e:
-                    raise ValueError(f"The checkpoint {path} does not match this run's models "
-                                     f"and optimizers (another config, or an older tf_t2i "
-                                     f"checkpoint format): {str(e)[:300]}") from e
+                    raise CheckpointMismatchError(
+                        f"The checkpoint {path} does not match this run's models "
+                        f"and optimizers (another config, or an older tf_t2i "
+                        f"checkpoint format): {str(e)[:300]}") from e
         return path
 
     def save(self, step: int) -> str:
