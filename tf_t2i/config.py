@@ -28,8 +28,8 @@ def _field(default, help_text, choices=None):
 
 DATASETS = ("shapes", "cub", "coco")
 IMAGE_SIZES = (64, 128, 256)
-IMAGE_BACKBONES = ("small_cnn", "inception_v3")
-GEN_ARCHS = ("ssagan",)
+IMAGE_BACKBONES = ("small_cnn", "inception_v3", "torchvision_inception_v3")
+GEN_ARCHS = ("ssagan", "attngan", "style1_attngan", "style2_attngan")
 MA_GP_MODES = ("separate_step", "joint")
 MIXED_PRECISION = ("none", "mixed_bfloat16", "mixed_float16")
 TASKS = ("damsm", "captioner", "gan")
@@ -49,6 +49,9 @@ class DataConfig:
     shapes_seed: int = _field(0, "Seed that determines the shapes dataset's content.")
     shuffle_buffer: int = _field(2048, "tf.data shuffle buffer, in images.")
     cache: bool = _field(True, "Cache decoded images in memory (small datasets).")
+    skip_corrupt_images: bool = _field(False, "CUB/COCO: skip unreadable or truncated images "
+                                       "(counted and reported) instead of failing on the "
+                                       "first one, naming it.")
 
     def validate(self):
         _check_choices(self)
@@ -79,7 +82,8 @@ class TextConfig:
 class ImageEncoderConfig:
     """DAMSM image encoder."""
     backbone: str = _field("small_cnn", "Image encoder backbone.", IMAGE_BACKBONES)
-    weights_path: str = _field("", "Local ImageNet weights file for the inception_v3 backbone.")
+    weights_path: str = _field("", "Local ImageNet weights file: a Keras .h5 for inception_v3, "
+                               "a torchvision .pth state dict for torchvision_inception_v3.")
     small_cnn_width: int = _field(64, "Base width of the small_cnn backbone.")
 
     def validate(self):
@@ -112,13 +116,33 @@ class CaptionerConfig:
 
 @dataclasses.dataclass(frozen=True)
 class GeneratorConfig:
-    arch: str = _field("ssagan", "Generator architecture.", GEN_ARCHS)
+    arch: str = _field("ssagan", "Generator architecture (the discriminator follows it).",
+                       GEN_ARCHS)
     z_dim: int = _field(100, "Noise dimension.")
-    ngf: int = _field(64, "Generator base width (SSA-GAN: 64).")
+    ngf: int = _field(64, "Generator base width (SSA-GAN: 64; AttnGAN GF_DIM: 32 CUB, "
+                      "48 COCO).")
+    condition_dim: int = _field(100, "AttnGAN family: conditioning augmentation output "
+                                "(CONDITION_DIM).")
+    residual_blocks: int = _field(2, "AttnGAN family: residual blocks per refinement stage "
+                                  "(R_NUM: 2 CUB, 3 COCO).")
+    mapping_layers: int = _field(8, "Style variants: fully connected layers of the mapping "
+                                 "network.")
+    mixing_prob: float = _field(0.9, "Style variants: probability of style mixing in "
+                                "training.")
+    truncation_psi: float = _field(1.0, "Style variants: truncation toward the average W "
+                                   "when sampling (1: none).")
 
     def validate(self):
         _check_choices(self)
-        _check_positive(self, "z_dim", "ngf")
+        _check_positive(self, "z_dim", "ngf", "condition_dim", "mapping_layers")
+        if self.residual_blocks < 0:
+            raise ConfigError(f"generator.residual_blocks must be >= 0, got "
+                              f"{self.residual_blocks}.")
+        if not 0.0 <= self.mixing_prob <= 1.0:
+            raise ConfigError(f"generator.mixing_prob must be in [0, 1], got {self.mixing_prob}.")
+        if not 0.0 <= self.truncation_psi <= 1.0:
+            raise ConfigError(f"generator.truncation_psi must be in [0, 1], got "
+                              f"{self.truncation_psi}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,15 +173,21 @@ class LossConfig:
     ma_gp_power: float = _field(6.0, "MA-GP exponent p.")
     ma_gp_mode: str = _field("separate_step", "Apply MA-GP as a second D update (reference "
                              "SSA-GAN) or added to the hinge D loss.", MA_GP_MODES)
+    kl_weight: float = _field(1.0, "AttnGAN family: weight of the conditioning "
+                              "augmentation's KL term (AttnGAN: 1).")
+    r1_gamma: float = _field(0.0, "AttnGAN family: R1 penalty on real images (0: off; "
+                             "StyleGAN2: 10).")
+    r1_interval: int = _field(16, "Lazy regularisation: R1 every this many steps, scaled by "
+                              "it (StyleGAN2: 16).")
 
     def validate(self):
         _check_choices(self)
         for name in ("damsm_weight", "f2r_weight", "f2f_weight", "recap_weight",
-                     "text_contrastive_weight", "ma_gp_weight"):
+                     "text_contrastive_weight", "ma_gp_weight", "kl_weight", "r1_gamma"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"loss.{name} must be >= 0, got {getattr(self, name)}.")
         _check_positive(self, "contrastive_temperature", "gamma1", "gamma2", "gamma3",
-                        "ma_gp_power")
+                        "ma_gp_power", "r1_interval")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -165,6 +165,34 @@ class BCETest(tf.test.TestCase, parameterized.TestCase):
             loss, [math.log(2.0), _softplus(-2.0), _softplus(1.0), 50.0])
 
 
+class AttnGANDiscriminatorLossTest(tf.test.TestCase):
+
+    def test_hand_computed(self):
+        # Logits 0 give BCE log 2 for every term: (2 log 2) / 2 + (3 log 2) / 3 = 2 log 2.
+        zeros = tf.zeros([1])
+        self.assertAllClose(
+            adversarial.attngan_discriminator_loss(zeros, zeros, zeros, zeros, zeros),
+            [2.0 * math.log(2.0)])
+
+    def test_matches_reference_formula_on_probabilities(self):
+        # miscc/losses.py: (uncond_real + cond_real) / 2 + (uncond_fake + cond_fake +
+        # cond_wrong) / 3, each a BCELoss on sigmoid outputs.
+        rng = np.random.default_rng(3)
+        logits = rng.normal(size=[5, 4]).astype(np.float32)
+        cr, cf, cw, ur, uf = logits
+        sig = lambda x: 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
+        bce = lambda p, label: -(label * np.log(p) + (1 - label) * np.log(1 - p))
+        expected = ((bce(sig(ur), 1) + bce(sig(cr), 1)) / 2
+                    + (bce(sig(uf), 0) + bce(sig(cf), 0) + bce(sig(cw), 0)) / 3)
+        got = adversarial.attngan_discriminator_loss(cr, cf, cw, ur, uf)
+        self.assertAllClose(got, expected, rtol=1e-5)
+
+    def test_confident_correct_discriminator_has_small_loss(self):
+        big = 20.0 * tf.ones([2])
+        loss = adversarial.attngan_discriminator_loss(big, -big, -big, big, -big)
+        self.assertAllLess(loss, 1e-6)
+
+
 class R1AndKLTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_r1_hand_computed(self):

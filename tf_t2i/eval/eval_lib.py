@@ -35,6 +35,7 @@ from tf_t2i.eval import fid as fid_lib
 from tf_t2i.eval import inception as inception_lib
 from tf_t2i.eval import inception_score as is_lib
 from tf_t2i.eval import r_precision as r_precision_lib
+from tf_t2i.models import interface
 
 RESULTS_FILENAME = "metrics.jsonl"
 # Images generated per evaluation when --num_images is not given: the 30k of the
@@ -190,8 +191,9 @@ def _make_generate_fn(ctx: EvalContext):
 
     @tf.function(reduce_retracing=True)
     def generate(z, caption_ids):
-        _, sentence = text_encoder(caption_ids, training=False)
-        images, _ = generator(z, sentence, training=False)
+        words, sentence = text_encoder(caption_ids, training=False)
+        images = interface.generate_images(generator, z, sentence, words,
+                                           pipeline.caption_mask(caption_ids), training=False)
         pixels = tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0),
                          tf.uint8)
         return pixels, sentence

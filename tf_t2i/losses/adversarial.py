@@ -115,6 +115,33 @@ def bce_discriminator_loss(real_logits, fake_logits, mismatched_logits=None):
     return loss
 
 
+def attngan_discriminator_loss(cond_real, cond_fake, cond_mismatched, uncond_real,
+                               uncond_fake):
+    """One stage's discriminator loss of AttnGAN (Xu et al. 2018, miscc/losses.py).
+
+    Binary cross-entropy of the conditional (image, sentence) and unconditional (image)
+    logits, combined as the reference does:
+    (uncond_real + cond_real) / 2 + (uncond_fake + cond_fake + cond_mismatched) / 3,
+    where a real term is BCE against 1, softplus(-x), and a fake or mismatched term BCE
+    against 0, softplus(x). The reference applies BCELoss to sigmoid outputs; the logit
+    form is the same value, computed stably.
+
+    Args:
+        cond_real: [B] logits of (real image, its sentence).
+        cond_fake: [B] logits of (fake image, its sentence).
+        cond_mismatched: [B] logits of (real image, a mismatched sentence).
+        uncond_real: [B] unconditional logits of the real images.
+        uncond_fake: [B] unconditional logits of the fakes.
+
+    Returns:
+        float32 [B] per-example loss.
+    """
+    real = tf.nn.softplus(-_logits(cond_real)) + tf.nn.softplus(-_logits(uncond_real))
+    fake = (tf.nn.softplus(_logits(cond_fake)) + tf.nn.softplus(_logits(uncond_fake))
+            + tf.nn.softplus(_logits(cond_mismatched)))
+    return real / 2.0 + fake / 3.0
+
+
 def bce_generator_loss(fake_logits):
     """Non-saturating generator loss (Goodfellow et al. 2014): softplus(-fake).
 

@@ -28,6 +28,8 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
+from tf_t2i.models import interface
+
 SERVING_DEFAULT = "serving_default"
 GENERATE_UNSEEDED = "generate_unseeded"
 CAPTIONS = "captions"
@@ -90,7 +92,7 @@ def generate(generator, text_encoder, tokenizer, captions, seeds, z_dim: int,
     """The exported computation, callable eagerly too (the in-memory reference).
 
     Args:
-      generator: `generator(z, sentence_embedding, training=False) -> (images, masks)`.
+      generator: any generator `tf_t2i.models.interface.generate` can call.
       text_encoder: `text_encoder(caption_ids, training=False) -> (words, sentence)`.
       tokenizer: the run's `CaptionTokenizer` (first T tokens of each caption).
       captions: string [B].
@@ -113,8 +115,9 @@ def generate(generator, text_encoder, tokenizer, captions, seeds, z_dim: int,
 
     def run():
         caption_ids = tf.cast(tokenizer.encode(captions), tf.int32)  # [B, T]
-        _, sentence = text_encoder(caption_ids, training=False)
-        images, _ = generator(noise_from_seeds(seeds, z_dim), sentence, training=False)
+        words, sentence = text_encoder(caption_ids, training=False)
+        images = interface.generate_images(generator, noise_from_seeds(seeds, z_dim), sentence,
+                                           words, tf.not_equal(caption_ids, 0), training=False)
         return to_uint8(images)
 
     def nothing():

@@ -9,6 +9,9 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw, ImageFont
 
+from tf_t2i.data import pipeline
+from tf_t2i.models import interface
+
 DEFAULT_CAPTIONS = (
     "a large red circle in the center",
     "a small blue square on the left",
@@ -68,8 +71,10 @@ def generate_grid(gan, tokenizer, captions: Sequence[str], samples_per_caption: 
     generator = gan.sampling_generator(use_ema)
     ids = tokenizer.encode(np.repeat(np.asarray(captions, object), samples_per_caption))
     z = tf.random.stateless_normal([len(ids), z_dim], seed=[seed, 0])
-    _, sentence = gan.text_encoder(tf.cast(ids, tf.int32), training=False)
-    images, _ = generator(z, sentence, training=False)
+    ids = tf.cast(ids, tf.int32)
+    words, sentence = gan.text_encoder(ids, training=False)
+    images = interface.generate_images(generator, z, sentence, words,
+                                       pipeline.caption_mask(ids), training=False)
     return to_uint8(images)
 
 

@@ -1,0 +1,73 @@
+"""One way to call every generator family, for training, sampling, evaluation and export.
+
+SSA-GAN's generator is conditioned on the sentence embedding only and returns
+`(images, masks)`; the AttnGAN family (AttnGAN, Style1AttnGAN, Style2AttnGAN) also attends
+over word features and returns a dict with one image per stage plus the conditioning
+augmentation's `mu` / `logvar`. Callers use these functions instead of calling a generator
+directly, so that nothing downstream depends on the family.
+"""
+
+from typing import List, NamedTuple, Optional
+
+import tensorflow as tf
+
+
+class Generated(NamedTuple):
+    """What one generator call produced.
+
+    Attributes:
+      stages: float32 images [B, S_i, S_i, 3] in [-1, 1], smallest first; the last is the
+        final image (a single stage for SSA-GAN).
+      mu, logvar: the conditioning augmentation's Gaussian [B, c_dim], or None.
+    """
+    stages: List[tf.Tensor]
+    mu: Optional[tf.Tensor] = None
+    logvar: Optional[tf.Tensor] = None
+
+    @property
+    def final(self) -> tf.Tensor:
+        return self.stages[-1]
+
+
+def conditions_on_words(generator) -> bool:
+    """True for generators that attend over word features (the AttnGAN family)."""
+    return bool(getattr(generator, "conditions_on_words", False))
+
+
+def generate(generator, z, sentence, words=None, word_mask=None,
+             training: bool = False) -> Generated:
+    """Runs any generator.
+
+    Args:
+      generator: an SSA-GAN or AttnGAN-family generator.
+      z: float32 [B, z_dim] noise.
+      sentence: float32 [B, D] sentence embeddings.
+      words: float32 [B, T, D] word features (AttnGAN family only).
+      word_mask: bool [B, T], True at real words (AttnGAN family only).
+      training: training mode (batch statistics, style mixing).
+
+    Returns:
+      A `Generated`.
+    """
+    if conditions_on_words(generator):
+        if words is None or word_mask is None:
+            raise ValueError(f"{generator.name} attends over words: pass words and word_mask.")
+        out = generator(z, sentence, words, word_mask, training=training)
+        return Generated(list(out["images"]), out.get("mu"), out.get("logvar"))
+    images, _ = generator(z, sentence, training=training)
+    return Generated([images])
+
+
+def generate_images(generator, z, sentence, words=None, word_mask=None,
+                    training: bool = False) -> tf.Tensor:
+    """The final image of any generator: float32 [B, S, S, 3] in [-1, 1]."""
+    return generate(generator, z, sentence, words, word_mask, training).final
+
+
+def build_generator(generator, z_dim: int, text_dim: int, max_length: int):
+    """Creates a generator's weights with a one-example call."""
+    z = tf.zeros([1, z_dim])
+    sentence = tf.zeros([1, text_dim])
+    words = tf.zeros([1, max_length, text_dim])
+    mask = tf.ones([1, max_length], tf.bool)
+    return generate(generator, z, sentence, words, mask, training=False)
