@@ -39,4 +39,6 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require={"dev": DEV_REQUIRES},
     include_package_data=True,
+    # The tiny CUB / COCO trees the TFDS builder tests read (tfds.testing).
+    package_data={"tf_t2i.data": ["dummy_data/**/*"]},
 )

@@ -25,11 +25,12 @@ def main(argv):
     print(f"Pretraining {what} with config:\n" + cfg.to_json(), flush=True)
     # Heavy imports only once the flags are known to be valid.
     from tf_t2i.data import sources  # pylint: disable=g-import-not-at-top
+    from tf_t2i.data import raw_files  # pylint: disable=g-import-not-at-top
     from tf_t2i.data import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
     from tf_t2i.training import captioner_lib  # pylint: disable=g-import-not-at-top
     from tf_t2i.training import pretrain_lib  # pylint: disable=g-import-not-at-top
     from tf_t2i.training import runtime  # pylint: disable=g-import-not-at-top
-    input_errors = (tokenizer_lib.EmptyCaptionError,)
+    input_errors = (tokenizer_lib.EmptyCaptionError, *raw_files.INPUT_ERRORS)
     # First thing that touches devices: logical CPU replicas can only be made before.
     strategy = None if FLAGS.dry_run else runtime.make_strategy(cfg.runtime)
     if task == "captioner":
@@ -46,9 +47,13 @@ def main(argv):
         return
     if FLAGS.dry_run:
         source = t2i_flags.run_or_fail(sources.load_source, input_errors, cfg.data, "train")
-        vocab = tokenizer_lib.CaptionTokenizer.build(source.all_captions(),
-                                                     cfg.data.max_caption_length,
-                                                     cfg.text.min_word_count)
+        if source.vocabulary:  # CUB / COCO with AttnGAN's captions.pickle
+            vocab = tokenizer_lib.CaptionTokenizer(source.vocabulary,
+                                                   cfg.data.max_caption_length)
+        else:
+            vocab = tokenizer_lib.CaptionTokenizer.build(source.all_captions(),
+                                                         cfg.data.max_caption_length,
+                                                         cfg.text.min_word_count)
         for name, count in pretrain_lib.describe(cfg, vocab.vocab_size).items():
             print(f"  {name}: {count:,} trainable parameters")
         return

@@ -149,3 +149,136 @@ class PipelineTest(tf.test.TestCase):
         with self.assertRaisesRegex(ValueError, "uint8"):
             pipeline.ImageCaptionSource(np.zeros((1, 4, 4, 3), np.float32), [["a"]], np.zeros(1),
                                         np.zeros(1))
+
+
+# --- Encoded (JPEG) sources: real datasets are decoded per element in the graph. --------
+def make_encoded_source(n=8, c=3, shapes=((20, 30), (30, 20), (24, 24), (40, 16))):
+    """n JPEGs of the given (H, W) shapes in turn; caption words as in make_source."""
+    import io  # pylint: disable=g-import-not-at-top
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+    rng = np.random.default_rng(1)
+    encoded = np.empty(n, dtype=object)
+    decoded = []
+    for i in range(n):
+        h, w = shapes[i % len(shapes)]
+        # Smooth content so JPEG keeps it recognisable; crops differ visibly.
+        yy, xx = np.mgrid[0:h, 0:w]
+        pixels = np.stack([xx * 255 // w, yy * 255 // h, np.full((h, w), rng.integers(256))],
+                          -1).astype(np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="JPEG", quality=95)
+        encoded[i] = buffer.getvalue()
+        decoded.append(tf.io.decode_jpeg(encoded[i], channels=3,
+                                         dct_method="INTEGER_ACCURATE").numpy())
+    captions = [[f"i{i}c{j}t0 i{i}c{j}t1" for j in range(c)] for i in range(n)]
+    source = pipeline.ImageCaptionSource(
+        images=None, encoded_images=encoded, captions=captions,
+        image_ids=np.arange(100, 100 + n), class_ids=np.asarray([i % 2 for i in range(n)]),
+        name="encoded")
+    return source, decoded
+
+
+def resized_by_hand(pixels, load_size):
+    """Shorter side -> load_size, aspect kept (torchvision Resize(int)), float 0..255."""
+    h, w = pixels.shape[:2]
+    new_h, new_w = (load_size, load_size * w // h) if h <= w else (load_size * h // w, load_size)
+    return tf.image.resize(tf.cast(pixels, tf.float32), [new_h, new_w], antialias=True).numpy()
+
+
+def find_crop(image, resized, size):
+    """(top, left, flipped) such that `image` is that crop of `resized`, or None."""
+    for flipped in (False, True):
+        base = resized[:, ::-1] if flipped else resized
+        for top in range(base.shape[0] - size + 1):
+            for left in range(base.shape[1] - size + 1):
+                if np.allclose(base[top:top + size, left:left + size], image, atol=1e-2):
+                    left_in_original = base.shape[1] - size - left if flipped else left
+                    return top, left_in_original, flipped
+    return None
+
+
+class EncodedPipelineTest(tf.test.TestCase):
+
+    def test_train_images_are_random_crops_and_flips_of_the_resized_image(self):
+        source, decoded = make_encoded_source()
+        _, bank = setup(source)
+        size = 8
+        load = source.load_size(size)
+        self.assertEqual(load, 9)                                 # int(8 * 76 / 64)
+        self.assertEqual(source.load_size(256), 304)
+        seen = set()
+        for batch in take(pipeline.make_train_dataset(source, bank, batch_size=4,
+                                                      image_size=size, seed=3), 6):
+            self.assertEqual(batch["real_images"].shape, (4, size, size, 3))
+            self.assertEqual(batch["real_images"].dtype, np.float32)
+            self.assertBetween(batch["real_images"].min(), -1.0, 1.0)
+            self.assertBetween(batch["real_images"].max(), -1.0, 1.0)
+            for b in range(4):
+                i = batch["image_id"][b] - 100
+                resized = resized_by_hand(decoded[i], load)
+                self.assertEqual(min(resized.shape[:2]), load)
+                found = find_crop((batch["real_images"][b] + 1.0) * 127.5, resized, size)
+                self.assertIsNotNone(found, f"image {i} is not a crop of its resized image")
+                seen.add((i,) + found)
+        flips = {f for *_, f in seen}
+        self.assertEqual(flips, {False, True})
+        self.assertGreater(len({(t, l) for _, t, l, _ in seen}), 3)   # offsets vary
+
+    def test_encoded_stream_is_deterministic_and_resumable(self):
+        source, _ = make_encoded_source()
+        _, bank = setup(source)
+        kw = dict(batch_size=3, image_size=8, seed=5)
+        run1 = take(pipeline.make_train_dataset(source, bank, **kw), 5)
+        run2 = take(pipeline.make_train_dataset(source, bank, **kw), 5)
+        resumed = take(pipeline.make_train_dataset(source, bank, start_step=3, **kw), 2)
+        other = take(pipeline.make_train_dataset(source, bank, **{**kw, "seed": 6}), 1)
+        for a, b in zip(run1, run2):
+            tf.nest.map_structure(np.testing.assert_array_equal, a, b)
+        for a, b in zip(run1[3:], resumed):
+            tf.nest.map_structure(np.testing.assert_array_equal, a, b)
+        self.assertFalse(np.array_equal(run1[0]["real_images"], other[0]["real_images"]))
+
+    def test_eval_images_are_centre_crops_without_flip(self):
+        source, decoded = make_encoded_source(n=4)
+        _, bank = setup(source)
+        size = 8
+        batches = take(pipeline.make_eval_dataset(source, bank, batch_size=3, image_size=size,
+                                                  caption_index=0), 5)
+        images = np.concatenate([b["real_images"] for b in batches])
+        self.assertAllEqual(np.concatenate([b["image_id"] for b in batches]), [100, 101, 102, 103])
+        for i in range(4):
+            resized = resized_by_hand(decoded[i], source.load_size(size))
+            top = (resized.shape[0] - size) // 2
+            left = (resized.shape[1] - size) // 2
+            self.assertAllClose((images[i] + 1.0) * 127.5,
+                                resized[top:top + size, left:left + size], atol=1e-2)
+        again = take(pipeline.make_eval_dataset(source, bank, batch_size=3, image_size=size,
+                                                caption_index=0), 5)
+        self.assertAllEqual(images, np.concatenate([b["real_images"] for b in again]))
+
+    def test_no_flip_when_disabled(self):
+        source, decoded = make_encoded_source(n=4, shapes=((24, 24),))
+        source.random_flip = False
+        _, bank = setup(source)
+        for batch in take(pipeline.make_train_dataset(source, bank, batch_size=4,
+                                                      image_size=8, seed=1), 3):
+            for b in range(4):
+                resized = resized_by_hand(decoded[batch["image_id"][b] - 100], 9)
+                self.assertFalse(find_crop((batch["real_images"][b] + 1.0) * 127.5,
+                                           resized, 8)[2])
+
+    def test_encoded_sources_are_validated(self):
+        source, _ = make_encoded_source(n=2)
+        with self.assertRaisesRegex(ValueError, "exactly one of images and encoded_images"):
+            pipeline.ImageCaptionSource(np.zeros((2, 4, 4, 3), np.uint8), source.captions,
+                                        source.image_ids, source.class_ids,
+                                        encoded_images=source.encoded_images)
+        with self.assertRaisesRegex(ValueError, "exactly one"):
+            pipeline.ImageCaptionSource(None, source.captions, source.image_ids,
+                                        source.class_ids)
+        with self.assertRaisesRegex(ValueError, "load_scale"):
+            pipeline.ImageCaptionSource(None, source.captions, source.image_ids,
+                                        source.class_ids, encoded_images=source.encoded_images,
+                                        load_scale=0.5)
+        self.assertTrue(source.is_encoded)
+        self.assertLen(source, 2)

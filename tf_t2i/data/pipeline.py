@@ -12,6 +12,14 @@ training stream is then a pure function of (seed, start_step):
 So a run resumed at step k sees exactly the batches an uninterrupted run sees from step
 k on, without replaying the stream (the data "RNG state" is the step counter), and the
 global batch does not depend on the number of replicas it is split over.
+
+Images come in two forms. Small datasets (shapes) hold decoded uint8 `images` and are
+only scaled (and resized when their size differs). Real datasets (CUB, COCO) hold
+`encoded_images` (JPEG bytes, any size) decoded per element in the graph with the
+AttnGAN/SSA-GAN transform: the shorter side resized to int(S * 76 / 64) (304 for
+S = 256), then for training a random S x S crop and a random horizontal flip, both
+drawn from the element's (seed, position) key like everything else, and for
+evaluation a centre crop without flip.
 """
 
 import dataclasses
@@ -24,40 +32,78 @@ from tf_t2i.data import tokenizer as tokenizer_lib
 
 NO_CLASS = -1
 _MISMATCH_TRIES = 16
+# The reference loads images at 76/64 of the model's size before cropping to it.
+ATTNGAN_LOAD_SCALE = 76 / 64
+# fold_in keys of the per-element stateless seed; 7 is the noise.
+_AUGMENT_KEY = 11
 
 
 @dataclasses.dataclass
 class ImageCaptionSource:
-    """A split held in memory.
+    """A split held in memory, with decoded or with JPEG-encoded images.
 
     Attributes:
-      images: uint8 [N, S, S, 3].
+      images: uint8 [N, S, S, 3], or None when `encoded_images` holds the images.
       captions: N lists of C caption strings.
       image_ids: int64 [N].
       class_ids: int64 [N]; NO_CLASS (-1) where the dataset has no classes.
       attributes: optional dict of int arrays [N, ...] (ground truth of the shapes dataset).
       name: for messages.
+      encoded_images: object [N] of JPEG bytes (any size), or None when `images` is set;
+        decoded per element in the graph, so a large dataset never exists decoded.
+      load_scale: encoded images only: the shorter side is resized to
+        int(image_size * load_scale) before the crop to image_size.
+      random_flip: encoded images only: flip training images horizontally at random.
+      vocabulary: the dataset's own word list (tokenizer order, see
+        `tokenizer.CaptionTokenizer`), or None to build one from the captions.
+      file_names: optional N names, for messages.
     """
-    images: np.ndarray
+    images: Optional[np.ndarray]
     captions: List[List[str]]
     image_ids: np.ndarray
     class_ids: np.ndarray
     attributes: Optional[Dict[str, np.ndarray]] = None
     name: str = "dataset"
+    encoded_images: Optional[np.ndarray] = None
+    load_scale: float = ATTNGAN_LOAD_SCALE
+    random_flip: bool = True
+    vocabulary: Optional[List[str]] = None
+    file_names: Optional[List[str]] = None
 
     def __post_init__(self):
-        n = len(self.images)
+        if (self.images is None) == (self.encoded_images is None):
+            raise ValueError(f"{self.name}: give exactly one of images and encoded_images.")
+        n = len(self)
         if n == 0:
             raise ValueError(f"{self.name}: the split is empty.")
         if len(self.captions) != n or len(self.image_ids) != n or len(self.class_ids) != n:
             raise ValueError(f"{self.name}: {n} images but {len(self.captions)} caption lists, "
                              f"{len(self.image_ids)} ids and {len(self.class_ids)} class ids.")
-        if self.images.dtype != np.uint8 or self.images.ndim != 4 or self.images.shape[-1] != 3:
+        if self.images is not None and (self.images.dtype != np.uint8 or self.images.ndim != 4
+                                        or self.images.shape[-1] != 3):
             raise ValueError(f"{self.name}: images must be uint8 [N,H,W,3], got "
                              f"{self.images.dtype} {self.images.shape}.")
+        if self.encoded_images is not None:
+            if self.encoded_images.ndim != 1:
+                raise ValueError(f"{self.name}: encoded_images must be a 1-D array of bytes, "
+                                 f"got shape {self.encoded_images.shape}.")
+            if self.load_scale < 1.0:
+                raise ValueError(f"{self.name}: load_scale must be >= 1 (the crop must fit), "
+                                 f"got {self.load_scale}.")
+        if self.file_names is not None and len(self.file_names) != n:
+            raise ValueError(f"{self.name}: {len(self.file_names)} file names for {n} images.")
 
     def __len__(self):
-        return len(self.images)
+        return len(self.images) if self.images is not None else len(self.encoded_images)
+
+    @property
+    def is_encoded(self) -> bool:
+        """True when images are JPEG bytes decoded in the pipeline (`images` is None)."""
+        return self.encoded_images is not None
+
+    def load_size(self, image_size: int) -> int:
+        """Side the shorter image side is resized to before the crop (encoded images)."""
+        return int(image_size * self.load_scale)
 
     @property
     def captions_per_image(self) -> int:
@@ -108,7 +154,8 @@ def select_words(ids, length, max_length, seed):
     return tf.pad(kept, [[0, pad]])
 
 
-def _element_fn(bank: CaptionBank, max_length: int, seed: int, noise_dim: int):
+def _element_fn(bank: CaptionBank, max_length: int, seed: int, noise_dim: int,
+                augment_seed: bool = False):
     bank_ids = tf.constant(bank.ids)
     bank_lengths = tf.constant(bank.lengths)
     class_ids = tf.constant(bank.class_ids)
@@ -151,6 +198,8 @@ def _element_fn(bank: CaptionBank, max_length: int, seed: int, noise_dim: int):
         if noise_dim:
             out["z"] = tf.random.stateless_normal(
                 [noise_dim], tf.random.experimental.stateless_fold_in(base, 7))
+        if augment_seed:
+            out["augment_seed"] = tf.random.experimental.stateless_fold_in(base, _AUGMENT_KEY)
         return out
 
     return fn
@@ -172,12 +221,58 @@ def _index_stream(num_images: int, seed: int, start_position: int):
     return tf.data.Dataset.zip(positions, images)
 
 
+def _resize_shorter_side(image, size: int):
+    """float [H,W,3] -> shorter side `size`, aspect kept (torchvision's Resize(int))."""
+    shape = tf.shape(image)
+    h, w = shape[0], shape[1]
+    # Integer arithmetic: int(size * long / short) without float rounding surprises.
+    new_h = tf.where(h <= w, size, size * h // w)
+    new_w = tf.where(h <= w, size * w // h, size)
+    return tf.cond(tf.logical_and(tf.equal(new_h, h), tf.equal(new_w, w)),
+                   lambda: image,
+                   lambda: tf.image.resize(image, tf.stack([new_h, new_w]), antialias=True))
+
+
+def _decode_element(source: ImageCaptionSource, image_size: int, training: bool):
+    """Per element: JPEG bytes -> float [S,S,3] in [-1,1], with the reference transform."""
+    encoded = source.encoded_images
+    load_size = source.load_size(image_size)
+    flip = source.random_flip
+
+    def fetch(i):
+        # Object array so bytes ending in NUL are not truncated by a fixed-width dtype.
+        return np.array(encoded[i], dtype=object)
+
+    def fn(element):
+        data = tf.numpy_function(fetch, [element["index"]], tf.string, stateful=False)
+        data.set_shape([])
+        # INTEGER_ACCURATE is libjpeg's islow IDCT, what PIL (the reference) decodes with.
+        image = tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE")
+        image = _resize_shorter_side(tf.cast(image, tf.float32), load_size)
+        if training:
+            crop_seed, flip_seed = tf.unstack(
+                tf.random.experimental.stateless_split(element.pop("augment_seed"), num=2))
+            image = tf.image.stateless_random_crop(image, [image_size, image_size, 3],
+                                                   seed=crop_seed)
+            if flip:
+                image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+        else:
+            shape = tf.shape(image)
+            top = (shape[0] - image_size) // 2
+            left = (shape[1] - image_size) // 2
+            image = image[top:top + image_size, left:left + image_size]
+        image.set_shape([image_size, image_size, 3])
+        element["real_images"] = tf.clip_by_value(image / 127.5 - 1.0, -1.0, 1.0)
+        return element
+
+    return fn
+
+
 def _attach_images(source: ImageCaptionSource, image_size: int):
     images = source.images
     image_ids = np.asarray(source.image_ids, np.int64)
     class_ids = np.asarray(source.class_ids, np.int64)
     attributes = source.attributes or {}
-    h, w = images.shape[1:3]
 
     def gather(idx):
         return images[idx]
@@ -185,13 +280,16 @@ def _attach_images(source: ImageCaptionSource, image_size: int):
     def fn(batch):
         idx = batch.pop("index")
         mismatched = batch.pop("mismatched_index")
-        pixels = tf.numpy_function(gather, [idx], tf.uint8, stateful=False)
-        pixels.set_shape([None, h, w, 3])
-        real = tf.cast(pixels, tf.float32) / 127.5 - 1.0
-        if (h, w) != (image_size, image_size):
-            real = tf.clip_by_value(
-                tf.image.resize(real, [image_size, image_size], antialias=True), -1.0, 1.0)
-        batch["real_images"] = real
+        if images is not None:
+            h, w = images.shape[1:3]
+            pixels = tf.numpy_function(gather, [idx], tf.uint8, stateful=False)
+            pixels.set_shape([None, h, w, 3])
+            real = tf.cast(pixels, tf.float32) / 127.5 - 1.0
+            if (h, w) != (image_size, image_size):
+                real = tf.clip_by_value(
+                    tf.image.resize(real, [image_size, image_size], antialias=True), -1.0, 1.0)
+            batch["real_images"] = real
+        # Encoded sources were decoded per element (_decode_element) before batching.
         batch["image_id"] = tf.gather(tf.constant(image_ids), idx)
         batch["class_id"] = tf.gather(tf.constant(class_ids), idx)
         batch["mismatched_image_id"] = tf.gather(tf.constant(image_ids), mismatched)
@@ -211,7 +309,8 @@ def make_train_dataset(source: ImageCaptionSource, bank: CaptionBank, *, batch_s
       source: the split, in memory.
       bank: its tokenized captions.
       batch_size: global batch size B.
-      image_size: output side; images are resized (antialiased) when the source differs.
+      image_size: output side S. Decoded sources are resized (antialiased) when their size
+        differs; encoded ones get the reference transform (module docstring).
       max_length: T.
       seed: determines order, caption choices and noise.
       start_step: first batch to emit (resume); batch k is identical whatever start_step.
@@ -224,7 +323,11 @@ def make_train_dataset(source: ImageCaptionSource, bank: CaptionBank, *, batch_s
       them; z float32 [B, noise_dim] when asked.
     """
     stream = _index_stream(len(source), seed, start_step * batch_size)
-    ds = stream.map(_element_fn(bank, max_length, seed, noise_dim),
+    ds = stream.map(_element_fn(bank, max_length, seed, noise_dim,
+                                augment_seed=source.is_encoded),
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if source.is_encoded:
+        ds = ds.map(_decode_element(source, image_size, training=True),
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=True)
     ds = ds.map(_attach_images(source, image_size), num_parallel_calls=tf.data.AUTOTUNE,
@@ -239,6 +342,9 @@ def make_eval_dataset(source: ImageCaptionSource, bank: CaptionBank, *, batch_si
                       image_size: int, max_length: int = 18, seed: int = 0,
                       caption_index: Optional[int] = None) -> tf.data.Dataset:
     """One pass over the split in order, one caption per image (last batch may be short).
+
+    Encoded sources are centre-cropped after the resize, without flip, so evaluation
+    images (e.g. FID's real set) do not depend on a seed.
 
     Args:
       caption_index: which caption of each image; None draws one per image from the seed.
@@ -258,6 +364,9 @@ def make_eval_dataset(source: ImageCaptionSource, bank: CaptionBank, *, batch_si
 
     ds = tf.data.Dataset.from_tensor_slices((np.arange(n, dtype=np.int64), choice))
     ds = ds.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if source.is_encoded:
+        ds = ds.map(_decode_element(source, image_size, training=False),
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size).map(_attach_images(source, image_size),
                                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)

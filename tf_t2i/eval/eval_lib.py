@@ -125,8 +125,11 @@ class EvalContext:
 
     def real_images(self) -> np.ndarray:
         """The test split as uint8 at the model's resolution (what FID compares against)."""
-        images = self.test_source.images
         size = self.cfg.data.image_size
+        if self.test_source.is_encoded:
+            # CUB / COCO: decoded and centre-cropped as the evaluation pipeline does.
+            return self._decoded_real_images()
+        images = self.test_source.images
         if images.shape[1:3] != (size, size):
             out = []
             for i in range(0, len(images), 256):
@@ -135,6 +138,16 @@ class EvalContext:
                 out.append(np.clip(np.round(x.numpy()), 0, 255).astype(np.uint8))
             images = np.concatenate(out)
         return images
+
+
+    def _decoded_real_images(self) -> np.ndarray:
+        data = self.cfg.data
+        ds = pipeline.make_eval_dataset(self.test_source, self.bank, batch_size=64,
+                                        image_size=data.image_size,
+                                        max_length=data.max_caption_length, caption_index=0)
+        out = [np.clip(np.round((batch["real_images"].numpy() + 1.0) * 127.5), 0, 255)
+               .astype(np.uint8) for batch in ds]
+        return np.concatenate(out)
 
 
 # --- Preparation: networks each metric needs. -----------------------------------------

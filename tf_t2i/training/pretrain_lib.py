@@ -28,12 +28,22 @@ RESULTS_FILENAME = "r_precision.json"
 
 def load_or_build_tokenizer(cfg: config_lib.ExperimentConfig, model_dir: str,
                             train_source: pipeline.ImageCaptionSource):
-    """Reuses the run's vocabulary when resuming, so token ids never shift."""
+    """The run's vocabulary: reused when resuming, so token ids never shift.
+
+    A new run takes the dataset's own vocabulary when the source has one (CUB and
+    COCO in the AttnGAN layout: the words of captions.pickle, so a word's id is its
+    AttnGAN index + 1 and reference DAMSM embeddings line up; `text.min_word_count`
+    does not apply), and otherwise builds one from the training captions.
+    """
     if os.path.exists(os.path.join(model_dir, tokenizer_lib.VOCAB_FILENAME)):
         return tokenizer_lib.CaptionTokenizer.load(model_dir, cfg.data.max_caption_length)
-    tok = tokenizer_lib.CaptionTokenizer.build(train_source.all_captions(),
-                                               cfg.data.max_caption_length,
-                                               cfg.text.min_word_count)
+    if train_source.vocabulary:
+        tok = tokenizer_lib.CaptionTokenizer(train_source.vocabulary,
+                                             cfg.data.max_caption_length)
+    else:
+        tok = tokenizer_lib.CaptionTokenizer.build(train_source.all_captions(),
+                                                   cfg.data.max_caption_length,
+                                                   cfg.text.min_word_count)
     tok.save(model_dir)
     return tok
 
