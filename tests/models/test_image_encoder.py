@@ -2,6 +2,7 @@
 
 import os
 import tempfile
+import unittest
 import warnings
 
 import h5py
@@ -11,7 +12,14 @@ import tensorflow as tf
 from absl.testing import parameterized
 from keras.src.legacy.saving import legacy_h5_format
 
+from tf_t2i.models import torch_import
 from tf_t2i.models.image_encoder import DAMSMImageEncoder
+
+try:  # torch is a test-only dependency: it provides the reference network.
+    import torch
+    from tests import convert_torch_reference
+except ImportError:  # pragma: no cover
+    torch = None
 
 
 def _small_encoder(**kwargs):
@@ -270,6 +278,104 @@ class InceptionV3Test(tf.test.TestCase):
         missing = os.path.join(self.temp_dir, "no_such_inception.h5")
         with self.assertRaisesRegex(FileNotFoundError, "no_such_inception.h5"):
             DAMSMImageEncoder("inception_v3", weights_path=missing)
+
+
+@unittest.skipIf(torch is None, "needs torch for the reference network")
+class TorchvisionInceptionTest(tf.test.TestCase):
+    """The torchvision port, loaded from a torchvision-style ImageNet state dict."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.temp_dir = tempfile.mkdtemp()
+        cls.module = convert_torch_reference.randomize(
+            convert_torch_reference.CNNEncoder(), seed=21)
+        # torchvision's ImageNet file: the trunk plus heads the encoder does not use.
+        state = {k: v for k, v in cls.module.state_dict().items()
+                 if not k.startswith("emb_")}
+        state["AuxLogits.conv0.conv.weight"] = torch.zeros(128, 768, 1, 1)
+        state["fc.weight"] = torch.zeros(1000, 2048)
+        state["fc.bias"] = torch.zeros(1000)
+        cls.weights_path = os.path.join(cls.temp_dir, "inception_v3_google.pth")
+        torch.save(state, cls.weights_path)
+        cls.image = np.random.default_rng(3).uniform(
+            -1, 1, size=(1, 299, 299, 3)).astype(np.float32)
+        with torch.no_grad():
+            mixed_6e, mixed_7c = cls.module.trunk(
+                torch.from_numpy(cls.image.transpose(0, 3, 1, 2)))
+        cls.want = [mixed_6e.numpy().transpose(0, 2, 3, 1),
+                    mixed_7c.numpy().transpose(0, 2, 3, 1)]
+
+    @classmethod
+    def tearDownClass(cls):
+        for name in os.listdir(cls.temp_dir):
+            os.remove(os.path.join(cls.temp_dir, name))
+        os.rmdir(cls.temp_dir)
+        super().tearDownClass()
+
+    def test_imagenet_weights_give_torchvision_features(self):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a given file must not warn
+            encoder = DAMSMImageEncoder("torchvision_inception_v3",
+                                        weights_path=self.weights_path)
+        got = encoder.backbone(self.image, training=False)
+        for name, g, w in zip(("Mixed_6e", "Mixed_7c"), got, self.want):
+            self.assertEqual(g.shape, w.shape)
+            error = convert_torch_reference.relative_error(g, w)
+            self.assertLess(error, 1e-4, f"{name}: relative error {error:.2e}")
+
+        # The encoder around it: frozen trunk, inference mode, the reference's heads.
+        regions, code = encoder(self.image, training=True)
+        self.assertEqual(regions.shape, (1, 17, 17, 256))
+        self.assertEqual(code.shape, (1, 256))
+        self.assertAllClose(code, self.want[1].mean(axis=(1, 2))
+                            @ encoder.global_projection.kernel.numpy()
+                            + encoder.global_projection.bias.numpy(), atol=1e-4, rtol=1e-4)
+        self.assertEqual(
+            sorted(w.path.split("/", 1)[1] for w in encoder.trainable_weights),
+            ["global_projection/bias", "global_projection/kernel",
+             "region_projection/kernel"])
+        self.assertEqual(sum(int(np.prod(w.shape)) for w in encoder.trainable_weights),
+                         721_152)
+
+        config = encoder.get_config()
+        self.assertEqual(config["backbone"], "torchvision_inception_v3")
+        self.assertEqual(config["weights_path"], self.weights_path)
+        restored = DAMSMImageEncoder.from_config(config)
+        for a, b in zip(restored.backbone.weights, encoder.backbone.weights):
+            self.assertAllEqual(a.numpy(), b.numpy(), msg=a.path)
+
+    def test_layers_carry_torchvision_names(self):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            encoder = DAMSMImageEncoder("torchvision_inception_v3", embedding_dim=4)
+        names = {layer.name for layer in encoder.backbone.layers}
+        self.assertContainsSubset(
+            {"Conv2d_1a_3x3.conv", "Conv2d_1a_3x3.bn", "Mixed_6e.branch7x7dbl_5.conv",
+             "Mixed_7c.branch3x3dbl_3b.bn", "Mixed_7c.branch_pool.conv"}, names)
+        keys = {key for a in torch_import.by_layer_name(encoder.backbone)
+                for key, _ in a.sources}
+        want = {k for k in self.module.state_dict()
+                if not k.startswith("emb_") and not k.endswith("num_batches_tracked")}
+        self.assertEqual(keys, want)
+
+    def test_wrong_file_names_the_first_mismatch(self):
+        text_path = os.path.join(self.temp_dir, "text_encoder200.pth")
+        torch.save(convert_torch_reference.RNNEncoder(5).state_dict(), text_path)
+        with self.assertRaisesRegex(ValueError, r"missing Conv2d_1a_3x3\.conv\.weight"):
+            DAMSMImageEncoder("torchvision_inception_v3", weights_path=text_path)
+        not_torch = os.path.join(self.temp_dir, "keras.weights.h5")
+        with open(not_torch, "wb") as f:
+            f.write(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
+        with self.assertRaisesRegex(ValueError, "torchvision Inception-v3 state dict"):
+            DAMSMImageEncoder("torchvision_inception_v3", weights_path=not_torch)
+
+    def test_bad_arguments_raise(self):
+        with self.assertRaisesRegex(ValueError, ">= 75"):
+            DAMSMImageEncoder("torchvision_inception_v3", input_size=64)
+        with self.assertRaisesRegex(FileNotFoundError, "no_such.pth"):
+            DAMSMImageEncoder("torchvision_inception_v3",
+                              weights_path=os.path.join(self.temp_dir, "no_such.pth"))
 
 
 if __name__ == "__main__":

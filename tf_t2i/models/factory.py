@@ -1,6 +1,10 @@
 """Config -> model constructors: the only module under models/ that reads config objects."""
 
+from typing import List
+
 from tf_t2i import config as config_lib
+from tf_t2i.models import attngan
+from tf_t2i.models import style
 from tf_t2i.models.captioner import Captioner
 from tf_t2i.models.image_encoder import DAMSMImageEncoder
 from tf_t2i.models.ssagan import SSAGANDiscriminator, SSAGANGenerator
@@ -21,15 +25,39 @@ def build_image_encoder(cfg: config_lib.ExperimentConfig) -> DAMSMImageEncoder:
                              name="image_encoder")
 
 
-def build_generator(cfg: config_lib.ExperimentConfig, name: str = "generator") -> SSAGANGenerator:
-    return SSAGANGenerator(ngf=cfg.generator.ngf, z_dim=cfg.generator.z_dim,
-                           sentence_dim=cfg.text.hidden_dim, image_size=cfg.data.image_size,
-                           name=name)
+def build_generator(cfg: config_lib.ExperimentConfig, name: str = "generator"):
+    g = cfg.generator
+    common = dict(ngf=g.ngf, z_dim=g.z_dim, sentence_dim=cfg.text.hidden_dim,
+                  image_size=cfg.data.image_size, name=name)
+    if g.arch == "ssagan":
+        return SSAGANGenerator(**common)
+    if g.arch == "attngan":
+        return attngan.AttnGANGenerator(condition_dim=g.condition_dim,
+                                        num_residual=g.residual_blocks, **common)
+    style_class = {"style1_attngan": style.Style1AttnGANGenerator,
+                   "style2_attngan": style.Style2AttnGANGenerator}[g.arch]
+    # Style-AttnGAN: W_DIM = Z_DIM.
+    return style_class(condition_dim=g.condition_dim, w_dim=g.z_dim,
+                       mapping_layers=g.mapping_layers, mixing_probability=g.mixing_prob,
+                       truncation_psi=g.truncation_psi, **common)
 
 
-def build_discriminator(cfg: config_lib.ExperimentConfig) -> SSAGANDiscriminator:
-    return SSAGANDiscriminator(ndf=cfg.discriminator.ndf, sentence_dim=cfg.text.hidden_dim,
-                               image_size=cfg.data.image_size, name="discriminator")
+def build_discriminators(cfg: config_lib.ExperimentConfig) -> List:
+    """The discriminators of the configured architecture: one (SSA-GAN) or one per stage."""
+    ndf, dim, size = cfg.discriminator.ndf, cfg.text.hidden_dim, cfg.data.image_size
+    arch = cfg.generator.arch
+    if arch == "ssagan":
+        return [SSAGANDiscriminator(ndf=ndf, sentence_dim=dim, image_size=size,
+                                    name="discriminator")]
+    if arch == "attngan":
+        return attngan.build_attngan_discriminators(ndf=ndf, sentence_dim=dim, image_size=size)
+    return style.build_style_discriminators(ndf=ndf, sentence_dim=dim, image_size=size,
+                                            style_version=1 if arch == "style1_attngan" else 2)
+
+
+def adversarial_loss(cfg: config_lib.ExperimentConfig) -> str:
+    """SSA-GAN trains with hinge + MA-GP; the AttnGAN family with AttnGAN's BCE."""
+    return "hinge" if cfg.generator.arch == "ssagan" else "bce"
 
 
 def build_captioner(cfg: config_lib.ExperimentConfig, vocab_size: int) -> Captioner:

@@ -11,13 +11,18 @@ import warnings
 import keras
 import tensorflow as tf
 
-BACKBONES = ("inception_v3", "small_cnn")
+from tf_t2i.models import torchvision_inception
+
+BACKBONES = ("inception_v3", "torchvision_inception_v3", "small_cnn")
+# Backbones that are a frozen, pretrained Inception-v3 (region map 17x17x768 at 299 px).
+_INCEPTION_BACKBONES = ("inception_v3", "torchvision_inception_v3")
 
 # Keras names of torchvision's Mixed_6e (17x17x768) and Mixed_7c (8x8x2048).
 _INCEPTION_REGION_LAYER = "mixed7"
 _INCEPTION_GLOBAL_LAYER = "mixed10"
 _INCEPTION_GLOBAL_CHANNELS = 2048
-_DEFAULT_INPUT_SIZE = {"inception_v3": 299, "small_cnn": 64}
+_DEFAULT_INPUT_SIZE = {"inception_v3": 299, "torchvision_inception_v3": 299,
+                       "small_cnn": 64}
 # The Inception stem needs at least 75 px; the small CNN halves the size
 # four times and flattens the last map, so it needs a multiple of 16.
 _MIN_INCEPTION_SIZE = 75
@@ -46,9 +51,9 @@ def _resize(images, size):
 class DAMSMImageEncoder(keras.Model):
     """Image encoder of DAMSM: region features and a global code.
 
-    Two backbones:
+    Three backbones:
 
-    * `"inception_v3"` (the reference): Keras' InceptionV3 without its top,
+    * `"inception_v3"`: Keras' InceptionV3 without its top,
       frozen and always run in inference mode, on images bilinearly resized to
       299 px and kept in [-1, 1] (Keras' Inception preprocessing is
       `x / 127.5 - 1`, so [-1, 1] is its expected range). Region features come
@@ -62,6 +67,16 @@ class DAMSMImageEncoder(keras.Model):
       local file `weights_path`; without it the backbone is random and a
       warning says that R-precision will not be comparable with published
       numbers.
+    * `"torchvision_inception_v3"` (the reference's network): torchvision's
+      Inception-v3 trunk, ported in `torchvision_inception` with torchvision's
+      module names, so that PyTorch weights load by name. It differs from Keras'
+      InceptionV3 in its BatchNorm scale and its border average pooling (see that
+      module), so ImageNet weights and DAMSM checkpoints of the reference
+      (`image_encoder200.pth`, via `python -m tf_t2i.convert`) give the
+      reference's features. Same frozen trunk, layers (Mixed_6e and Mixed_7c),
+      299 px bilinear resize, projections and initialisation as `"inception_v3"`.
+      `weights_path` is a torchvision state dict (`inception_v3_google-*.pth`),
+      read without torch.
     * `"small_cnn"`: a fast convolutional net trained from scratch, for the
       shapes dataset and tests; every layer is trainable. Images are resized
       to `input_size` (default 64; a multiple of 16), two coordinate channels
@@ -81,7 +96,7 @@ class DAMSMImageEncoder(keras.Model):
     Call arguments:
         images: float `[B, S, S, 3]` in [-1, 1], any S.
         training: training mode for the small CNN's BatchNorm. The Inception
-            backbone ignores it and always runs in inference mode.
+            backbones ignore it and always run in inference mode.
 
     Returns:
         `(region_features, global_code)`: float32 `[B, h, w, embedding_dim]`
@@ -90,15 +105,17 @@ class DAMSMImageEncoder(keras.Model):
         policy; outputs are cast to float32.
 
     Args:
-        backbone: `"inception_v3"` or `"small_cnn"`.
+        backbone: `"inception_v3"`, `"torchvision_inception_v3"` or
+            `"small_cnn"`.
         embedding_dim: size of the region features and global code.
-        weights_path: local Keras weights file (`.h5` or `.weights.h5`) of an
-            ImageNet `InceptionV3(include_top=False)`; inception_v3 only.
+        weights_path: local ImageNet weights: for inception_v3 a Keras weights
+            file (`.h5` or `.weights.h5`) of `InceptionV3(include_top=False)`;
+            for torchvision_inception_v3 a torchvision state dict (`.pth`).
             A path that does not exist raises FileNotFoundError.
         small_cnn_width: channel width of the small CNN's region map.
-        input_size: side the images are resized to; None means 299 for
-            inception_v3 (the reference; other sizes change the region grid)
-            and 64 for small_cnn.
+        input_size: side the images are resized to; None means 299 for the
+            Inception backbones (the reference; other sizes change the region
+            grid) and 64 for small_cnn.
         **kwargs: passed to `keras.Model` (`name`, `dtype`, ...).
 
     Example:
@@ -116,17 +133,17 @@ class DAMSMImageEncoder(keras.Model):
         if backbone not in BACKBONES:
             raise ValueError(
                 f"backbone must be one of {BACKBONES}, got {backbone!r}")
-        if weights_path is not None and backbone != "inception_v3":
+        if weights_path is not None and backbone not in _INCEPTION_BACKBONES:
             raise ValueError(
-                "weights_path is only used by the inception_v3 backbone; "
+                "weights_path is only used by the Inception backbones; "
                 f"got weights_path={weights_path!r} with backbone={backbone!r}")
         if small_cnn_width < 2 or small_cnn_width % 2:
             raise ValueError(
                 f"small_cnn_width must be an even number >= 2, got {small_cnn_width}")
         size = _DEFAULT_INPUT_SIZE[backbone] if input_size is None else input_size
-        if backbone == "inception_v3" and size < _MIN_INCEPTION_SIZE:
+        if backbone in _INCEPTION_BACKBONES and size < _MIN_INCEPTION_SIZE:
             raise ValueError(
-                f"inception_v3 needs input_size >= {_MIN_INCEPTION_SIZE}, got {size}")
+                f"{backbone} needs input_size >= {_MIN_INCEPTION_SIZE}, got {size}")
         if backbone == "small_cnn" and (size < _SMALL_CNN_FACTOR
                                         or size % _SMALL_CNN_FACTOR):
             raise ValueError(
@@ -140,8 +157,11 @@ class DAMSMImageEncoder(keras.Model):
         self._size = size
 
         # === Backbone ===
-        if backbone == "inception_v3":
-            self.backbone = self._build_inception(size, weights_path)
+        if backbone in _INCEPTION_BACKBONES:
+            if backbone == "inception_v3":
+                self.backbone = self._build_inception(size, weights_path)
+            else:
+                self.backbone = self._build_torchvision_inception(size, weights_path)
             # Frozen, as the reference sets requires_grad=False on Inception.
             self.backbone.trainable = False
             global_channels = _INCEPTION_GLOBAL_CHANNELS
@@ -162,14 +182,16 @@ class DAMSMImageEncoder(keras.Model):
             embedding_dim, kernel_initializer=uniform,
             bias_initializer=keras.initializers.RandomUniform(-bias_limit, bias_limit),
             dtype=self.dtype_policy, name="global_projection")
-        if backbone == "inception_v3":
+        if backbone in _INCEPTION_BACKBONES:
+            # The reference's avg_pool2d(kernel 8) over Mixed_7c's 8x8 map.
             self.global_pool = keras.layers.GlobalAveragePooling2D(
                 dtype=self.dtype_policy, name="global_pool")
         else:
             self.global_pool = keras.layers.Flatten(
                 dtype=self.dtype_policy, name="global_flatten")
 
-    def _build_inception(self, size, weights_path):
+    @staticmethod
+    def _check_weights_path(weights_path):
         if weights_path is not None:
             if not os.path.exists(weights_path):
                 raise FileNotFoundError(
@@ -179,7 +201,10 @@ class DAMSMImageEncoder(keras.Model):
                 "DAMSMImageEncoder: no weights_path given, the Inception-v3 "
                 "backbone is randomly initialised and frozen; R-precision "
                 "and DAMSM losses will not be comparable with published "
-                "numbers.", stacklevel=3)
+                "numbers.", stacklevel=4)
+
+    def _build_inception(self, size, weights_path):
+        self._check_weights_path(weights_path)
         # keras.applications builds under the global dtype policy; make it
         # this model's so an explicit `dtype=` reaches the backbone too.
         previous_policy = keras.config.dtype_policy()
@@ -195,6 +220,13 @@ class DAMSMImageEncoder(keras.Model):
             [inception.get_layer(_INCEPTION_REGION_LAYER).output,
              inception.get_layer(_INCEPTION_GLOBAL_LAYER).output],
             name="inception_v3_backbone")
+
+    def _build_torchvision_inception(self, size, weights_path):
+        self._check_weights_path(weights_path)
+        trunk = torchvision_inception.build_trunk(size, dtype=self.dtype_policy)
+        if weights_path is not None:
+            torchvision_inception.load_weights_file(trunk, weights_path)
+        return trunk
 
     def _build_small_cnn(self, size, width):
         policy = self.dtype_policy
@@ -236,7 +268,7 @@ class DAMSMImageEncoder(keras.Model):
         images = tf.convert_to_tensor(images)
         images = _resize(tf.cast(images, "float32"), self._size)
         images = tf.cast(images, self.compute_dtype)
-        if self.backbone_name == "inception_v3":
+        if self.backbone_name in _INCEPTION_BACKBONES:
             # Always inference mode: frozen BatchNorm statistics.
             region_map, global_map = self.backbone(images, training=False)
         else:

@@ -34,6 +34,21 @@ def conditions_on_words(generator) -> bool:
     return bool(getattr(generator, "conditions_on_words", False))
 
 
+def noise_seeds_from(z) -> tf.Tensor:
+    """One stateless RNG seed per example, int32 [B, 2], taken from the bits of its z.
+
+    The AttnGAN family draws more noise inside the generator (conditioning augmentation,
+    per-pixel noise, style mixing). Seeding those draws from each example's own z makes
+    the image a function of (z, caption) alone: the same whatever the replica count,
+    after a resume, in a batch of any composition, and in the exported SavedModel,
+    whose z comes from the request's seed.
+    """
+    bits = tf.cast(z[:, :2], tf.float32)
+    if bits.shape[1] == 1:  # a one-dimensional z: its bits and a constant
+        bits = tf.pad(bits, [[0, 0], [0, 1]], constant_values=1.0)
+    return tf.bitcast(bits, tf.int32)
+
+
 def generate(generator, z, sentence, words=None, word_mask=None,
              training: bool = False) -> Generated:
     """Runs any generator.
@@ -52,7 +67,8 @@ def generate(generator, z, sentence, words=None, word_mask=None,
     if conditions_on_words(generator):
         if words is None or word_mask is None:
             raise ValueError(f"{generator.name} attends over words: pass words and word_mask.")
-        out = generator(z, sentence, words, word_mask, training=training)
+        out = generator(z, sentence, words, word_mask, training=training,
+                        noise_seed=noise_seeds_from(z))
         return Generated(list(out["images"]), out.get("mu"), out.get("logvar"))
     images, _ = generator(z, sentence, training=training)
     return Generated([images])
@@ -71,3 +87,13 @@ def build_generator(generator, z_dim: int, text_dim: int, max_length: int):
     words = tf.zeros([1, max_length, text_dim])
     mask = tf.ones([1, max_length], tf.bool)
     return generate(generator, z, sentence, words, mask, training=False)
+
+
+def build_discriminator(discriminator, image_size: int, text_dim: int):
+    """Creates a discriminator's weights (features and every logit head) with one call."""
+    features = discriminator(tf.zeros([1, image_size, image_size, 3]), training=False)
+    sentence = tf.zeros([1, text_dim])
+    if hasattr(discriminator, "logits"):
+        return discriminator.logits(features, sentence)
+    discriminator.unconditional_logits(features)
+    return discriminator.conditional_logits(features, sentence)

@@ -189,3 +189,85 @@ def resize_bilinear_align_corners(x, size):
         images=x, size=tf.constant(size, tf.int32), align_corners=True,
         half_pixel_centers=False)
     return tf.cast(resized, x.dtype)
+
+
+def glu(x):
+    """Gated linear unit over the last axis, as the AttnGAN family uses it.
+
+    The first half of the channels is gated by the sigmoid of the second
+    half (torch code: `x[:, :nc] * sigmoid(x[:, nc:])` on NCHW), so a layer
+    feeding a GLU produces twice the channels the block keeps.
+
+    Args:
+        x: [..., 2C] tensor.
+
+    Returns:
+        [..., C] tensor of the same dtype.
+    """
+    value, gate = tf.split(x, 2, axis=-1)
+    return value * tf.sigmoid(gate)
+
+
+class RandomDraws:
+    """Random tensors for one forward pass, stateful or seeded.
+
+    Without `seed`, every draw advances the model's `keras.random.SeedGenerator`.
+    With `seed`, draws are stateless: the i-th draw of the pass uses
+    `stateless_fold_in(seed, i)`. The seed is either one int [2] tensor for
+    the whole batch, or one seed per example, int [B, 2]; then every draw must
+    have the batch as its first dimension and example b's values depend only
+    on seed[b]. Per-example seeds make a generator's output a function of each
+    example alone, so that splitting a batch over replicas, resuming a run or
+    batching serving requests differently never changes an image.
+
+    Args:
+        seed_generator: a `keras.random.SeedGenerator`.
+        seed: optional int32/int64 tensor of shape [2] or [B, 2].
+    """
+
+    def __init__(self, seed_generator, seed=None):
+        self._seed_generator = seed_generator
+        self._seed = None if seed is None else tf.convert_to_tensor(seed)
+        self._count = 0
+
+    def _stateless(self, draw, shape, dtype):
+        self._count += 1
+        count = self._count
+        if self._seed.shape.rank == 1:
+            return draw(shape, tf.random.experimental.stateless_fold_in(self._seed, count),
+                        dtype)
+
+        def one_example(seed):
+            return draw(shape[1:], tf.random.experimental.stateless_fold_in(seed, count),
+                        dtype)
+
+        return tf.map_fn(one_example, self._seed,
+                         fn_output_signature=tf.TensorSpec(None, dtype))
+
+    def normal(self, shape, dtype="float32"):
+        """Standard normal draw of `shape`."""
+        if self._seed is None:
+            return keras.random.normal(shape, dtype=dtype,
+                                       seed=self._seed_generator)
+        return self._stateless(
+            lambda s, seed, d: tf.random.stateless_normal(s, seed=seed, dtype=d),
+            shape, tf.as_dtype(dtype))
+
+    def uniform(self, shape, dtype="float32"):
+        """Uniform [0, 1) draw of `shape`."""
+        if self._seed is None:
+            return keras.random.uniform(shape, dtype=dtype,
+                                        seed=self._seed_generator)
+        return self._stateless(
+            lambda s, seed, d: tf.random.stateless_uniform(s, seed=seed, dtype=d),
+            shape, tf.as_dtype(dtype))
+
+    def randint(self, shape, minval, maxval):
+        """Uniform int32 draw in [minval, maxval)."""
+        if self._seed is None:
+            return keras.random.randint(shape, minval, maxval, dtype="int32",
+                                        seed=self._seed_generator)
+        return self._stateless(
+            lambda s, seed, d: tf.random.stateless_uniform(
+                s, seed=seed, minval=minval, maxval=maxval, dtype=d),
+            shape, tf.int32)

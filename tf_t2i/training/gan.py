@@ -263,18 +263,20 @@ class TextToImageGAN(keras.Model):
         real_features = disc(real, training=True)
         fake_features = disc(tf.stop_gradient(fake), training=True)
         return adversarial.attngan_discriminator_loss(
-            cond_real=disc.conditional_logits(real_features, sentence),
-            cond_fake=disc.conditional_logits(fake_features, sentence),
-            cond_mismatched=disc.conditional_logits(real_features, mismatched),
-            uncond_real=disc.unconditional_logits(real_features),
-            uncond_fake=disc.unconditional_logits(fake_features))
+            cond_real=disc.conditional_logits(real_features, sentence, training=True),
+            cond_fake=disc.conditional_logits(fake_features, sentence, training=True),
+            cond_mismatched=disc.conditional_logits(real_features, mismatched, training=True),
+            uncond_real=disc.unconditional_logits(real_features, training=True),
+            uncond_fake=disc.unconditional_logits(fake_features, training=True))
 
     def _bce_g_stage(self, disc, fake, sentence):
         """AttnGAN's per-stage G term: BCE of the conditional and unconditional logits
         against "real" (miscc/losses.py `generator_loss`)."""
         features = disc(fake, training=True)
-        return (adversarial.bce_generator_loss(disc.conditional_logits(features, sentence))
-                + adversarial.bce_generator_loss(disc.unconditional_logits(features)))
+        return (adversarial.bce_generator_loss(
+            disc.conditional_logits(features, sentence, training=True))
+                + adversarial.bce_generator_loss(
+                    disc.unconditional_logits(features, training=True)))
 
     def r1(self, reals, sentence) -> tf.Tensor:
         """Per-example R1 (Mescheder et al. 2018) summed over stages, on the conditional
@@ -284,10 +286,11 @@ class TextToImageGAN(keras.Model):
             with tf.GradientTape(watch_accessed_variables=False) as tape:
                 tape.watch(real)
                 features = disc(real, training=True)
-                logits = (tf.reduce_sum(tf.cast(disc.conditional_logits(features, sentence),
-                                                tf.float32))
-                          + tf.reduce_sum(tf.cast(disc.unconditional_logits(features),
-                                                  tf.float32)))
+                logits = (
+                    tf.reduce_sum(tf.cast(
+                        disc.conditional_logits(features, sentence, training=True), tf.float32))
+                    + tf.reduce_sum(tf.cast(
+                        disc.unconditional_logits(features, training=True), tf.float32)))
             total += adversarial.r1_penalty(tape.gradient(logits, real), gamma=self.r1_gamma)
         return total
 

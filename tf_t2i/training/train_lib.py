@@ -20,6 +20,7 @@ from tf_t2i.data import pipeline
 from tf_t2i.data import sources
 from tf_t2i.data import tokenizer as tokenizer_lib
 from tf_t2i.models import factory
+from tf_t2i.models import interface
 from tf_t2i.training import callbacks as callbacks_lib
 from tf_t2i.training import captioner_lib
 from tf_t2i.training import checkpoints
@@ -79,15 +80,16 @@ class GANComponents:
         self.text_encoder(tf.zeros([1, t], tf.int32), training=False)
         self.image_encoder(tf.zeros([1, size, size, 3]), training=False)
         self.generator = factory.build_generator(cfg)
-        self.discriminator = factory.build_discriminator(cfg)
-        z = tf.zeros([1, cfg.generator.z_dim])
-        s = tf.zeros([1, cfg.text.hidden_dim])
-        self.generator(z, s, training=False)
-        self.discriminator.logits(self.discriminator(tf.zeros([1, size, size, 3])), s)
+        self.discriminators = factory.build_discriminators(cfg)
+        self.discriminator = self.discriminators[-1]
+        build_args = (cfg.generator.z_dim, cfg.text.hidden_dim, t)
+        generated = interface.build_generator(self.generator, *build_args)
+        for disc, stage in zip(self.discriminators, generated.stages):
+            interface.build_discriminator(disc, int(stage.shape[1]), cfg.text.hidden_dim)
         self.ema_generator = None
         if cfg.train.ema_decay > 0:
             self.ema_generator = factory.build_generator(cfg, name="ema_generator")
-            self.ema_generator(z, s, training=False)
+            interface.build_generator(self.ema_generator, *build_args)
         loss = cfg.loss
         self.captioner = None
         if loss.recap_weight > 0:
@@ -101,7 +103,9 @@ class GANComponents:
             self.projection_head.build([None, cfg.text.hidden_dim])
         uses_image_encoder = max(loss.damsm_weight, loss.f2r_weight, loss.f2f_weight) > 0
         self.gan = gan_lib.TextToImageGAN(
-            self.generator, self.discriminator, self.text_encoder,
+            self.generator,
+            self.discriminators if len(self.discriminators) > 1 else self.discriminator,
+            self.text_encoder,
             self.image_encoder if uses_image_encoder else None,
             ema_generator=self.ema_generator, captioner=self.captioner,
             projection_head=self.projection_head, damsm_weight=loss.damsm_weight,
@@ -109,17 +113,23 @@ class GANComponents:
             recap_weight=loss.recap_weight, temperature=loss.contrastive_temperature,
             gamma1=loss.gamma1, gamma2=loss.gamma2, gamma3=loss.gamma3,
             ma_gp_weight=loss.ma_gp_weight, ma_gp_power=loss.ma_gp_power,
-            ma_gp_mode=loss.ma_gp_mode, ema_decay=cfg.train.ema_decay)
+            ma_gp_mode=loss.ma_gp_mode, ema_decay=cfg.train.ema_decay,
+            adversarial_loss=factory.adversarial_loss(cfg), kl_weight=loss.kl_weight,
+            r1_gamma=loss.r1_gamma, r1_interval=loss.r1_interval)
         adam = lambda lr: keras.optimizers.Adam(lr, beta_1=cfg.train.beta1, beta_2=cfg.train.beta2)
         self.g_optimizer = adam(cfg.train.g_learning_rate)
         self.d_optimizer = adam(cfg.train.d_learning_rate)
         self.gan.compile(g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer,
                          jit_compile=cfg.runtime.jit_compile)
         self.g_optimizer.build(self.gan.generator_variables)
-        self.d_optimizer.build(self.discriminator.trainable_variables)
-        trackables = dict(generator=self.generator, discriminator=self.discriminator,
-                          text_encoder=self.text_encoder, image_encoder=self.image_encoder,
-                          g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer)
+        self.d_optimizer.build(self.gan.discriminator_variables)
+        trackables = dict(generator=self.generator, text_encoder=self.text_encoder,
+                          image_encoder=self.image_encoder, g_optimizer=self.g_optimizer,
+                          d_optimizer=self.d_optimizer)
+        if len(self.discriminators) == 1:
+            trackables["discriminator"] = self.discriminator
+        else:
+            trackables.update({d.name: d for d in self.discriminators})
         if self.ema_generator is not None:
             trackables["ema_generator"] = self.ema_generator
         if self.captioner is not None:
@@ -132,11 +142,16 @@ class GANComponents:
     def parameter_counts(self) -> Dict[str, int]:
         """Trainable parameters of G and D; all weights of the frozen encoders."""
         size = lambda m: sum(int(tf.size(w)) for w in m.weights)
-        return {"generator": runtime.count_params(self.generator),
-                "discriminator": runtime.count_params(self.discriminator),
-                "discriminator.head": runtime.count_params(self.discriminator.head),
-                "text_encoder (frozen)": size(self.text_encoder),
-                "image_encoder (frozen)": size(self.image_encoder)}
+        counts = {"generator": runtime.count_params(self.generator)}
+        if len(self.discriminators) == 1:
+            counts["discriminator"] = runtime.count_params(self.discriminator)
+            if hasattr(self.discriminator, "head"):
+                counts["discriminator.head"] = runtime.count_params(self.discriminator.head)
+        else:
+            counts.update({d.name: runtime.count_params(d) for d in self.discriminators})
+        counts.update({"text_encoder (frozen)": size(self.text_encoder),
+                       "image_encoder (frozen)": size(self.image_encoder)})
+        return counts
 
 
 def describe(cfg: config_lib.ExperimentConfig, vocab_size: int) -> Dict[str, int]:
