@@ -2,13 +2,16 @@
 
   python benchmarks/gan_step.py [--ngf=8 --ndf=16 --batch=24 --size=64 --steps=5]
   python benchmarks/gan_step.py --compare=losses    # each paper loss vs plain SSA-GAN
+  python benchmarks/gan_step.py --compare=archs     # AttnGAN family vs SSA-GAN
 
 Random weights (no DAMSM or captioner run needed): builds the models exactly as
 `tf_t2i.train` does, feeds one fixed batch, and reports seconds per step and images per
 second. `--compare=ma_gp` (default) times MA-GP as a separate D step (the reference) and
 joint (added to the hinge D loss); `--compare=losses` times the plain SSA-GAN step and
 the step with each combination of the paper's terms (F2R, F2F, re-captioning), with
-their ratio to the plain step.
+their ratio to the plain step; `--compare=archs` times each architecture at the widths
+of its configs/shapes_*.cfg (SSA-GAN ngf 8 / ndf 16, AttnGAN 16 / 16, the style variants
+8 / 8, with their DAMSM weights and Style2's R1 every 16 steps) against SSA-GAN.
 """
 
 import argparse
@@ -37,13 +40,25 @@ LOSS_VARIANTS = {
 }
 
 
-def make_cfg(args, mode="separate_step", **loss):
+# Widths and loss settings of configs/shapes_{ssagan,attngan,style1_attngan,style2_*}.cfg.
+ARCH_VARIANTS = {
+    "ssagan": ({"arch": "ssagan", "ngf": 8}, {"ndf": 16}, {}),
+    "attngan": ({"arch": "attngan", "ngf": 16}, {"ndf": 16}, {"damsm_weight": 5.0}),
+    "style1_attngan": ({"arch": "style1_attngan", "ngf": 8}, {"ndf": 8},
+                       {"damsm_weight": 5.0}),
+    "style2_attngan": ({"arch": "style2_attngan", "ngf": 8}, {"ndf": 8},
+                       {"damsm_weight": 5.0, "r1_gamma": 10.0, "r1_interval": 16}),
+}
+
+
+def make_cfg(args, mode="separate_step", generator=None, discriminator=None, **loss):
     return config_lib.ExperimentConfig().replace(
         data={"image_size": args.size},
         image_encoder={"small_cnn_width": 64},
         captioner={"embed_dim": 128, "num_heads": 4, "intermediate_dim": 256,
                    "small_cnn_width": 32},
-        generator={"ngf": args.ngf}, discriminator={"ndf": args.ndf},
+        generator=generator or {"ngf": args.ngf},
+        discriminator=discriminator or {"ndf": args.ndf},
         train={"batch_size": args.batch, "task": "gan"},
         loss={"ma_gp_mode": mode, "damsm_weight": 0.05, "gamma1": 5.0, **loss},
         runtime={"damsm_dir": "unused", "captioner_dir": "unused"})
@@ -88,7 +103,7 @@ def main():
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--mixed_precision", default="none",
                         choices=["none", "mixed_bfloat16", "mixed_float16"])
-    parser.add_argument("--compare", default="ma_gp", choices=["ma_gp", "losses"])
+    parser.add_argument("--compare", default="ma_gp", choices=["ma_gp", "losses", "archs"])
     args = parser.parse_args()
     if args.mixed_precision != "none":
         keras.mixed_precision.set_global_policy(args.mixed_precision)
@@ -102,6 +117,14 @@ def main():
             print(f"  MA-GP {mode:13s}: {seconds:.4f} s/step, {args.batch / seconds:.1f} images/s")
         print(f"  ratio joint / separate_step: "
               f"{results['joint'] / results['separate_step']:.2f}")
+        return
+    if args.compare == "archs":
+        for name, (generator, discriminator, loss) in ARCH_VARIANTS.items():
+            seconds = time_variant(make_cfg(args, generator=generator,
+                                            discriminator=discriminator, **loss), args)
+            results[name] = seconds
+            print(f"  {name:16s}: {seconds:.4f} s/step, {args.batch / seconds:.1f} images/s, "
+                  f"x{seconds / results['ssagan']:.2f} of SSA-GAN")
         return
     captioner_lib.restore_captioner = _random_captioner
     for name, loss in LOSS_VARIANTS.items():

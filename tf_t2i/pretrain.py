@@ -47,13 +47,7 @@ def main(argv):
         return
     if FLAGS.dry_run:
         source = t2i_flags.run_or_fail(sources.load_source, input_errors, cfg.data, "train")
-        if source.vocabulary:  # CUB / COCO with AttnGAN's captions.pickle
-            vocab = tokenizer_lib.CaptionTokenizer(source.vocabulary,
-                                                   cfg.data.max_caption_length)
-        else:
-            vocab = tokenizer_lib.CaptionTokenizer.build(source.all_captions(),
-                                                         cfg.data.max_caption_length,
-                                                         cfg.text.min_word_count)
+        vocab = pretrain_lib.new_tokenizer(cfg, source)
         for name, count in pretrain_lib.describe(cfg, vocab.vocab_size).items():
             print(f"  {name}: {count:,} trainable parameters")
         return

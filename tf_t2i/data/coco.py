@@ -128,11 +128,8 @@ def _read_attngan_split(root: str, split: str) -> List[raw_files.RawExample]:
     for index, name in enumerate(names):
         image_path = os.path.join(root, "images", name + ".jpg")
         text_path = os.path.join(root, "text", name + ".txt")
-        for path, what in ((image_path, "image"), (text_path, "caption file")):
-            if not os.path.isfile(path):
-                raise raw_files.missing_file_error(path, DATASET, what, HOW_TO_GET)
-        captions = raw_files.read_caption_file(text_path, CAPTIONS_PER_IMAGE)
-        counts[text_path] = len(captions)
+        captions = raw_files.read_example_captions(image_path, text_path, CAPTIONS_PER_IMAGE,
+                                                   DATASET, HOW_TO_GET, counts)
         examples.append(raw_files.RawExample(
             name=name, image_path=image_path, image_id=_image_id_from_name(name, index),
             class_id=NO_CLASS, captions=tuple(captions)))

@@ -147,6 +147,20 @@ def require(root: str, entries: Sequence[str], dataset: str, expected_tree: str,
             f"{expected_tree} {how_to_get}")
 
 
+def read_example_captions(image_path: str, text_path: str, count: int, dataset: str,
+                          how_to_get: str, counts: Dict[str, int]) -> List[str]:
+    """Checks that an example's image and caption file exist and reads its captions.
+
+    Records how many captions the file held in `counts` (for `check_caption_counts`).
+    """
+    for path, what in ((image_path, "image"), (text_path, "caption file")):
+        if not os.path.isfile(path):
+            raise missing_file_error(path, dataset, what, how_to_get)
+    captions = read_caption_file(text_path, count)
+    counts[text_path] = len(captions)
+    return captions
+
+
 def missing_file_error(path: str, dataset: str, what: str, how_to_get: str) -> MissingFilesError:
     """A MissingFilesError for one file a readable index file refers to."""
     return MissingFilesError(f"{dataset}: {what} {path} is missing. {how_to_get}")

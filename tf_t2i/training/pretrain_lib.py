@@ -37,15 +37,20 @@ def load_or_build_tokenizer(cfg: config_lib.ExperimentConfig, model_dir: str,
     """
     if os.path.exists(os.path.join(model_dir, tokenizer_lib.VOCAB_FILENAME)):
         return tokenizer_lib.CaptionTokenizer.load(model_dir, cfg.data.max_caption_length)
-    if train_source.vocabulary:
-        tok = tokenizer_lib.CaptionTokenizer(train_source.vocabulary,
-                                             cfg.data.max_caption_length)
-    else:
-        tok = tokenizer_lib.CaptionTokenizer.build(train_source.all_captions(),
-                                                   cfg.data.max_caption_length,
-                                                   cfg.text.min_word_count)
+    tok = new_tokenizer(cfg, train_source)
     tok.save(model_dir)
     return tok
+
+
+def new_tokenizer(cfg: config_lib.ExperimentConfig,
+                  train_source: pipeline.ImageCaptionSource) -> tokenizer_lib.CaptionTokenizer:
+    """The dataset's own vocabulary when it has one, else one built from its captions."""
+    if train_source.vocabulary:
+        return tokenizer_lib.CaptionTokenizer(train_source.vocabulary,
+                                              cfg.data.max_caption_length)
+    return tokenizer_lib.CaptionTokenizer.build(train_source.all_captions(),
+                                                cfg.data.max_caption_length,
+                                                cfg.text.min_word_count)
 
 
 def build_encoders(cfg: config_lib.ExperimentConfig, vocab_size: int):
