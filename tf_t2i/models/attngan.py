@@ -1,23 +1,18 @@
 """AttnGAN generator and its three stage discriminators.
 
-Follows the official PyTorch code (taoxugit/AttnGAN, code/model.py: CA_NET,
-INIT_STAGE_G, NEXT_STAGE_G, GET_IMAGE_G, G_NET, D_GET_LOGITS, D_NET64/128/256;
-code/GlobalAttention.py: GlobalAttentionGeneral). Tensors are NHWC; weights
-convert from that code by transposing convolutions OIHW -> HWIO and Linear
-weights to [in, out]; the 1x1 word projection is a dense layer here. Almost
-every convolution of the reference has `bias=False`, and so has it here.
+Follows the official PyTorch code (taoxugit/AttnGAN code/model.py and
+GlobalAttention.py). Tensors are NHWC (convolutions OIHW -> HWIO, Linear
+weights [in, out]; the 1x1 word projection is a dense layer). Almost every
+convolution of the reference has `bias=False`, and so has it here.
 
 The number of generator stages follows from the image size: 64 px -> 1
 (INIT_STAGE_G only), 128 -> 2, 256 -> 3; one discriminator per stage, each
 seeing that stage's resolution.
 
-Deviations, all harmless to a weight import:
-- the discriminator heads return logits; the reference ends them with a
-  sigmoid and uses BCELoss, so the losses here must use sigmoid
-  cross-entropy on logits;
-- padding words are masked per sample. The reference tiles its [B, T] mask
-  with `repeat(queryL, 1)`, which pairs rows of different samples when the
-  batch has more than one caption length.
+Deviations, harmless to a weight import: the discriminator heads return
+logits (the reference: sigmoid + BCELoss); padding words are masked per
+sample (the reference's `mask.repeat(queryL, 1)` pairs rows of different
+samples when a batch mixes caption lengths).
 """
 
 import keras
@@ -28,9 +23,8 @@ from tf_t2i.models import style_layers
 
 _STAGE_SIZES = {64: 1, 128: 2, 256: 3}
 
-# Finite stand-in for -inf in the attention softmax: exp underflows to an
-# exact 0 in float32, and a caption with no words gives uniform weights
-# instead of NaN.
+# Finite stand-in for -inf in the attention softmax (exp underflows to 0 in
+# float32); a caption with no words gives uniform weights instead of NaN.
 _MASK_LOGIT = -1e9
 
 
