@@ -131,6 +131,8 @@ class GeneratorConfig:
                                 "training.")
     truncation_psi: float = _field(1.0, "Style variants: truncation toward the average W "
                                    "when sampling (1: none).")
+    residual_gate_init: float = _field(0.0, "SSA-GAN: initial value of each G block's residual "
+                                       "gate (reference: 0, the block starts as its shortcut).")
 
     def validate(self):
         _check_choices(self)
@@ -148,6 +150,8 @@ class GeneratorConfig:
 @dataclasses.dataclass(frozen=True)
 class DiscriminatorConfig:
     ndf: int = _field(64, "Discriminator base width (SSA-GAN: 64).")
+    residual_gate_init: float = _field(0.0, "SSA-GAN: initial value of each D block's residual "
+                                       "gate (reference: 0, the block starts as its shortcut).")
 
     def validate(self):
         _check_positive(self, "ndf")

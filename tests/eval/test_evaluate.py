@@ -12,7 +12,7 @@ import tensorflow as tf
 from tests.eval import helpers
 from tf_t2i.eval import eval_lib
 
-ALL_METRICS = "fid,is,r_precision,attribute_accuracy,shapes_fid"
+ALL_METRICS = "fid,is,r_precision,attribute_accuracy,shapes_fid,diversity"
 
 
 def run_evaluate(*args, cache=None, home=None):
@@ -35,14 +35,15 @@ class EvaluateCommandTest(tf.test.TestCase):
         model_dir = os.path.join(self.create_tempdir().full_path, "gan")
         shutil.copytree(gan_dir, model_dir)
         proc = run_evaluate(f"--model_dir={model_dir}", f"--metrics={ALL_METRICS}",
-                            "--num_images=20", "--batch_size=10",
+                            "--num_images=20", "--batch_size=10", "--diversity_captions=2",
+                            "--diversity_samples=3",
                             f"--inception_weights={helpers.fake_inception_weights()}",
                             f"--is_classifier={helpers.fake_is_classifier()}")
         self.assertEqual(proc.returncode, 0, proc.stdout[-3000:] + proc.stderr[-3000:])
         rows = read_rows(model_dir)
         self.assertEqual([r["metric"] for r in rows],
                          ["fid20", "is20", "r_precision20", "attribute_accuracy20",
-                          "shapes_fid20"])
+                          "shapes_fid20", "diversity20"])
         for row in rows:
             self.assertTrue(helpers.finite(row["value"]), row)
             self.assertEqual(row["num_images"], 20)
@@ -59,6 +60,10 @@ class EvaluateCommandTest(tf.test.TestCase):
         self.assertBetween(by_name["attribute_accuracy20"]["value"], 0.0, 1.0)
         self.assertIn("color", by_name["attribute_accuracy20"]["per_attribute"])
         self.assertIsNone(by_name["shapes_fid20"]["std"])
+        spread = by_name["diversity20"]
+        self.assertEqual((spread["captions"], spread["samples_per_caption"]), (2, 3))
+        self.assertAllClose(spread["value"],
+                            spread["generated_distance"] / spread["real_distance"])
         # Real statistics were computed once and cached in the pytorch-fid format.
         stats = by_name["fid20"]["real_stats"]
         self.assertTrue(stats.startswith(helpers.cache_dir()))
@@ -66,7 +71,7 @@ class EvaluateCommandTest(tf.test.TestCase):
             self.assertEqual(data["mu"].shape, (2048,))
             self.assertEqual(data["sigma"].shape, (2048, 2048))
         self.assertIn("metric", proc.stdout)
-        self.assertIn("Appended 5 line(s)", proc.stdout)
+        self.assertIn("Appended 6 line(s)", proc.stdout)
 
     def test_missing_classifier_fails_before_generating(self):
         _, gan_dir = helpers.tiny_runs()
@@ -81,6 +86,9 @@ class EvaluateCommandTest(tf.test.TestCase):
         proc = run_evaluate("--model_dir=/nonexistent", "--metrics=fid,bogus")
         self.assertEqual(proc.returncode, 2)
         self.assertIn("Unknown metric(s) ['bogus']", proc.stderr)
+        proc = run_evaluate("--model_dir=/nonexistent", "--diversity_samples=1")
+        self.assertEqual(proc.returncode, 2)
+        self.assertIn("--diversity_samples", proc.stderr)
 
 
 class EvalLibTest(tf.test.TestCase):

@@ -282,6 +282,26 @@ class SSAGANGeneratorTest(tf.test.TestCase, parameterized.TestCase):
         images_b, _ = generator(z, sentence_b, training=True)
         self.assertGreater(np.abs(images_a - images_b).max(), 1e-3)
 
+    def test_residual_gate_init(self):
+        # A gate starting at 1 opens every residual branch from the first step:
+        # the output is no longer the shortcut path and every gamma reads 1.
+        z, sentence = _inputs()
+        closed = ssagan.SSAGANGenerator(ngf=8, image_size=64)
+        opened = ssagan.SSAGANGenerator(ngf=8, image_size=64,
+                                        residual_gate_init=1.0)
+        closed.build()
+        opened.build()
+        opened.set_weights([np.ones_like(w) if w.shape == () else w
+                            for w in closed.get_weights()])
+        fresh = ssagan.SSAGANGenerator(ngf=8, image_size=64, residual_gate_init=1.0)
+        fresh.build()
+        self.assertEqual([float(b.gamma.numpy()) for b in fresh.blocks], [1.0] * 5)
+        self.assertEqual(opened.get_config()["residual_gate_init"], 1.0)
+        for block in closed.blocks:
+            block.gamma.assign(1.0)
+        self.assertAllClose(opened(z, sentence, training=True)[0],
+                            closed(z, sentence, training=True)[0])
+
     def _perturb_sscbn(self, blocks):
         rng = np.random.default_rng(5)
         for block in blocks:
@@ -408,6 +428,24 @@ class SSAGANDiscriminatorTest(tf.test.TestCase, parameterized.TestCase):
             x = _np_conv_same(x, block.shortcut_conv.kernel.numpy(),
                               block.shortcut_conv.bias.numpy())
         self.assertAllClose(features, x, atol=1e-4)
+
+    def test_residual_gate_init(self):
+        discriminator = ssagan.SSAGANDiscriminator(
+            ndf=8, image_size=64, residual_gate_init=0.5)
+        discriminator.build()
+        self.assertEqual([float(b.gamma.numpy()) for b in discriminator.blocks],
+                         [0.5] * 4)
+        self.assertEqual(discriminator.get_config()["residual_gate_init"], 0.5)
+        # The gate scales the residual branch: features differ from the
+        # shortcut-only model with the same weights.
+        closed = ssagan.SSAGANDiscriminator(ndf=8, image_size=64)
+        closed.build()
+        closed.set_weights([np.zeros_like(w) if w.shape == () else w
+                            for w in discriminator.get_weights()])
+        images = np.random.default_rng(0).uniform(
+            -1, 1, (BATCH, 64, 64, 3)).astype(np.float32)
+        self.assertGreater(
+            np.abs(discriminator(images) - closed(images)).max(), 1e-3)
 
     def test_residual_downsamples_with_torch_padding(self):
         # conv4x4 stride 2 padding 1 in torch: output (i, j) reads input rows

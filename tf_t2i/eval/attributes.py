@@ -206,6 +206,10 @@ class Reading:
         return cls(*[np.concatenate([getattr(r, f.name) for r in readings])
                      for f in dataclasses.fields(cls)])
 
+    def take(self, indices) -> "Reading":
+        """The reading of the images at `indices`, in that order."""
+        return type(self)(*[getattr(self, f.name)[indices] for f in dataclasses.fields(self)])
+
 
 class AttributeClassifier:
     """A trained slot classifier with its test accuracy; call it on uint8 images."""

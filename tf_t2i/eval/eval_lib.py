@@ -31,6 +31,7 @@ from tf_t2i.data import pipeline
 from tf_t2i.data import sources
 from tf_t2i.data import tokenizer as tokenizer_lib
 from tf_t2i.eval import attributes as attributes_lib
+from tf_t2i.eval import diversity as diversity_lib
 from tf_t2i.eval import fid as fid_lib
 from tf_t2i.eval import inception as inception_lib
 from tf_t2i.eval import inception_score as is_lib
@@ -63,6 +64,8 @@ class EvalOptions:
     r_precision_mismatched: int = 99       # Mismatched captions per image (99).
     classifier_epochs: int = 6             # Attribute classifier training, when not cached,
     classifier_extra_images: int = 10000   # on the train split plus this many more images.
+    diversity_captions: int = 50           # Captions of the diversity metric,
+    diversity_samples: int = 16            # each generated from this many noise vectors.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,10 +228,19 @@ def _make_encode_fn(ctx: EvalContext):
     return encode
 
 
+def _caption_ids(ctx: EvalContext, images: np.ndarray, captions: np.ndarray) -> tf.Tensor:
+    """Token ids [n, T] of caption `captions[i]` of test image `images[i]`."""
+    max_length = ctx.cfg.data.max_caption_length
+    # Evaluation reads the first T tokens of a caption, as make_eval_dataset does.
+    ids = ctx.bank.ids[images, captions, :max_length]
+    if ids.shape[1] < max_length:
+        ids = np.pad(ids, [[0, 0], [0, max_length - ids.shape[1]]])
+    return tf.constant(ids, tf.int32)
+
+
 def generate_and_collect(ctx: EvalContext, streams: Sequence[str], progress: bool = True):
     """Generates every draw once and feeds the streams; fills ctx.streams."""
     _draws(ctx)
-    max_length = ctx.cfg.data.max_caption_length
     generate = _make_generate_fn(ctx)
     encode = _make_encode_fn(ctx) if "damsm" in streams else None
     noise_rng = np.random.default_rng([ctx.options.seed, 2])
@@ -240,12 +252,9 @@ def generate_and_collect(ctx: EvalContext, streams: Sequence[str], progress: boo
     for start in range(0, ctx.num_images, batch):
         stop = min(start + batch, ctx.num_images)
         t0 = time.time()
-        # Evaluation reads the first T tokens of a caption, as make_eval_dataset does.
-        ids = ctx.bank.ids[ctx.draw_images[start:stop], ctx.draw_captions[start:stop], :max_length]
-        if ids.shape[1] < max_length:
-            ids = np.pad(ids, [[0, 0], [0, max_length - ids.shape[1]]])
+        ids = _caption_ids(ctx, ctx.draw_images[start:stop], ctx.draw_captions[start:stop])
         z = noise_rng.standard_normal((stop - start, ctx.cfg.generator.z_dim)).astype(np.float32)
-        pixels, sentence = generate(tf.constant(z), tf.constant(ids, tf.int32))
+        pixels, sentence = generate(tf.constant(z), ids)
         seconds["generation"] += time.time() - t0
         for stream in streams:
             t0 = time.time()
@@ -349,9 +358,7 @@ def _attribute_accuracy(ctx: EvalContext) -> Dict:
     named = [attributes_lib.parse_caption(ctx.caption_text(k)) for k in range(ctx.num_images)]
     summary = attributes_lib.summarize_judgements(
         attributes_lib.judge(ctx.streams["attributes"], named))
-    real = _real_reading(ctx)
-    real_draws = attributes_lib.Reading(*[getattr(real, f.name)[ctx.draw_images] for f in
-                                          dataclasses.fields(attributes_lib.Reading)])
+    real_draws = _real_reading(ctx).take(ctx.draw_images)
     reference = attributes_lib.summarize_judgements(attributes_lib.judge(real_draws, named))
     classifier = ctx.resources["attribute_classifier"]
     return {"value": summary.pop("attribute_accuracy"), "std": None, "per_attribute": summary,
@@ -365,6 +372,43 @@ def _shapes_fid(ctx: EvalContext) -> Dict:
     real = _real_reading(ctx)
     value = fid_lib.fid_from_features(ctx.streams["attributes"].features, real.features)
     return {"value": value, "std": None, "real_images": int(len(real.features))}
+
+
+@register_metric("diversity", [], _prepare_attributes,
+                 "shapes: spread over noise for one caption / spread of real images that fit it")
+def _diversity(ctx: EvalContext) -> Dict:
+    """See `tf_t2i.eval.diversity`; generates its own groups (one caption, many z).
+
+    Captions are drawn at random from the test split among those that at least two real
+    test images fit, so that every caption has a real reference group.
+    """
+    options, source = ctx.options, ctx.test_source
+    classifier = ctx.resources["attribute_classifier"]
+    rng = np.random.default_rng([options.seed, 4])
+    truth = diversity_lib.ground_truth_reading(source.attributes)
+    real_pixels, real_reading = ctx.real_images(), _real_reading(ctx)
+    generate = _make_generate_fn(ctx)
+    samples, per_image = options.diversity_samples, ctx.bank.captions_per_image
+    generated, real = [], []
+    for draw in rng.permutation(len(source) * per_image):
+        if len(generated) == options.diversity_captions:
+            break
+        image, caption = divmod(int(draw), per_image)
+        named = attributes_lib.parse_caption(source.captions[image][caption])
+        group = diversity_lib.choose_real_group(diversity_lib.fitting_images(named, truth),
+                                                samples, rng)
+        if group is None:
+            continue
+        ids = _caption_ids(ctx, np.full(samples, image), np.full(samples, caption))
+        z = rng.standard_normal((samples, ctx.cfg.generator.z_dim)).astype(np.float32)
+        pixels = generate(tf.constant(z), ids)[0].numpy()
+        generated.append(diversity_lib.group_statistics(classifier(pixels), pixels, named))
+        real.append(diversity_lib.group_statistics(real_reading.take(group),
+                                                   real_pixels[group], named))
+    out = diversity_lib.summarize(generated, real)
+    out["std"] = None
+    out["samples_per_caption"] = samples
+    return out
 
 
 # --- Running an evaluation. ----------------------------------------------------------
@@ -393,7 +437,7 @@ def default_metrics(dataset: str) -> List[str]:
     """Everything that applies to the dataset; those that cannot run are skipped."""
     names = ["fid", "is", "r_precision"]
     if dataset == "shapes":
-        names += ["attribute_accuracy", "shapes_fid"]
+        names += ["attribute_accuracy", "shapes_fid", "diversity"]
     return names
 
 
@@ -457,6 +501,9 @@ def format_table(rows: Sequence[Dict]) -> str:
         lines.append(f"{row['metric']:<26}{row['value']:>12.4f}{std:>10}{row['seconds']:>10.1f}")
         for key, value in (row.get("per_attribute") or {}).items():
             lines.append(f"  {key:<24}{value:>12.4f}")
+        if "real_distance" in row:
+            lines.append(f"  {'real images (reference)':<24}{row['real_distance']:>12.4f}"
+                         f"  (generated {row['generated_distance']:.4f})")
         if "real_images" in row and isinstance(row["real_images"], float):
             lines.append(f"  {'real images (reference)':<24}{row['real_images']:>12.4f}")
     return "\n".join(lines)

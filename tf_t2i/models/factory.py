@@ -30,7 +30,7 @@ def build_generator(cfg: config_lib.ExperimentConfig, name: str = "generator"):
     common = dict(ngf=g.ngf, z_dim=g.z_dim, sentence_dim=cfg.text.hidden_dim,
                   image_size=cfg.data.image_size, name=name)
     if g.arch == "ssagan":
-        return SSAGANGenerator(**common)
+        return SSAGANGenerator(residual_gate_init=g.residual_gate_init, **common)
     if g.arch == "attngan":
         return attngan.AttnGANGenerator(condition_dim=g.condition_dim,
                                         num_residual=g.residual_blocks, **common)
@@ -48,6 +48,7 @@ def build_discriminators(cfg: config_lib.ExperimentConfig) -> List:
     arch = cfg.generator.arch
     if arch == "ssagan":
         return [SSAGANDiscriminator(ndf=ndf, sentence_dim=dim, image_size=size,
+                                    residual_gate_init=cfg.discriminator.residual_gate_init,
                                     name="discriminator")]
     if arch == "attngan":
         return attngan.build_attngan_discriminators(ndf=ndf, sentence_dim=dim, image_size=size)

@@ -159,7 +159,7 @@ class SSAGANBlock(keras.layers.Layer):
     """SSA-GAN generator block (`G_Block`), at a fixed resolution.
 
     `out = shortcut(x) + gamma * residual(x)`, with gamma a scalar starting at
-    0, shortcut a 1x1 conv only when the width changes, and residual
+    `gate_init` (0 in the reference), shortcut a 1x1 conv only when the width changes, and residual
     SSCBN -> ReLU -> conv3x3 -> SSCBN -> ReLU -> conv3x3, both SSCBNs gated by
     the same mask. With `predict_mask` a `MaskPredictor` on `out` gives the
     mask logits for the next block.
@@ -173,6 +173,7 @@ class SSAGANBlock(keras.layers.Layer):
         sentence_dim: int, D.
         mask_channels: int, hidden width of the mask predictor.
         predict_mask: bool.
+        gate_init: float, the initial gamma.
         **kwargs: `keras.layers.Layer` arguments.
 
     Example:
@@ -182,13 +183,14 @@ class SSAGANBlock(keras.layers.Layer):
     """
 
     def __init__(self, in_channels, out_channels, sentence_dim=256,
-                 mask_channels=100, predict_mask=True, **kwargs):
+                 mask_channels=100, predict_mask=True, gate_init=0.0, **kwargs):
         super().__init__(**kwargs)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.sentence_dim = sentence_dim
         self.mask_channels = mask_channels
         self.predict_mask = predict_mask
+        self.gate_init = float(gate_init)
         dtype = self.dtype_policy
         self.sscbn_in = SSCBN(in_channels, sentence_dim, dtype=dtype,
                               name="sscbn_in")
@@ -219,7 +221,8 @@ class SSAGANBlock(keras.layers.Layer):
         if self.mask_predictor is not None:
             self.mask_predictor.build(out_shape)
         self.gamma = self.add_weight(
-            shape=(), initializer="zeros", name="gamma")
+            shape=(), initializer=keras.initializers.Constant(self.gate_init),
+            name="gamma")
 
     def call(self, x, sentence_embedding, fusion_mask, training=None):
         h = self.sscbn_in(x, sentence_embedding, fusion_mask, training=training)
@@ -242,6 +245,7 @@ class SSAGANBlock(keras.layers.Layer):
             "sentence_dim": self.sentence_dim,
             "mask_channels": self.mask_channels,
             "predict_mask": self.predict_mask,
+            "gate_init": self.gate_init,
         })
         return config
 
@@ -267,6 +271,7 @@ class SSAGANGenerator(keras.Model):
         sentence_dim: int, sentence embedding size.
         image_size: int, S; one of 64, 128, 256.
         mask_channels: int, hidden width of the mask predictors.
+        residual_gate_init: float, initial gamma of every block (reference: 0).
         **kwargs: `keras.Model` arguments (name, dtype, ...).
 
     Example:
@@ -278,9 +283,10 @@ class SSAGANGenerator(keras.Model):
     """
 
     def __init__(self, ngf=64, z_dim=100, sentence_dim=256, image_size=256,
-                 mask_channels=100, **kwargs):
+                 mask_channels=100, residual_gate_init=0.0, **kwargs):
         super().__init__(**kwargs)
         log_size = _check_image_size(image_size)
+        self.residual_gate_init = float(residual_gate_init)
         self.ngf = ngf
         self.z_dim = z_dim
         self.sentence_dim = sentence_dim
@@ -297,8 +303,8 @@ class SSAGANGenerator(keras.Model):
             8 * ngf, mask_channels, dtype=dtype, name="initial_mask_predictor")
         self.blocks = [
             SSAGANBlock(w_in * ngf, w_out * ngf, sentence_dim, mask_channels,
-                        predict_mask=i < num_blocks - 1, dtype=dtype,
-                        name=f"block{i}")
+                        predict_mask=i < num_blocks - 1,
+                        gate_init=residual_gate_init, dtype=dtype, name=f"block{i}")
             for i, (w_in, w_out) in enumerate(widths)
         ]
         self.image_channels = widths[-1][1] * ngf
@@ -351,6 +357,7 @@ class SSAGANGenerator(keras.Model):
             "sentence_dim": self.sentence_dim,
             "image_size": self.image_size,
             "mask_channels": self.mask_channels,
+            "residual_gate_init": self.residual_gate_init,
         })
         return config
 
@@ -360,7 +367,7 @@ class ResDBlock(keras.layers.Layer):
     """DF-GAN v1 discriminator block (`resD`): halves the resolution.
 
     `out = avgpool2(shortcut(x)) + gamma * residual(x)` with gamma a scalar
-    starting at 0; residual conv4x4/2 -> LeakyReLU(0.2) -> conv3x3 ->
+    starting at `gate_init` (0 in the reference); residual conv4x4/2 -> LeakyReLU(0.2) -> conv3x3 ->
     LeakyReLU(0.2), both without bias; shortcut a 1x1 conv with bias, applied
     only when the width changes.
 
@@ -374,16 +381,18 @@ class ResDBlock(keras.layers.Layer):
     Args:
         in_channels: int.
         out_channels: int.
+        gate_init: float, the initial gamma.
         **kwargs: `keras.layers.Layer` arguments.
 
     Example:
     >>> out = ResDBlock(8, 16)(tf.zeros([2, 32, 32, 8]))
     """
 
-    def __init__(self, in_channels, out_channels, **kwargs):
+    def __init__(self, in_channels, out_channels, gate_init=0.0, **kwargs):
         super().__init__(**kwargs)
         self.in_channels = in_channels
         self.out_channels = out_channels
+        self.gate_init = float(gate_init)
         dtype = self.dtype_policy
         self.conv_down = t2i_layers.torch_conv2d(
             in_channels, out_channels, 4, strides=2, use_bias=False,
@@ -400,7 +409,8 @@ class ResDBlock(keras.layers.Layer):
         self.conv_same.build((None, None, None, self.out_channels))
         self.shortcut_conv.build(in_shape)
         self.gamma = self.add_weight(
-            shape=(), initializer="zeros", name="gamma")
+            shape=(), initializer=keras.initializers.Constant(self.gate_init),
+            name="gamma")
 
     def call(self, x):
         residual = tf.nn.leaky_relu(self.conv_down(x), alpha=0.2)
@@ -415,7 +425,8 @@ class ResDBlock(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update({"in_channels": self.in_channels,
-                       "out_channels": self.out_channels})
+                       "out_channels": self.out_channels,
+                       "gate_init": self.gate_init})
         return config
 
 
@@ -499,6 +510,7 @@ class SSAGANDiscriminator(keras.Model):
         ndf: int, base width (64 in the reference).
         sentence_dim: int, sentence embedding size.
         image_size: int, S; one of 64, 128, 256.
+        residual_gate_init: float, initial gamma of every block (reference: 0).
         **kwargs: `keras.Model` arguments (name, dtype, ...).
 
     Example:
@@ -509,9 +521,11 @@ class SSAGANDiscriminator(keras.Model):
     (TensorShape([2, 4, 4, 128]), TensorShape([2]))
     """
 
-    def __init__(self, ndf=64, sentence_dim=256, image_size=256, **kwargs):
+    def __init__(self, ndf=64, sentence_dim=256, image_size=256,
+                 residual_gate_init=0.0, **kwargs):
         super().__init__(**kwargs)
         log_size = _check_image_size(image_size)
+        self.residual_gate_init = float(residual_gate_init)
         self.ndf = ndf
         self.sentence_dim = sentence_dim
         self.image_size = image_size
@@ -522,7 +536,8 @@ class SSAGANDiscriminator(keras.Model):
         self.image_conv = t2i_layers.torch_conv2d(
             3, ndf, 3, dtype=dtype, name="image_conv")
         self.blocks = [
-            ResDBlock(w_in * ndf, w_out * ndf, dtype=dtype, name=f"block{i}")
+            ResDBlock(w_in * ndf, w_out * ndf, gate_init=residual_gate_init,
+                      dtype=dtype, name=f"block{i}")
             for i, (w_in, w_out) in enumerate(
                 _DISCRIMINATOR_WIDTHS[:num_blocks])
         ]
@@ -557,5 +572,6 @@ class SSAGANDiscriminator(keras.Model):
             "ndf": self.ndf,
             "sentence_dim": self.sentence_dim,
             "image_size": self.image_size,
+            "residual_gate_init": self.residual_gate_init,
         })
         return config
