@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -124,11 +125,13 @@ class EvalLibTest(tf.test.TestCase):
                 metrics=["r_precision", "fid"], num_images=10, batch_size=5,
                 inception_weights=os.path.join(model_dir, "missing.pt")), log=logs.append)
         callback.set_model(parts.gan)  # as fit() does; the run is at step 2
+        callback.on_train_begin()
         callback.on_train_batch_end(0)
         callback.on_train_batch_end(1)  # same step: not evaluated twice
         rows = read_rows(model_dir)
         self.assertEqual([r["metric"] for r in rows], ["r_precision10"])
         self.assertEqual(rows[0]["step"], 2)
+        self.assertGreaterEqual(rows[0]["train_seconds"], 0.0)
         self.assertTrue(any("skips fid" in line for line in logs), logs)
         self.assertTrue(os.listdir(os.path.join(model_dir, "logs", "eval")))
 
@@ -142,6 +145,26 @@ class EvalLibTest(tf.test.TestCase):
         self.assertAllEqual(ctx.draw_captions, first[1])
         self.assertAllClose(ctx.streams["damsm_sentences"], first[2])
         self.assertEqual(ctx.streams["damsm_codes"].shape[0], 70)
+
+    def test_training_clock_excludes_evaluations_and_resumes(self):
+        clock = eval_lib.TrainingClock(offset=100.0)
+        time.sleep(0.05)
+        first = clock.pause()
+        time.sleep(0.2)  # an evaluation
+        clock.resume()
+        second = clock.pause()
+        self.assertBetween(first, 100.04, 100.19)
+        self.assertBetween(second - first, 0.0, 0.1)
+        model_dir = self.create_tempdir().full_path
+        self.assertEqual(eval_lib.previous_train_seconds(model_dir, 10), 0.0)
+        eval_lib.append_results(model_dir, [
+            {"metric": "a", "value": 1.0, "step": 4, "train_seconds": 40.0},
+            {"metric": "b", "value": 1.0, "step": 4, "train_seconds": 40.0},
+            {"metric": "a", "value": 1.0, "step": 8, "train_seconds": 80.0},
+            {"metric": "a", "value": 1.0, "step": 12, "train_seconds": 120.0}])
+        # A run resumed from its step-10 checkpoint continues the clock of step 8.
+        self.assertEqual(eval_lib.previous_train_seconds(model_dir, 10), 80.0)
+        self.assertEqual(eval_lib.previous_train_seconds(model_dir, 3), 0.0)
 
     def test_metric_labels(self):
         self.assertEqual(eval_lib.metric_label("fid", 30000), "fid30k")

@@ -509,6 +509,44 @@ def format_table(rows: Sequence[Dict]) -> str:
     return "\n".join(lines)
 
 
+class TrainingClock:
+    """Wall time of training without the evaluations: paused while one runs."""
+
+    def __init__(self, offset: float = 0.0):
+        self._started = time.time()
+        self._paused_seconds = 0.0
+        self._paused_at = None
+        self.offset = offset
+
+    def pause(self) -> float:
+        """Pauses the clock; returns the training seconds so far."""
+        self._paused_at = time.time()
+        return self.offset + self._paused_at - self._started - self._paused_seconds
+
+    def resume(self) -> None:
+        self._paused_seconds += time.time() - self._paused_at
+        self._paused_at = None
+
+
+def previous_train_seconds(model_dir: str, step: int) -> float:
+    """Training seconds of a resumed run: those logged at the last evaluation <= `step`.
+
+    Time between that evaluation and the checkpoint the run resumes from is not known and
+    not counted; a fresh run starts at 0.
+    """
+    path = os.path.join(model_dir, RESULTS_FILENAME)
+    best_step, seconds = -1, 0.0
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                row = json.loads(line)
+                at = row.get("step")
+                if (row.get("train_seconds") is not None and at is not None
+                        and best_step < at <= step):
+                    best_step, seconds = at, float(row["train_seconds"])
+    return seconds
+
+
 class EvaluationCallback(keras.callbacks.Callback):
     """Runs the evaluation every `every` steps of GAN training; logs to TensorBoard and JSONL.
 
@@ -540,6 +578,7 @@ class EvaluationCallback(keras.callbacks.Callback):
         self.names = list(names) if names is not None else None
         self.writer = tf.summary.create_file_writer(os.path.join(model_dir, "logs", "eval"))
         self._last = None
+        self._clock = None
 
     def _context(self) -> EvalContext:
         if self.ctx is None:
@@ -559,11 +598,21 @@ class EvaluationCallback(keras.callbacks.Callback):
                 self.log(f"Evaluation callback skips {name}: {reason}")
         return self.ctx
 
+    def on_train_begin(self, logs=None):
+        step = int(self.model.step.numpy())
+        self._clock = TrainingClock(previous_train_seconds(self.model_dir, step))
+
     def evaluate(self, step: int) -> List[Dict]:
         ctx = self._context()
         if not self.names:
             return []
+        clock = self._clock
+        train_seconds = clock.pause() if clock is not None else None
         rows = evaluate(ctx, self.names, step=step, progress=False)
+        if clock is not None:
+            clock.resume()
+            for row in rows:
+                row["train_seconds"] = round(train_seconds, 1)
         append_results(self.model_dir, rows)
         with self.writer.as_default():
             for row in rows:
