@@ -23,6 +23,7 @@ DEV_REQUIRES = [
     "pytest>=8,<10",
     "pytest-timeout>=2.3,<3",
     "dill>=0.3,<1",  # tfds.testing.DatasetBuilderTestCase
+    "matplotlib>=3.8,<4",  # tools/plot_training.py (learning curves in docs/)
     # CPU wheel (on this machine's disk): runs the TorchScript FID Inception model in the
     # Keras port's parity test. tf_t2i itself never imports torch. Pinned: an unpinned
     # torch pulls several GB of CUDA.
