@@ -164,6 +164,9 @@ class LossConfig:
     f2r_weight: float = _field(0.0, "Weight of the fake-to-real NT-Xent term.")
     f2f_weight: float = _field(0.0, "Weight of the fake-to-fake NT-Xent term.")
     recap_weight: float = _field(0.0, "Weight of the re-captioning term.")
+    mode_seeking_weight: float = _field(0.0, "Weight of the mode-seeking regulariser (MSGAN, "
+                                        "Mao et al. 2019): a second image per caption from "
+                                        "other noise; 0 (reference) computes neither.")
     contrastive_temperature: float = _field(0.5, "NT-Xent temperature tau.")
     contrastive_projection_dim: int = _field(0, "F2R/F2F: width of a learned projection "
                                              "head on the image codes; 0 compares the frozen "

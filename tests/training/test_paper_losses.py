@@ -16,6 +16,7 @@ import tensorflow as tf
 from tests import strategies
 from tests.training import helpers
 from tf_t2i.models import captioner as captioner_model
+from tf_t2i.models import interface
 from tf_t2i.training import captioner_lib
 from tf_t2i.training import train_lib
 
@@ -144,6 +145,31 @@ class PaperLossesTest(tf.test.TestCase):
                       steps_per_epoch=1, epochs=1, verbose=0)
         for w, old in zip(frozen_vars, before):
             np.testing.assert_array_equal(w.numpy(), old, err_msg=w.path)
+
+    def test_mode_seeking_term_compares_two_noise_vectors_of_one_caption(self):
+        cfg = helpers.tiny_gan_config(loss={"mode_seeking_weight": 0.5})
+        parts = build(cfg)
+        batch = {k: tf.constant(v) for k, v in helpers.train_batch(cfg).items()}
+        z_2 = interface.second_noise(batch["z"])
+        # A pure function of each example's own z, and another draw than z.
+        np.testing.assert_array_equal(z_2[1:].numpy(),
+                                      interface.second_noise(batch["z"][1:]).numpy())
+        self.assertGreater(float(tf.reduce_min(tf.reduce_sum(tf.abs(z_2 - batch["z"]), 1))),
+                           1.0)
+        # Independent recomputation before the update: 1 / (mean|I1 - I2| / mean|z1 - z2|).
+        _, sentence = parts.text_encoder(batch["caption_ids"], training=False)
+        fake_1, _ = parts.generator(batch["z"], sentence, training=True)
+        fake_2, _ = parts.generator(z_2, sentence, training=True)
+        ratio = (np.abs(fake_1 - fake_2).mean(axis=(1, 2, 3))
+                 / np.abs(batch["z"].numpy() - z_2.numpy()).mean(axis=1))
+        history = parts.gan.fit(helpers.one_batch_dataset(helpers.train_batch(cfg)),
+                                steps_per_epoch=1, epochs=1, verbose=0).history
+        np.testing.assert_allclose(history["g_ms"][0], np.mean(1.0 / (ratio + 1e-5)),
+                                   rtol=1e-4)
+        np.testing.assert_allclose(
+            history["g_loss"][0],
+            history["g_adv"][0] + 0.05 * history["g_damsm"][0] + 0.5 * history["g_ms"][0],
+            rtol=1e-5)
 
     def test_recaption_loss_is_teacher_forced_cross_entropy(self):
         cap = captioner_model.Captioner(vocab_size=6, max_length=3, embed_dim=8, num_heads=2,

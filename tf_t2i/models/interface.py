@@ -49,6 +49,20 @@ def noise_seeds_from(z) -> tf.Tensor:
     return tf.bitcast(bits, tf.int32)
 
 
+def second_noise(z) -> tf.Tensor:
+    """Another noise vector per example, float32 like `z`, a pure function of that z.
+
+    For terms that compare two images of one caption (the mode-seeking regulariser): the
+    pair depends on the example alone, as everything else in a step does, so it is the
+    same on any number of replicas and after a resume.
+    """
+    dim = z.shape[1]
+    return tf.map_fn(
+        lambda seed: tf.random.stateless_normal(
+            [dim], tf.random.experimental.stateless_fold_in(seed, 1013)),
+        noise_seeds_from(z), fn_output_signature=tf.TensorSpec([dim], tf.float32))
+
+
 def generate(generator, z, sentence, words=None, word_mask=None,
              training: bool = False) -> Generated:
     """Runs any generator.

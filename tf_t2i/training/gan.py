@@ -95,6 +95,9 @@ class TextToImageGAN(keras.Model):
       f2r_weight: l2, fake-to-real NT-Xent.
       f2f_weight: l3, fake-to-fake NT-Xent (two captions of an image, same z).
       recap_weight: l4, re-captioning cross-entropy.
+      mode_seeking_weight: weight of the mode-seeking regulariser (MSGAN, Mao et al. 2019)
+        between the fakes and a second fake of each caption from other noise; not one of
+        the paper's terms (0 by default).
       temperature: NT-Xent temperature.
       gamma1, gamma2, gamma3: DAMSM constants.
       ma_gp_weight, ma_gp_power: k and p of the MA-GP.
@@ -109,7 +112,8 @@ class TextToImageGAN(keras.Model):
 
     def __init__(self, generator, discriminator, text_encoder, image_encoder=None, *,
                  ema_generator=None, captioner=None, projection_head=None, damsm_weight=0.05,
-                 f2r_weight=0.0, f2f_weight=0.0, recap_weight=0.0, temperature=0.5,
+                 f2r_weight=0.0, f2f_weight=0.0, recap_weight=0.0, mode_seeking_weight=0.0,
+                 temperature=0.5,
                  gamma1=5.0, gamma2=5.0, gamma3=10.0, ma_gp_weight=2.0, ma_gp_power=6.0,
                  ma_gp_mode="separate_step", ema_decay=0.999, adversarial_loss="hinge",
                  kl_weight=0.0, r1_gamma=0.0, r1_interval=16, **kwargs):
@@ -147,6 +151,7 @@ class TextToImageGAN(keras.Model):
         self.f2r_weight = f2r_weight
         self.f2f_weight = f2f_weight
         self.recap_weight = recap_weight
+        self.mode_seeking_weight = mode_seeking_weight
         self.temperature = temperature
         self.gamma1, self.gamma2, self.gamma3 = gamma1, gamma2, gamma3
         self.ma_gp_weight = ma_gp_weight
@@ -162,7 +167,8 @@ class TextToImageGAN(keras.Model):
             names = ["d_loss", "d_adv"] + (["d_r1"] if r1_gamma > 0 else [])
             names += ["g_loss", "g_adv"] + (["g_kl"] if kl_weight > 0 else [])
         for name, weight in (("g_damsm", damsm_weight), ("g_f2r", f2r_weight),
-                             ("g_f2f", f2f_weight), ("g_recap", recap_weight)):
+                             ("g_f2f", f2f_weight), ("g_recap", recap_weight),
+                             ("g_ms", mode_seeking_weight)):
             if weight > 0:
                 names.append(name)
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
@@ -327,6 +333,12 @@ class TextToImageGAN(keras.Model):
         with tf.GradientTape() as g_tape:
             generated = [interface.generate(self.generator, batch["z"], s, w, m, training=True)
                          for _, w, s, m in captions]
+            if self.mode_seeking_weight > 0:
+                # MSGAN: the first caption again, from a second noise vector.
+                z_2 = interface.second_noise(batch["z"])
+                _, w, s, m = captions[0]
+                other_noise = interface.generate(self.generator, z_2, s, w, m,
+                                                 training=True).final
         fakes = [g.final for g in generated]
 
         values = {}
@@ -389,10 +401,14 @@ class TextToImageGAN(keras.Model):
                 values["g_f2f"] = self.contrastive_loss(features[0][1], features[1][1])
             if self.recap_weight > 0:
                 values["g_recap"] = self.recaption_loss(fakes[0], batch["caption_ids"])
+            if self.mode_seeking_weight > 0:
+                values["g_ms"] = adversarial.mode_seeking_loss(fakes[0], other_noise,
+                                                               batch["z"], z_2)
             g_total = values["g_adv"]
             for name, weight in (("g_kl", self.kl_weight), ("g_damsm", self.damsm_weight),
                                  ("g_f2r", self.f2r_weight), ("g_f2f", self.f2f_weight),
-                                 ("g_recap", self.recap_weight)):
+                                 ("g_recap", self.recap_weight),
+                                 ("g_ms", self.mode_seeking_weight)):
                 if name in values:
                     g_total = g_total + weight * values[name]
             g_loss = average(g_total)
