@@ -13,6 +13,7 @@ run appears in the last panel, overall attribute accuracy against training wall 
 import argparse
 import json
 import os
+import re
 from typing import Dict, List
 
 import matplotlib
@@ -32,7 +33,7 @@ def read_rows(model_dir: str) -> List[Dict]:
     with open(path) as f:
         for line in f:
             row = json.loads(line)
-            base = row["metric"].rstrip("0123456789k")
+            base = re.sub(r"(\d+k?|\d+x\d+)$", "", row["metric"])
             rows[(base, row.get("step"))] = {**row, "base": base}
     return sorted(rows.values(), key=lambda r: (r["base"], r.get("step") or 0))
 

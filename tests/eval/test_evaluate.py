@@ -44,7 +44,7 @@ class EvaluateCommandTest(tf.test.TestCase):
         rows = read_rows(model_dir)
         self.assertEqual([r["metric"] for r in rows],
                          ["fid20", "is20", "r_precision20", "attribute_accuracy20",
-                          "shapes_fid20", "diversity20"])
+                          "shapes_fid20", "diversity2x3"])
         for row in rows:
             self.assertTrue(helpers.finite(row["value"]), row)
             self.assertEqual(row["num_images"], 20)
@@ -61,7 +61,7 @@ class EvaluateCommandTest(tf.test.TestCase):
         self.assertBetween(by_name["attribute_accuracy20"]["value"], 0.0, 1.0)
         self.assertIn("color", by_name["attribute_accuracy20"]["per_attribute"])
         self.assertIsNone(by_name["shapes_fid20"]["std"])
-        spread = by_name["diversity20"]
+        spread = by_name["diversity2x3"]
         self.assertEqual((spread["captions"], spread["samples_per_caption"]), (2, 3))
         self.assertAllClose(spread["value"],
                             spread["generated_distance"] / spread["real_distance"])

@@ -78,21 +78,25 @@ class Metric:
       prepare: loads what it needs into the context; raises MetricUnavailableError.
       compute: context -> {"value": float, "std": float or None, ...extra fields}.
       description: one line saying what it measures.
+      label: options -> the sample-count part of the row's name, for metrics that do not
+        score the evaluation's `num_images` draws; None: `num_images` ("fid30k").
     """
     name: str
     streams: Tuple[str, ...]
     prepare: Callable[["EvalContext"], None]
     compute: Callable[["EvalContext"], Dict]
     description: str
+    label: Optional[Callable[["EvalOptions"], str]] = None
 
 
 METRICS: Dict[str, Metric] = {}
 
 
-def register_metric(name: str, streams: Sequence[str], prepare: Callable, description: str):
+def register_metric(name: str, streams: Sequence[str], prepare: Callable, description: str,
+                    label: Optional[Callable[["EvalOptions"], str]] = None):
     """Decorator registering `compute` under `name`."""
     def wrap(compute):
-        METRICS[name] = Metric(name, tuple(streams), prepare, compute, description)
+        METRICS[name] = Metric(name, tuple(streams), prepare, compute, description, label)
         return compute
     return wrap
 
@@ -375,7 +379,8 @@ def _shapes_fid(ctx: EvalContext) -> Dict:
 
 
 @register_metric("diversity", [], _prepare_attributes,
-                 "shapes: spread over noise for one caption / spread of real images that fit it")
+                 "shapes: spread over noise for one caption / spread of real images that fit it",
+                 label=lambda o: f"{o.diversity_captions}x{o.diversity_samples}")
 def _diversity(ctx: EvalContext) -> Dict:
     """See `tf_t2i.eval.diversity`; generates its own groups (one caption, many z).
 
@@ -453,7 +458,10 @@ def evaluate(ctx: EvalContext, names: Sequence[str], step: Optional[int] = None,
         result = METRICS[name].compute(ctx)
         seconds = time.time() - t0 + sum(ctx.stream_seconds.get(s, 0.0)
                                          for s in METRICS[name].streams)
-        row = {"metric": metric_label(name, ctx.num_images), "value": result.pop("value"),
+        metric = METRICS[name]
+        label = (f"{name}{metric.label(ctx.options)}" if metric.label
+                 else metric_label(name, ctx.num_images))
+        row = {"metric": label, "value": result.pop("value"),
                "std": result.pop("std"), "num_images": ctx.num_images,
                "step": step, "ema": ctx.use_ema, "seconds": round(seconds, 2),
                "generation_seconds": round(ctx.stream_seconds["generation"], 2), **result}
