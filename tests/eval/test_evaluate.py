@@ -61,6 +61,7 @@ class EvaluateCommandTest(tf.test.TestCase):
         self.assertBetween(by_name["attribute_accuracy20"]["value"], 0.0, 1.0)
         self.assertIn("color", by_name["attribute_accuracy20"]["per_attribute"])
         self.assertIsNone(by_name["shapes_fid20"]["std"])
+        self.assertGreater(by_name["shapes_fid20"]["real_vs_real"], 0.0)
         spread = by_name["diversity2x3"]
         self.assertEqual((spread["captions"], spread["samples_per_caption"]), (2, 3))
         self.assertAllClose(spread["value"],

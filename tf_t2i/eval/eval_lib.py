@@ -375,7 +375,20 @@ def _attribute_accuracy(ctx: EvalContext) -> Dict:
 def _shapes_fid(ctx: EvalContext) -> Dict:
     real = _real_reading(ctx)
     value = fid_lib.fid_from_features(ctx.streams["attributes"].features, real.features)
-    return {"value": value, "std": None, "real_images": int(len(real.features))}
+    return {"value": value, "std": None, "real_images": int(len(real.features)),
+            "real_vs_real": _shapes_fid_real_vs_real(ctx, real)}
+
+
+def _shapes_fid_real_vs_real(ctx: EvalContext, real: attributes_lib.Reading) -> float:
+    """shapes-FID of as many real train images as were generated against the test split:
+    the value a perfect generator would get with this sample size."""
+    key = ("shapes_fid_real_vs_real", ctx.num_images)
+    if key not in ctx.resources:
+        train = sources.load_source(ctx.cfg.data, "train")
+        count = min(ctx.num_images, len(train))
+        features = ctx.resources["attribute_classifier"](train.images[:count]).features
+        ctx.resources[key] = fid_lib.fid_from_features(features, real.features)
+    return ctx.resources[key]
 
 
 @register_metric("diversity", [], _prepare_attributes,
@@ -509,6 +522,8 @@ def format_table(rows: Sequence[Dict]) -> str:
         lines.append(f"{row['metric']:<26}{row['value']:>12.4f}{std:>10}{row['seconds']:>10.1f}")
         for key, value in (row.get("per_attribute") or {}).items():
             lines.append(f"  {key:<24}{value:>12.4f}")
+        if "real_vs_real" in row:
+            lines.append(f"  {'real vs real (reference)':<24}{row['real_vs_real']:>12.4f}")
         if "real_distance" in row:
             lines.append(f"  {'real images (reference)':<24}{row['real_distance']:>12.4f}"
                          f"  (generated {row['generated_distance']:.4f})")
