@@ -63,6 +63,7 @@ class ConfigTest(parameterized.TestCase, tf.test.TestCase):
     @parameterized.parameters(
         (dict(data={"image_size": 100}), "image_size"),
         (dict(train={"batch_size": 0}), "batch_size"),
+        (dict(train={"max_seconds": -1.0}), "max_seconds"),
         (dict(loss={"f2r_weight": -1.0}), "f2r_weight"),
         (dict(text={"hidden_dim": 255}), "hidden_dim"),
         (dict(loss={"ma_gp_mode": "bogus"}), "ma_gp_mode"),

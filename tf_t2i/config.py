@@ -202,6 +202,10 @@ class TrainConfig:
     task: str = _field("gan", "What the experiment trains.", TASKS)
     batch_size: int = _field(24, "Global batch size.")
     steps: int = _field(1000, "Total optimisation steps of the run.")
+    max_seconds: float = _field(0.0, "Wall-time budget of one sitting: training stops (and "
+                                "checkpoints) at the first step after this many seconds of "
+                                "fit(), in-training evaluations included; 0: no budget. "
+                                "`steps` still ends the run.")
     steps_per_epoch: int = _field(100, "Steps per Keras epoch (progress bar, logging granularity).")
     seed: int = _field(100, "Seed for weights, data order and noise (SSA-GAN: 100).")
     g_learning_rate: float = _field(1e-4, "Generator Adam learning rate.")
@@ -230,6 +234,8 @@ class TrainConfig:
                 raise ConfigError(f"train.{name} must be in [0, 1), got {getattr(self, name)}.")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}.")
+        if self.max_seconds < 0:
+            raise ConfigError(f"train.max_seconds must be >= 0, got {self.max_seconds}.")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
   python tools/plot_training.py --run=runs/ssagan_30min --output=docs/shapes_training.png
   python tools/plot_training.py --run=main=runs/a --run=other=runs/b --output=curves.png
+  python tools/plot_training.py --run=runs/a --ablation=base=runs/b --ablation=gates=runs/c
 
 The first run is drawn in detail (attribute accuracy per attribute, all-named,
 R-precision, shapes-FID against steps, with the issue's targets as dashed lines); every
@@ -14,7 +15,7 @@ import argparse
 import json
 import os
 import re
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import matplotlib
 
@@ -25,7 +26,10 @@ ATTRIBUTES = ("color", "shape", "size", "position")
 
 
 def read_rows(model_dir: str) -> List[Dict]:
-    """The run's metric rows, the last row per (metric base name, step)."""
+    """The run's metric rows, the last row per (metric base name, step).
+
+    A final evaluation replaces the in-training row of its step but keeps its training
+    seconds (tf_t2i.evaluate does not know them)."""
     path = os.path.join(model_dir, "metrics.jsonl")
     if not os.path.exists(path):
         raise SystemExit(f"error: {path} does not exist (train with --eval_every).")
@@ -34,8 +38,19 @@ def read_rows(model_dir: str) -> List[Dict]:
         for line in f:
             row = json.loads(line)
             base = re.sub(r"(\d+k?|\d+x\d+)$", "", row["metric"])
-            rows[(base, row.get("step"))] = {**row, "base": base}
+            key = (base, row.get("step"))
+            seconds = row.get("train_seconds", rows.get(key, {}).get("train_seconds"))
+            rows[key] = {**row, "base": base, "train_seconds": seconds}
     return sorted(rows.values(), key=lambda r: (r["base"], r.get("step") or 0))
+
+
+def read_runs(specs: List[str]) -> Dict[str, List[Dict]]:
+    """NAME=model_dir (or model_dir, named by its folder) -> the run's rows, in order."""
+    runs = {}
+    for spec in specs:
+        name, _, path = spec.rpartition("=")
+        runs[name or os.path.basename(os.path.normpath(path))] = read_rows(path)
+    return runs
 
 
 def series(rows: List[Dict], base: str, key=None):
@@ -46,9 +61,11 @@ def series(rows: List[Dict], base: str, key=None):
             [r.get("train_seconds") for r in picked])
 
 
-def plot(runs: Dict[str, List[Dict]], output: str, targets: Dict[str, float]) -> None:
+def plot(runs: Dict[str, List[Dict]], output: str, targets: Dict[str, float],
+         ablation: Optional[Dict[str, List[Dict]]] = None) -> None:
     name, rows = next(iter(runs.items()))
-    fig, axes = plt.subplots(1, 4, figsize=(19, 4.2))
+    panels = 5 if ablation else 4
+    fig, axes = plt.subplots(1, panels, figsize=(4.75 * panels, 4.2))
     ax = axes[0]
     steps, overall, _ = series(rows, "attribute_accuracy")
     ax.plot(steps, overall, "k-o", lw=2, ms=3, label="overall")
@@ -79,6 +96,13 @@ def plot(runs: Dict[str, List[Dict]], output: str, targets: Dict[str, float]) ->
     ax.set(title="overall attribute accuracy", xlabel="training wall time (min)",
            ylim=(0, 1))
     ax.legend(fontsize=7, loc="lower right")
+    if ablation:
+        ax = axes[4]
+        for run_name, run_rows in ablation.items():
+            ax.plot(*series(run_rows, "attribute_accuracy")[:2], "-o", ms=3, label=run_name)
+        ax.axhline(targets["overall"], color="k", ls="--", lw=0.8)
+        ax.set(title="short runs, one knob each", xlabel="step", ylim=(0, 1))
+        ax.legend(fontsize=6, loc="lower right")
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     fig.savefig(output, dpi=110)
@@ -89,22 +113,22 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", action="append", required=True,
                         help="A run's model_dir, or NAME=model_dir; repeat for several.")
+    parser.add_argument("--ablation", action="append", default=[],
+                        help="NAME=model_dir of a short run drawn in an extra panel, "
+                             "overall attribute accuracy against steps; repeat.")
     parser.add_argument("--output", default="docs/shapes_training.png")
     parser.add_argument("--r_precision_target", type=float, default=None,
                         help="Dashed line on the R-precision panel (e.g. 0.8 x real).")
     parser.add_argument("--shapes_fid_target", type=float, default=None,
                         help="Dashed line on the shapes-FID panel (e.g. 3 x real-vs-real).")
     args = parser.parse_args()
-    runs = {}
-    for spec in args.run:
-        name, _, path = spec.rpartition("=")
-        runs[name or os.path.basename(os.path.normpath(path))] = read_rows(path)
+    runs = read_runs(args.run)
     targets = {"overall": 0.85, "attribute": 0.75, "all_named": 0.6}
     if args.r_precision_target:
         targets["r_precision"] = args.r_precision_target
     if args.shapes_fid_target:
         targets["shapes_fid"] = args.shapes_fid_target
-    plot(runs, args.output, targets)
+    plot(runs, args.output, targets, read_runs(args.ablation))
 
 
 if __name__ == "__main__":

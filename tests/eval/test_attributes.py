@@ -102,6 +102,29 @@ class JudgeTest(tf.test.TestCase):
         self.assertAllClose(summary["attribute_accuracy"],
                             np.mean([2 / 3, 1.0, 1.0, 0.5]))
 
+    def test_breakdown_by_objects_and_shape(self):
+        # Image 0 has two objects (red circle centre, blue square left); image 1 one object
+        # (a green star at the top). Captions: 0 names both objects, right; 1 names a
+        # "blue circle at the top", wrong pair and position; 2 names the star, right.
+        attrs = {"shape": np.array([[S("circle"), S("square")], [S("star"), -1]]),
+                 "color": np.array([[C("red"), C("blue")], [C("green"), -1]]),
+                 "size": np.array([[Z("large"), Z("small")], [Z("small"), -1]]),
+                 "position": np.array([[P("center"), P("left")], [P("top"), -1]])}
+        reading = oracle_reading(attrs).take([0, 0, 1])
+        named = [attributes.parse_caption("a red circle and a small blue square on the left"),
+                 attributes.parse_caption("a blue circle at the top"),
+                 attributes.parse_caption("a small green star at the top")]
+        judged = attributes.judge(reading, named)
+        out = attributes.breakdown(judged, named, np.array([2, 2, 1]), reading)
+        self.assertEqual(sorted(out["by_objects"]), ["1", "2"])
+        self.assertAllClose(out["by_objects"]["2"]["all_named"], 0.5)
+        self.assertAllClose(out["by_objects"]["2"]["position"], 0.5)
+        self.assertAllClose(out["by_objects"]["1"]["all_named"], 1.0)
+        # Only captions naming exactly one shape count: the circle (right, caption 1)
+        # and the star (right, caption 2); caption 0 names two shapes.
+        self.assertEqual(out["shape_accuracy"], {"circle": 1.0, "star": 1.0})
+        self.assertAllClose(out["objects_drawn"], {"1": 1 / 3, "2": 2 / 3})
+
     def test_slot_targets_and_accuracy(self):
         examples = [shapes.generate_example(i, image_size=16) for i in range(50)]
         attrs = stack_attributes(examples)

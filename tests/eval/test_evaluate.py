@@ -60,6 +60,7 @@ class EvaluateCommandTest(tf.test.TestCase):
         self.assertTrue(helpers.finite(by_name["r_precision20"]["std"]))
         self.assertBetween(by_name["attribute_accuracy20"]["value"], 0.0, 1.0)
         self.assertIn("color", by_name["attribute_accuracy20"]["per_attribute"])
+        self.assertIn("by_objects", by_name["attribute_accuracy20"]["breakdown"])
         self.assertIsNone(by_name["shapes_fid20"]["std"])
         self.assertGreater(by_name["shapes_fid20"]["real_vs_real"], 0.0)
         spread = by_name["diversity2x3"]
@@ -129,12 +130,18 @@ class EvalLibTest(tf.test.TestCase):
         callback.on_train_begin()
         callback.on_train_batch_end(0)
         callback.on_train_batch_end(1)  # same step: not evaluated twice
+        callback.on_train_end()         # the last step is evaluated already
         rows = read_rows(model_dir)
         self.assertEqual([r["metric"] for r in rows], ["r_precision10"])
         self.assertEqual(rows[0]["step"], 2)
         self.assertGreaterEqual(rows[0]["train_seconds"], 0.0)
         self.assertTrue(any("skips fid" in line for line in logs), logs)
         self.assertTrue(os.listdir(os.path.join(model_dir, "logs", "eval")))
+        # A run that stops at a step `every` does not divide is evaluated at its end.
+        parts.gan.step.assign(3)
+        callback.on_train_batch_end(0)
+        callback.on_train_end()
+        self.assertEqual([r["step"] for r in read_rows(model_dir)], [2, 3])
 
     def test_draws_are_seeded_and_cover_the_test_split(self):
         ctx = self.context(num_images=70)

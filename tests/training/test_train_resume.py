@@ -98,6 +98,7 @@ class ResumeTest(tf.test.TestCase):
         cls.first_logs = train_lib.run_training(cfg2, cls.split, verbose=0)
         cls.checkpoints_at_2 = sorted(os.listdir(os.path.join(cls.split, "checkpoints")))
         cls.poisoned = helpers.copy_run(cls.split, "gan_poisoned")
+        cls.budgeted = helpers.copy_run(cls.split, "gan_budgeted")
         cls.split_snapshot = _Snapshot()
         cls.split_logs = train_lib.run_training(cfg4, cls.split, verbose=0,
                                                 extra_callbacks=[cls.split_snapshot])
@@ -172,6 +173,17 @@ class ResumeTest(tf.test.TestCase):
             for key in ("real_images", "caption_ids", "mismatched_ids", "z", "image_id"):
                 self.assertAllEqual(from_two[k][key], from_zero[2 + k][key], msg=key)
         self.assertNotAllClose(from_zero[0]["z"], from_zero[2]["z"])
+
+    def test_time_budget_stops_after_one_step_and_checkpoints_it(self):
+        # A budget already spent when the first step ends: the sitting runs one step
+        # (2 -> 3), saves it, and a later sitting without a budget goes on to 4.
+        cfg = self.cfg.replace(train={"max_seconds": 1e-9})
+        train_lib.run_training(cfg, self.budgeted, verbose=0)
+        ckpt_dir = os.path.join(self.budgeted, "checkpoints")
+        self.assertEqual(os.path.basename(tf.train.latest_checkpoint(ckpt_dir)), "ckpt-3")
+        self.assertEqual(int(_load(self.budgeted).gan.step.numpy()), 3)
+        train_lib.run_training(self.cfg, self.budgeted, verbose=0)
+        self.assertEqual(os.path.basename(tf.train.latest_checkpoint(ckpt_dir)), "ckpt-4")
 
     def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(self):
         model_dir = self.poisoned

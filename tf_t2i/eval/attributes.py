@@ -417,6 +417,40 @@ def judge(reading: Reading, named: List[NamedAttributes]) -> Dict[str, np.ndarra
     return out
 
 
+def breakdown(judgements: Dict[str, np.ndarray], named: List[NamedAttributes],
+              num_objects: np.ndarray, reading: Reading) -> Dict[str, Dict[str, float]]:
+    """Where the mistakes are: per object count, per named shape, objects drawn.
+
+    Args:
+        judgements: `judge`'s output for the images.
+        named: what each image's caption names.
+        num_objects: how many objects the real image behind each caption has (1 or 2).
+        reading: the classifier's reading of the images.
+
+    Returns:
+        `by_objects`: {"1", "2"} -> `summarize_judgements` of the captions of one- and
+        two-object images (binding two objects to one sentence is harder);
+        `shape_accuracy`: shape name -> accuracy on captions naming that one shape;
+        `objects_drawn`: count -> fraction of images with that many objects seen.
+    """
+    num_objects = np.asarray(num_objects)
+    by_objects = {}
+    for count in np.unique(num_objects):
+        keep = num_objects == count
+        by_objects[str(int(count))] = summarize_judgements(
+            {k: v[keep] for k, v in judgements.items()})
+    shape_accuracy = {}
+    single_shape = np.array([next(iter(n.shape)) if len(n.shape) == 1 else -1 for n in named])
+    for shape_id, shape_name in enumerate(shapes.SHAPES):
+        values = judgements["shape"][single_shape == shape_id]
+        if len(values):
+            shape_accuracy[shape_name] = float(np.nanmean(values))
+    drawn = np.asarray(reading.occupied).sum(axis=1)
+    objects_drawn = {str(int(c)): float(np.mean(drawn == c)) for c in np.unique(drawn)}
+    return {"by_objects": by_objects, "shape_accuracy": shape_accuracy,
+            "objects_drawn": objects_drawn}
+
+
 def summarize_judgements(judgements: Dict[str, np.ndarray]) -> Dict[str, float]:
     """Per attribute type: the fraction of captions naming it whose image shows it.
 

@@ -360,12 +360,15 @@ def _real_reading(ctx: EvalContext) -> attributes_lib.Reading:
                  "shapes: share of caption-named attributes the image shows")
 def _attribute_accuracy(ctx: EvalContext) -> Dict:
     named = [attributes_lib.parse_caption(ctx.caption_text(k)) for k in range(ctx.num_images)]
-    summary = attributes_lib.summarize_judgements(
-        attributes_lib.judge(ctx.streams["attributes"], named))
+    judgements = attributes_lib.judge(ctx.streams["attributes"], named)
+    summary = attributes_lib.summarize_judgements(judgements)
     real_draws = _real_reading(ctx).take(ctx.draw_images)
     reference = attributes_lib.summarize_judgements(attributes_lib.judge(real_draws, named))
     classifier = ctx.resources["attribute_classifier"]
+    num_objects = np.asarray(ctx.test_source.attributes["num_objects"])[ctx.draw_images]
     return {"value": summary.pop("attribute_accuracy"), "std": None, "per_attribute": summary,
+            "breakdown": attributes_lib.breakdown(judgements, named, num_objects,
+                                                  ctx.streams["attributes"]),
             "real_images": reference["attribute_accuracy"],
             "classifier_test_accuracy": classifier.accuracy}
 
@@ -522,6 +525,17 @@ def format_table(rows: Sequence[Dict]) -> str:
         lines.append(f"{row['metric']:<26}{row['value']:>12.4f}{std:>10}{row['seconds']:>10.1f}")
         for key, value in (row.get("per_attribute") or {}).items():
             lines.append(f"  {key:<24}{value:>12.4f}")
+        breakdown = row.get("breakdown") or {}
+        for count, summary in breakdown.get("by_objects", {}).items():
+            lines.append(f"  {count}-object images: " + ", ".join(
+                f"{k} {summary[k]:.3f}" for k in ("color", "shape", "size", "position",
+                                                   "all_named")))
+        if breakdown.get("shape_accuracy"):
+            lines.append("  shape, by name: " + ", ".join(
+                f"{k} {v:.2f}" for k, v in breakdown["shape_accuracy"].items()))
+        if breakdown.get("objects_drawn"):
+            lines.append("  objects seen per image: " + ", ".join(
+                f"{k}: {v:.2f}" for k, v in breakdown["objects_drawn"].items()))
         if "real_vs_real" in row:
             lines.append(f"  {'real vs real (reference)':<24}{row['real_vs_real']:>12.4f}")
         if "real_distance" in row:
@@ -646,6 +660,15 @@ class EvaluationCallback(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         step = int(self.model.step.numpy())
         if step % self.every or step == self._last:
+            return
+        self._last = step
+        self.evaluate(step)
+
+    def on_train_end(self, logs=None):
+        # The curve ends where the run stopped (a step count that `every` does not divide,
+        # a time budget), with its training seconds; not after a non-finite loss.
+        step = int(self.model.step.numpy())
+        if step == self._last or getattr(self.model, "nonfinite_loss", False):
             return
         self._last = step
         self.evaluate(step)

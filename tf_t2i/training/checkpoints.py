@@ -11,6 +11,7 @@ D) would otherwise be saved, and restored, without most of its weights.
 """
 
 import math
+import time
 import os
 from typing import Dict, Optional
 
@@ -143,6 +144,27 @@ class StopAtStep(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class StopAfterSeconds(keras.callbacks.Callback):
+    """Ends fit() at the first step after `max_seconds` of wall time since fit() began.
+
+    A budget for runs compared at equal time rather than equal steps; the checkpoint
+    callback saves the step it stopped at, so the run resumes (or is evaluated) from there.
+    """
+
+    def __init__(self, max_seconds: float, clock=time.monotonic):
+        super().__init__()
+        self.max_seconds = max_seconds
+        self.clock = clock
+        self._started = None
+
+    def on_train_begin(self, logs=None):
+        self._started = self.clock()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.clock() - self._started >= self.max_seconds:
+            self.model.stop_training = True
+
+
 class NonFiniteGuard(keras.callbacks.Callback):
     """Stops training when a logged loss term is NaN or infinite, naming step and term.
 
@@ -173,12 +195,13 @@ class NonFiniteGuard(keras.callbacks.Callback):
 def fit_to_total_steps(model: keras.Model, make_dataset, handle: CheckpointHandle, step_fn,
                        restored: Optional[str], *, total_steps: int, steps_per_epoch: int,
                        checkpoint_every: int, log_dir: str, verbose: int = 1,
-                       before_checkpoint=(), after_checkpoint=()) -> Dict[str, float]:
+                       before_checkpoint=(), after_checkpoint=(),
+                       max_seconds: float = 0.0) -> Dict[str, float]:
     """Runs `model.fit()` from the restored step to `total_steps`: the loop of every run.
 
     Callbacks, in order: the NaN guard (first, so a bad state is never saved),
-    `before_checkpoint`, periodic checkpoints, the stop at `total_steps`,
-    `after_checkpoint`, TensorBoard.
+    `before_checkpoint`, periodic checkpoints, the stop at `total_steps` (and after
+    `max_seconds` of this sitting when > 0), `after_checkpoint`, TensorBoard.
 
     Args:
         model: a compiled Keras model with a custom train_step.
@@ -200,7 +223,9 @@ def fit_to_total_steps(model: keras.Model, make_dataset, handle: CheckpointHandl
     guard = NonFiniteGuard(step_fn)
     callbacks = [guard, *before_checkpoint,
                  PeriodicCheckpoint(handle, step_fn, checkpoint_every),
-                 StopAtStep(step_fn, total_steps), *after_checkpoint,
+                 StopAtStep(step_fn, total_steps),
+                 *([StopAfterSeconds(max_seconds)] if max_seconds > 0 else []),
+                 *after_checkpoint,
                  keras.callbacks.TensorBoard(log_dir, update_freq=steps_per_epoch)]
     # Keras counts epochs; a resumed run starts mid-epoch and StopAtStep ends it exactly.
     result = model.fit(make_dataset(start_step),

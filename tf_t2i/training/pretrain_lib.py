@@ -155,7 +155,7 @@ def run_pretraining(cfg: config_lib.ExperimentConfig, model_dir: str,
             seed=cfg.train.seed, start_step=start),
         handle, step_fn, restored, total_steps=cfg.train.steps,
         steps_per_epoch=cfg.train.steps_per_epoch,
-        checkpoint_every=cfg.train.checkpoint_every,
+        checkpoint_every=cfg.train.checkpoint_every, max_seconds=cfg.train.max_seconds,
         log_dir=os.path.join(model_dir, "logs"), verbose=verbose)
     train_seconds = time.time() - started
 

@@ -179,7 +179,9 @@ def load_run(model_dir: str, strategy: Optional[tf.distribute.Strategy] = None):
 def run_training(cfg: config_lib.ExperimentConfig, model_dir: str,
                  strategy: Optional[tf.distribute.Strategy] = None, verbose: int = 1,
                  extra_callbacks=()) -> Dict:
-    """Trains (or resumes) a GAN to cfg.train.steps. Returns the last logged values."""
+    """Trains (or resumes) a GAN to cfg.train.steps (or for cfg.train.max_seconds).
+
+    Returns the last logged values."""
     strategy = strategy or runtime.make_strategy(cfg.runtime)
     runtime.set_precision(cfg.runtime)
     keras.utils.set_random_seed(cfg.train.seed)
@@ -216,6 +218,7 @@ def run_training(cfg: config_lib.ExperimentConfig, model_dir: str,
         steps_per_epoch=cfg.train.steps_per_epoch,
         checkpoint_every=cfg.train.checkpoint_every,
         log_dir=os.path.join(model_dir, "logs"), verbose=verbose,
+        max_seconds=cfg.train.max_seconds,
         before_checkpoint=[_SyncEMABeforeSave(gan)],
         after_checkpoint=[callbacks_lib.SampleGrid(gan, tok, model_dir,
                                                    cfg.train.sample_every,

@@ -1,0 +1,90 @@
+"""The study tools: tools/shapes_quality.py (results JSON) and tools/plot_training.py."""
+
+import importlib.util
+import json
+import os
+
+import tensorflow as tf
+
+from tests.training import helpers
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _tool(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rows():
+    """In-training rows at steps 250 and 500 (1k images) and final rows at 500 (2k)."""
+    per = {"color": 0.9, "shape": 0.7, "size": 0.8, "position": 0.95, "color_shape": 0.6,
+           "all_named": 0.5}
+    rows = []
+    for step, seconds in ((250, 100.0), (500, 200.0)):
+        rows += [{"metric": "attribute_accuracy1k", "value": 0.5 + step / 1000, "step": step,
+                  "per_attribute": per, "train_seconds": seconds},
+                 {"metric": "r_precision1k", "value": 0.6, "step": step,
+                  "train_seconds": seconds}]
+    rows += [{"metric": "attribute_accuracy2k", "value": 0.8375, "step": 500,
+              "per_attribute": per, "real_images": 0.99},
+             {"metric": "r_precision2k", "value": 0.7, "step": 500},
+             {"metric": "shapes_fid2k", "value": 400.0, "real_vs_real": 150.0, "step": 500},
+             {"metric": "diversity50x16", "value": 0.55, "step": 500,
+              "generated_distance": 5.5, "real_distance": 10.0, "captions": 50,
+              "samples_per_caption": 16, "background_spread": 0.9, "open_attributes": {}}]
+    return rows
+
+
+class ShapesQualityTest(tf.test.TestCase):
+
+    def test_summary_and_targets(self):
+        tool = _tool("shapes_quality")
+        out = tool.summarize(_rows(), step=500, num_images=2000, damsm_r_precision=0.75)
+        self.assertEqual(out["attribute_accuracy"], 0.8375)
+        self.assertEqual(out["per_attribute"]["shape"], 0.7)
+        self.assertEqual(out["shapes_fid_real_vs_real"], 150.0)
+        met = out["targets_met"]
+        self.assertFalse(met["attribute_accuracy"])      # 0.8375 < 0.85
+        self.assertFalse(met["per_attribute"])           # shape 0.7 < 0.75
+        self.assertFalse(met["all_named"])               # 0.5 < 0.6
+        self.assertTrue(met["r_precision"])              # 0.7 >= 0.8 * 0.75
+        self.assertTrue(met["shapes_fid"])               # 400 <= 3 * 150
+        self.assertTrue(met["diversity"])                # 0.55 >= 0.5
+
+    def test_curve_keeps_in_training_rows_by_step(self):
+        points = _tool("shapes_quality").curve(_rows())
+        self.assertEqual([p["step"] for p in points], [250, 500])
+        self.assertEqual(points[1]["train_seconds"], 200.0)
+        self.assertAlmostEqual(points[0]["attribute_accuracy"], 0.75)
+        self.assertEqual(points[0]["shape"], 0.7)
+        self.assertEqual(points[0]["r_precision"], 0.6)
+
+    def test_last_checkpoint_step(self):
+        model_dir = helpers.scratch_dir()
+        os.makedirs(os.path.join(model_dir, "checkpoints"))
+        for name in ("ckpt-250.index", "ckpt-1250.index", "ckpt-1250.data-00000-of-00001",
+                     "checkpoint"):
+            open(os.path.join(model_dir, "checkpoints", name), "w").close()
+        self.assertEqual(_tool("shapes_quality").last_checkpoint_step(model_dir), 1250)
+
+
+class PlotTrainingTest(tf.test.TestCase):
+
+    def test_writes_the_figure(self):
+        model_dir = helpers.scratch_dir()
+        with open(os.path.join(model_dir, "metrics.jsonl"), "w") as f:
+            f.writelines(json.dumps(row) + "\n" for row in _rows())
+        tool = _tool("plot_training")
+        runs = tool.read_runs([f"main={model_dir}"])
+        # The final 2k row replaces the in-training 1k row of the same step.
+        steps, values, seconds = tool.series(runs["main"], "attribute_accuracy")
+        self.assertEqual(steps, [250, 500])
+        self.assertEqual(values[-1], 0.8375)
+        self.assertEqual(seconds, [100.0, 200.0])
+        output = os.path.join(model_dir, "curves.png")
+        tool.plot(runs, output, {"overall": 0.85, "attribute": 0.75, "all_named": 0.6},
+                  ablation=runs)
+        self.assertGreater(os.path.getsize(output), 10_000)
