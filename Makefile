@@ -22,7 +22,7 @@ $(STAMP): setup.py
 
 # Pretrain DAMSM on shapes, train SSA-GAN on shapes, write a sample grid. Rerunning
 # resumes (finished runs are skipped after their final evaluation).
-DEMO_DAMSM_STEPS ?= 800
+DEMO_DAMSM_STEPS ?= 600
 DEMO_CAPTIONS := --caption="a large red circle in the center" \
 	--caption="a large blue square in the center" --caption="a large green triangle in the center" \
 	--caption="a large yellow star in the center" --caption="a large purple circle in the center" \
