@@ -124,6 +124,11 @@ class JudgeTest(tf.test.TestCase):
         # and the star (right, caption 2); caption 0 names two shapes.
         self.assertEqual(out["shape_accuracy"], {"circle": 1.0, "star": 1.0})
         self.assertAllClose(out["objects_drawn"], {"1": 1 / 3, "2": 2 / 3})
+        lines = attributes.format_breakdown(out)
+        self.assertIn("  2-object images: color 1.000, shape 1.000, size 1.000, "
+                      "position 0.500, all_named 0.500", lines)
+        self.assertIn("  shape, by name: circle 1.00, star 1.00", lines)
+        self.assertEqual(attributes.format_breakdown({}), [])
 
     def test_slot_targets_and_accuracy(self):
         examples = [shapes.generate_example(i, image_size=16) for i in range(50)]

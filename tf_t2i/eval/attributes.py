@@ -451,6 +451,20 @@ def breakdown(judgements: Dict[str, np.ndarray], named: List[NamedAttributes],
             "objects_drawn": objects_drawn}
 
 
+def format_breakdown(out: Dict[str, Dict[str, float]]) -> List[str]:
+    """`breakdown`'s output as indented table lines ([] for an empty one)."""
+    lines = [f"  {count}-object images: " + ", ".join(
+        f"{k} {summary[k]:.3f}" for k in ATTRIBUTE_TYPES + ("all_named",))
+        for count, summary in out.get("by_objects", {}).items()]
+    if out.get("shape_accuracy"):
+        lines.append("  shape, by name: " + ", ".join(
+            f"{k} {v:.2f}" for k, v in out["shape_accuracy"].items()))
+    if out.get("objects_drawn"):
+        lines.append("  objects seen per image: " + ", ".join(
+            f"{k}: {v:.2f}" for k, v in out["objects_drawn"].items()))
+    return lines
+
+
 def summarize_judgements(judgements: Dict[str, np.ndarray]) -> Dict[str, float]:
     """Per attribute type: the fraction of captions naming it whose image shows it.
 

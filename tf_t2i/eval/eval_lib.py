@@ -525,17 +525,7 @@ def format_table(rows: Sequence[Dict]) -> str:
         lines.append(f"{row['metric']:<26}{row['value']:>12.4f}{std:>10}{row['seconds']:>10.1f}")
         for key, value in (row.get("per_attribute") or {}).items():
             lines.append(f"  {key:<24}{value:>12.4f}")
-        breakdown = row.get("breakdown") or {}
-        for count, summary in breakdown.get("by_objects", {}).items():
-            lines.append(f"  {count}-object images: " + ", ".join(
-                f"{k} {summary[k]:.3f}" for k in ("color", "shape", "size", "position",
-                                                   "all_named")))
-        if breakdown.get("shape_accuracy"):
-            lines.append("  shape, by name: " + ", ".join(
-                f"{k} {v:.2f}" for k, v in breakdown["shape_accuracy"].items()))
-        if breakdown.get("objects_drawn"):
-            lines.append("  objects seen per image: " + ", ".join(
-                f"{k}: {v:.2f}" for k, v in breakdown["objects_drawn"].items()))
+        lines += attributes_lib.format_breakdown(row.get("breakdown") or {})
         if "real_vs_real" in row:
             lines.append(f"  {'real vs real (reference)':<24}{row['real_vs_real']:>12.4f}")
         if "real_distance" in row:
