@@ -5,14 +5,12 @@ run (tests/training/helpers.py) and check each effect of one `fit()` step agains
 computed here, outside the library's step.
 """
 
-import types
-
 import keras
 import numpy as np
 import tensorflow as tf
 
 from tests.training import helpers
-from tf_t2i.training import gan as gan_lib
+from tf_t2i.training.objectives import hinge_ma_gp
 from tf_t2i.training import train_lib
 
 LOG_KEYS = {"d_loss", "d_adv", "d_ma_gp", "g_loss", "g_adv"}
@@ -41,10 +39,8 @@ class _QuadraticD(_LinearD):
                 + tf.reduce_sum(self.w_s * tf.square(sentence), axis=1))
 
 
-def _gan_around(discriminator, **kwargs):
-    # ma_gp only touches the discriminator; the other parts are placeholders.
-    return gan_lib.TextToImageGAN(None, discriminator, types.SimpleNamespace(trainable=True),
-                                  damsm_weight=0.0, **kwargs)
+def _scheme_around(discriminator, **kwargs):
+    return hinge_ma_gp.HingeMAGP([discriminator], **kwargs)
 
 
 class MAGPClosedFormTest(tf.test.TestCase):
@@ -58,15 +54,15 @@ class MAGPClosedFormTest(tf.test.TestCase):
         sentence = tf.constant([[0.3, -2.0], [5.0, 1.0]], tf.float32)
         d = _LinearD(w_x, w_s)
         # k = 2, p = 6 (SSA-GAN): 2 * 8^(6/2) = 2 * 512 = 1024.
-        self.assertAllClose(_gan_around(d).ma_gp(real, sentence), [1024.0, 1024.0],
+        self.assertAllClose(_scheme_around(d).ma_gp(real, sentence), [1024.0, 1024.0],
                             rtol=1e-6, atol=0)
         # k = 0.5, p = 2: 0.5 * 8 = 4.
         self.assertAllClose(
-            _gan_around(d, ma_gp_weight=0.5, ma_gp_power=2.0).ma_gp(real, sentence),
+            _scheme_around(d, ma_gp_weight=0.5, ma_gp_power=2.0).ma_gp(real, sentence),
             [4.0, 4.0], rtol=1e-6, atol=0)
         # p = 3: 1 * 8^1.5 = 22.627417 (the norm itself, cubed).
         self.assertAllClose(
-            _gan_around(d, ma_gp_weight=1.0, ma_gp_power=3.0).ma_gp(real, sentence),
+            _scheme_around(d, ma_gp_weight=1.0, ma_gp_power=3.0).ma_gp(real, sentence),
             [22.627417, 22.627417], rtol=1e-6, atol=0)
 
     def test_quadratic_discriminator_per_example(self):
@@ -78,11 +74,11 @@ class MAGPClosedFormTest(tf.test.TestCase):
         d = _QuadraticD(np.array([1.0, 0.5]).reshape([1, 1, 2]), np.array([0.25]))
         real = tf.constant([[[[1.0, 2.0]]], [[[0.0, -1.0]]]])
         sentence = tf.constant([[2.0], [-4.0]])
-        self.assertAllClose(_gan_around(d).ma_gp(real, sentence), [1458.0, 250.0],
+        self.assertAllClose(_scheme_around(d).ma_gp(real, sentence), [1458.0, 250.0],
                             rtol=1e-6, atol=0)
         # k = 1, p = 2: the squared norms themselves, 9 and 5.
         self.assertAllClose(
-            _gan_around(d, ma_gp_weight=1.0, ma_gp_power=2.0).ma_gp(real, sentence),
+            _scheme_around(d, ma_gp_weight=1.0, ma_gp_power=2.0).ma_gp(real, sentence),
             [9.0, 5.0], rtol=1e-6, atol=0)
 
 
@@ -152,7 +148,7 @@ class TrainStepTest(tf.test.TestCase):
         self.assertGreater(abs(self.logs["g_adv"] + self.logits_before["fake"].mean()), 1e-4)
 
     def test_g_loss_adds_the_weighted_damsm_term(self):
-        w = self.parts.gan.damsm_weight
+        w = self.parts.gan.term("g_damsm").weight
         self.assertAllClose(self.logs["g_loss"], self.logs["g_adv"] + w * self.logs["g_damsm"],
                             rtol=1e-6, atol=1e-6)
 

@@ -111,7 +111,7 @@ class PaperLossesTest(tf.test.TestCase):
             positive = sim[k, (k + n) % (2 * n)]
             losses.append(np.log(np.exp(logits).sum()) - positive)
         expected = np.mean(losses)
-        np.testing.assert_allclose(np.mean(gan.contrastive_loss(c1, c2).numpy()), expected,
+        np.testing.assert_allclose(np.mean(gan.term("g_f2f").contrastive(c1, c2).numpy()), expected,
                                    rtol=1e-5)
 
     @pytest.mark.slow
@@ -120,7 +120,7 @@ class PaperLossesTest(tf.test.TestCase):
         parts = build(cfg)
         gan = parts.gan
         batch = {k: tf.constant(v) for k, v in helpers.train_batch(cfg).items()}
-        _, sentence = gan.encode_text(batch["caption_ids"])
+        sentence = gan.encode_caption(batch["caption_ids"]).sentence
         _, real_code = parts.image_encoder(batch["real_images"], training=False)
         frozen = {"text_encoder": parts.text_encoder, "image_encoder": parts.image_encoder,
                   "captioner": parts.captioner}
@@ -128,9 +128,9 @@ class PaperLossesTest(tf.test.TestCase):
             self.assertEmpty(model.trainable_variables)
         frozen_vars = [v for m in frozen.values() for v in m.weights]
         terms = {
-            "g_f2r": lambda fake: gan.contrastive_loss(
+            "g_f2r": lambda fake: gan.term("g_f2r").contrastive(
                 parts.image_encoder(fake, training=False)[1], real_code),
-            "g_recap": lambda fake: gan.recaption_loss(fake, batch["caption_ids"]),
+            "g_recap": lambda fake: gan.term("g_recap").loss(fake, batch["caption_ids"]),
         }
         for name, term in terms.items():
             with tf.GradientTape() as tape:

@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 import time
+import types
 from typing import Dict, Optional
 
 import keras
@@ -25,6 +26,7 @@ from tf_t2i.training import callbacks as callbacks_lib
 from tf_t2i.training import captioner_lib
 from tf_t2i.training import checkpoints
 from tf_t2i.training import gan as gan_lib
+from tf_t2i.training import objectives
 from tf_t2i.training import runtime
 
 # Sections of the DAMSM run that the GAN run must share (its encoders are reused).
@@ -101,22 +103,16 @@ class GANComponents:
                 [keras.layers.Dense(dim, activation="relu"), keras.layers.Dense(dim)],
                 name="projection_head")
             self.projection_head.build([None, cfg.text.hidden_dim])
-        uses_image_encoder = max(loss.damsm_weight, loss.f2r_weight, loss.f2f_weight) > 0
+        self.scheme = objectives.build_scheme(factory.adversarial_loss(cfg), self.discriminators,
+                                              loss)
+        self.terms = objectives.build_terms(loss, types.SimpleNamespace(
+            image_encoder=self.image_encoder, captioner=self.captioner,
+            projection_head=self.projection_head))
+        uses_image_encoder = any(t.needs_image_encoder for t in self.terms)
         self.gan = gan_lib.TextToImageGAN(
-            self.generator,
-            self.discriminators if len(self.discriminators) > 1 else self.discriminator,
-            self.text_encoder,
-            self.image_encoder if uses_image_encoder else None,
-            ema_generator=self.ema_generator, captioner=self.captioner,
-            projection_head=self.projection_head, damsm_weight=loss.damsm_weight,
-            f2r_weight=loss.f2r_weight, f2f_weight=loss.f2f_weight,
-            recap_weight=loss.recap_weight, mode_seeking_weight=loss.mode_seeking_weight,
-            temperature=loss.contrastive_temperature,
-            gamma1=loss.gamma1, gamma2=loss.gamma2, gamma3=loss.gamma3,
-            ma_gp_weight=loss.ma_gp_weight, ma_gp_power=loss.ma_gp_power,
-            ma_gp_mode=loss.ma_gp_mode, ema_decay=cfg.train.ema_decay,
-            adversarial_loss=factory.adversarial_loss(cfg), kl_weight=loss.kl_weight,
-            r1_gamma=loss.r1_gamma, r1_interval=loss.r1_interval)
+            self.generator, self.scheme, self.text_encoder, terms=self.terms,
+            image_encoder=self.image_encoder if uses_image_encoder else None,
+            ema_generator=self.ema_generator, ema_decay=cfg.train.ema_decay)
         adam = lambda lr: keras.optimizers.Adam(lr, beta_1=cfg.train.beta1, beta_2=cfg.train.beta2)
         self.g_optimizer = adam(cfg.train.g_learning_rate)
         self.d_optimizer = adam(cfg.train.d_learning_rate)

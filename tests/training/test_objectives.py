@@ -1,0 +1,89 @@
+"""The objectives registry, and a new generator term plugged into a real GAN step."""
+
+import types
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tests.training import helpers
+from tf_t2i.training import gan as gan_lib
+from tf_t2i.training import objectives
+from tf_t2i.training import train_lib
+from tf_t2i.training.objectives import registry
+
+
+class MeanBrightnessTerm(objectives.GeneratorTerm):
+    """A toy term: the mean pixel of the fake, per example (what docs/architecture.md
+    shows as the example of a new term)."""
+
+    name = "g_brightness"
+    weight_field = "brightness_weight"
+
+    def __call__(self, record):
+        return tf.reduce_mean(tf.cast(record.fakes[0], tf.float32), axis=[1, 2, 3])
+
+
+class RegistryTest(tf.test.TestCase):
+
+    def test_built_in_schemes_and_terms_in_loss_order(self):
+        self.assertEqual(set(registry.SCHEMES), {"hinge", "bce"})
+        self.assertEqual(list(registry.TERMS),
+                         ["g_damsm", "g_f2r", "g_f2f", "g_recap", "g_ms"])
+
+    def test_weights_of_zero_build_no_term(self):
+        cfg = helpers.tiny_gan_config(loss={"damsm_weight": 0.0, "f2f_weight": 0.3,
+                                            "mode_seeking_weight": 0.1})
+        models = types.SimpleNamespace(image_encoder=None, captioner=None, projection_head=None)
+        terms = objectives.build_terms(cfg.loss, models)
+        self.assertEqual([(t.name, t.weight) for t in terms], [("g_f2f", 0.3), ("g_ms", 0.1)])
+        self.assertEqual(terms[0].captions_needed, 2)
+
+    def test_recaption_without_captioner_is_an_error(self):
+        cfg = helpers.tiny_gan_config(loss={"recap_weight": 1.0})
+        models = types.SimpleNamespace(image_encoder=None, captioner=None, projection_head=None)
+        with self.assertRaisesRegex(ValueError, "needs the captioner"):
+            objectives.build_terms(cfg.loss, models)
+
+    def test_unknown_scheme_and_double_registration(self):
+        with self.assertRaisesRegex(ValueError, r"Unknown adversarial scheme 'wgan'.*'bce'"):
+            objectives.build_scheme("wgan", [], None)
+        with self.assertRaisesRegex(ValueError, "registered twice"):
+            registry.register_term(type("Again", (objectives.GeneratorTerm,),
+                                        {"name": "g_damsm"}))
+
+    def test_hinge_scheme_takes_one_discriminator(self):
+        cfg = helpers.tiny_gan_config()
+        with self.assertRaisesRegex(ValueError, "one discriminator, got 2"):
+            objectives.build_scheme("hinge", [object(), object()], cfg.loss)
+
+
+class NewTermTest(tf.test.TestCase):
+    """A term the library does not know, added to a real tiny SSA-GAN step."""
+
+    def test_new_term_is_logged_and_weighted_into_g_loss(self):
+        cfg = helpers.tiny_gan_config(loss={"damsm_weight": 0.0}, train={"ema_decay": 0.0})
+        keras.utils.set_random_seed(cfg.train.seed)
+        parts = train_lib.GANComponents(cfg, helpers.vocab_size(),
+                                        helpers.scratch_dir() + "/new_term")
+        gan = gan_lib.TextToImageGAN(parts.generator, parts.scheme, parts.text_encoder,
+                                     terms=[MeanBrightnessTerm(weight=3.0)])
+        gan.compile(g_optimizer=keras.optimizers.SGD(0.0), d_optimizer=keras.optimizers.SGD(0.0))
+        batch = helpers.train_batch(cfg)
+        # Recomputed outside the step; SGD(0) keeps G where it is, BatchNorm statistics
+        # aside, which do not enter a training-mode forward pass.
+        sentence = gan.encode_caption(tf.constant(batch["caption_ids"])).sentence
+        fake, _ = parts.generator(batch["z"], sentence, training=True)
+        expected = float(np.mean(fake))
+        history = gan.fit(helpers.one_batch_dataset(batch), steps_per_epoch=1, epochs=1,
+                          verbose=0).history
+        logs = {k: float(v[-1]) for k, v in history.items()}
+        self.assertEqual(set(logs), {"d_loss", "d_adv", "d_ma_gp", "g_loss", "g_adv",
+                                     "g_brightness"})
+        self.assertAllClose(logs["g_brightness"], expected, rtol=1e-5, atol=1e-6)
+        self.assertAllClose(logs["g_loss"], logs["g_adv"] + 3.0 * logs["g_brightness"],
+                            rtol=1e-5, atol=1e-6)
+
+
+if __name__ == "__main__":
+    tf.test.main()

@@ -1,0 +1,52 @@
+"""The DAMSM term of the generator loss (Xu et al. 2018, AttnGAN, Eq. 11): word- and
+sentence-level matching of the fakes to their captions by the frozen DAMSM encoders."""
+
+import tensorflow as tf
+
+from tf_t2i.data import pipeline
+from tf_t2i.losses import damsm as damsm_losses
+from tf_t2i.training import runtime
+from tf_t2i.training.objectives import base
+from tf_t2i.training.objectives import registry
+
+
+def class_ids_for_masking(batch):
+    """Class ids for DAMSM negatives masking; classless datasets (-1) get unique ids."""
+    return tf.where(batch["class_id"] < 0, -2 - batch["image_id"], batch["class_id"])
+
+
+@registry.register_term
+class DAMSMTerm(base.GeneratorTerm):
+    """l1 * (word loss + sentence loss) of every fake against its own caption.
+
+    The negatives are the whole global batch (gathered from all replicas), as with one
+    device, so the value does not depend on how the batch is split.
+    """
+
+    name = "g_damsm"
+    weight_field = "damsm_weight"
+    needs_image_encoder = True
+
+    def __init__(self, weight: float, gamma1: float, gamma2: float, gamma3: float):
+        super().__init__(weight)
+        self.gamma1, self.gamma2, self.gamma3 = gamma1, gamma2, gamma3
+
+    @classmethod
+    def from_config(cls, loss_cfg, models):
+        return cls(loss_cfg.damsm_weight, loss_cfg.gamma1, loss_cfg.gamma2, loss_cfg.gamma3)
+
+    def loss(self, image_features, caption: base.EncodedCaption, class_ids) -> tf.Tensor:
+        """Per-example DAMSM loss of images given as the encoder's (regions, code)."""
+        regions, code = image_features
+        (words, sentence, ids, class_ids, regions, code), local = runtime.gather_batch(
+            (caption.words, caption.sentence, caption.ids, class_ids, regions, code))
+        mask = pipeline.caption_mask(ids)
+        w_loss, _ = damsm_losses.damsm_word_loss(words, mask, regions, class_ids,
+                                                 self.gamma1, self.gamma2, self.gamma3)
+        s_loss = damsm_losses.damsm_sentence_loss(sentence, code, class_ids, self.gamma3)
+        return local(w_loss + s_loss)
+
+    def __call__(self, record):
+        class_ids = class_ids_for_masking(record.batch)
+        return tf.add_n([self.loss(record.fake_features(i), caption, class_ids)
+                         for i, caption in enumerate(record.captions)])

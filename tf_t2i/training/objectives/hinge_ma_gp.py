@@ -1,0 +1,98 @@
+"""SSA-GAN's (and DF-GAN's) adversarial scheme: hinge loss and the matching-aware
+gradient penalty on one discriminator of the final image.
+
+As SSA-GAN's training loop (Liao et al. 2022, wtliao/text2image main.py):
+
+1. D step: hinge loss on (real, s), (fake, s) and (real, s_mismatched), for every fake
+   of the step (as T2I_CL, a second caption's fakes also enter).
+2. MA-GP (Tao et al. 2022, DF-GAN Eq. 3): a second D update on k * ||(dD/dx, dD/ds)||^p
+   over real matched pairs ("separate_step", the reference), or the same penalty added
+   to the hinge loss of step 1 ("joint", as DF-GAN v2; one D update, cheaper).
+3. G term: -D(fake, s) against the updated D.
+"""
+
+from typing import Dict, Sequence, Tuple
+
+import tensorflow as tf
+
+from tf_t2i.losses import adversarial
+from tf_t2i.training.objectives import base
+from tf_t2i.training.objectives import registry
+
+MA_GP_MODES = ("separate_step", "joint")
+
+
+@registry.register_scheme
+class HingeMAGP(base.AdversarialScheme):
+    """Hinge + MA-GP with one discriminator.
+
+    Args:
+      discriminators: a one-element list: a model with `discriminator(images) ->
+        features` and `discriminator.logits(features, sentence) -> [B]`.
+      ma_gp_weight, ma_gp_power: k and p of the MA-GP (SSA-GAN: 2 and 6).
+      ma_gp_mode: "separate_step" or "joint".
+    """
+
+    name = "hinge"
+
+    def __init__(self, discriminators: Sequence, ma_gp_weight: float = 2.0,
+                 ma_gp_power: float = 6.0, ma_gp_mode: str = "separate_step"):
+        super().__init__(discriminators)
+        if len(self.discriminators) != 1:
+            raise ValueError("The hinge scheme (SSA-GAN) uses one discriminator, got "
+                             f"{len(self.discriminators)}.")
+        if ma_gp_mode not in MA_GP_MODES:
+            raise ValueError(f"ma_gp_mode must be 'separate_step' or 'joint', got {ma_gp_mode!r}.")
+        self.discriminator = self.discriminators[0]
+        self.ma_gp_weight = ma_gp_weight
+        self.ma_gp_power = ma_gp_power
+        self.ma_gp_mode = ma_gp_mode
+
+    @classmethod
+    def from_config(cls, discriminators, loss_cfg):
+        return cls(discriminators, ma_gp_weight=loss_cfg.ma_gp_weight,
+                   ma_gp_power=loss_cfg.ma_gp_power, ma_gp_mode=loss_cfg.ma_gp_mode)
+
+    @property
+    def log_names(self):
+        return ["d_ma_gp"], ["g_adv"]
+
+    def ma_gp(self, real_images, sentence) -> tf.Tensor:
+        """Per-example MA-GP on real matched pairs: k * ||(dD/dx, dD/ds)||^p."""
+        d = self.discriminator
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch([real_images, sentence])
+            total = tf.reduce_sum(tf.cast(d.logits(d(real_images, training=True), sentence),
+                                          tf.float32))
+        image_grads, sentence_grads = tape.gradient(total, [real_images, sentence])
+        return adversarial.matching_aware_gradient_penalty(
+            image_grads, sentence_grads, weight=self.ma_gp_weight, power=self.ma_gp_power)
+
+    def discriminator_step(self, record, optimizer, average) -> Dict[str, tf.Tensor]:
+        d, real = self.discriminator, record.real_images
+        sentence = record.captions[0].sentence
+        variables = self.trainable_variables
+        with tf.GradientTape() as tape:
+            real_features = d(real, training=True)
+            d_adv = tf.add_n([
+                adversarial.hinge_discriminator_loss(
+                    d.logits(real_features, caption.sentence),
+                    d.logits(d(tf.stop_gradient(fake), training=True), caption.sentence),
+                    d.logits(real_features, record.mismatched))
+                for fake, caption in zip(record.fakes, record.captions)])
+            ma_gp = self.ma_gp(real, sentence) if self.ma_gp_mode == "joint" else None
+            loss = average(d_adv if ma_gp is None else d_adv + ma_gp)
+        base.apply_gradients(optimizer, tape.gradient(loss, variables), variables)
+        if ma_gp is None:
+            with tf.GradientTape() as tape:
+                ma_gp = self.ma_gp(real, sentence)
+                loss = average(ma_gp)
+            base.apply_gradients(optimizer, tape.gradient(loss, variables), variables)
+        return {"d_adv": d_adv, "d_ma_gp": ma_gp}
+
+    def generator_terms(self, record) -> Dict[str, Tuple[float, tf.Tensor]]:
+        d = self.discriminator
+        g_adv = tf.add_n([
+            adversarial.hinge_generator_loss(d.logits(d(fake, training=True), caption.sentence))
+            for fake, caption in zip(record.fakes, record.captions)])
+        return {"g_adv": (1.0, g_adv)}
