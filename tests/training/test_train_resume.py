@@ -35,21 +35,22 @@ class _PoisonDiscriminator(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         if int(self.model.step.numpy()) == self.at_step:
-            kernel = self.model.discriminator.head.trainable_variables[-1]
+            kernel = self.model.discriminators[-1].head.trainable_variables[-1]
             kernel.assign(tf.fill(kernel.shape, float("nan")))
 
 
 class _Snapshot(keras.callbacks.Callback):
     """Copies the GAN's weights (models and optimizers) when training begins and ends."""
 
-    NAMES = ("generator", "discriminator", "ema_generator", "g_optimizer", "d_optimizer")
+    NAMES = ("generator", "discriminators", "ema_generator", "g_optimizer", "d_optimizer")
 
     def __init__(self):
         super().__init__()
         self.begin = self.end = None
 
     def _copy(self):
-        return {n: [v.numpy() for v in getattr(self.model, n).variables] for n in self.NAMES}
+        return {n: [v.numpy() for v in _all_variables(getattr(self.model, n))]
+                for n in self.NAMES}
 
     def on_train_begin(self, logs=None):
         self.begin = self._copy()
@@ -58,8 +59,13 @@ class _Snapshot(keras.callbacks.Callback):
         self.end = self._copy()
 
 
+def _all_variables(obj):
+    """The variables of a model or optimizer, or of every model of a list."""
+    return [v for m in obj for v in m.variables] if isinstance(obj, list) else obj.variables
+
+
 def _variables(parts, name):
-    return [v.numpy() for v in getattr(parts, name).variables]
+    return [v.numpy() for v in _all_variables(getattr(parts, name))]
 
 
 def _file_digests(directory):
@@ -119,13 +125,14 @@ class ResumeTest(tf.test.TestCase):
         # gradient from step 2 on, once their gate has moved).
         begin, end = self.straight_snapshot.begin, self.straight_snapshot.end
         for name, part in (("generator", "conv_in/kernel"),
-                           ("discriminator", "conv_down/kernel")):
-            model = getattr(self.straight_parts, name)
+                           ("discriminators", "conv_down/kernel")):
+            model = self.straight_parts.generator if name == "generator" else \
+                self.straight_parts.discriminators[0]
             moved = {v.path for v, a, b in zip(model.variables, begin[name], end[name])
                      if np.any(a != b)}
             self.assertGreaterEqual(len(model.blocks), 3)
             for block in model.blocks:
-                self.assertIn(f"{name}/{block.name}/{part}", moved)
+                self.assertIn(f"{model.name}/{block.name}/{part}", moved)
 
     def test_split_run_equals_straight_run(self):
         # Every variable of G, D, EMA G and both optimizers (Adam moments included) at

@@ -7,10 +7,8 @@ reports, on the test split, the teacher-forced token accuracy and, on shapes, ho
 the colour and shape words of greedy captions are true of the image.
 """
 
-import json
 import os
 import shutil
-import time
 from typing import Dict
 
 import keras
@@ -25,6 +23,7 @@ from tf_t2i.data import tokenizer as tokenizer_lib
 from tf_t2i.models import captioner as captioner_lib
 from tf_t2i.models import factory
 from tf_t2i.training import checkpoints
+from tf_t2i.training import runner
 from tf_t2i.training import runtime
 
 RESULTS_FILENAME = "captioner_eval.json"
@@ -158,50 +157,55 @@ def evaluate_captioner(captioner, tok, source, cfg, max_images=1000) -> Dict[str
     return out
 
 
+class CaptionerComponents:
+    """The captioner, its teacher-forcing trainer and optimizer, and the checkpoint."""
+
+    def __init__(self, cfg: config_lib.ExperimentConfig, vocab_size: int, model_dir: str):
+        self.captioner = build_captioner(cfg, vocab_size)
+        self.trainer = CaptionerTrainer(self.captioner)
+        self.optimizer = keras.optimizers.Adam(cfg.captioner.learning_rate)
+        self.trainer.compile(optimizer=self.optimizer, jit_compile=cfg.runtime.jit_compile)
+        self.optimizer.build(self.captioner.trainable_variables)
+        self.checkpoint = checkpoints.CheckpointHandle(
+            model_dir, cfg.train.max_checkpoints, captioner=self.captioner,
+            optimizer=self.optimizer)
+
+    def parameter_counts(self) -> Dict[str, int]:
+        return {"captioner": runtime.count_params(self.captioner)}
+
+
+class CaptionerTask(runner.Task):
+    """Captioner pretraining on real images, with the DAMSM run's vocabulary."""
+
+    name = "Captioner"
+    results_filename = RESULTS_FILENAME
+
+    def __init__(self, cfg: config_lib.ExperimentConfig):
+        # The DAMSM run's caption length, so that captioner targets are GAN captions.
+        damsm_cfg = config_lib.load_config(cfg.runtime.damsm_dir)
+        super().__init__(cfg.replace(
+            data={"max_caption_length": damsm_cfg.data.max_caption_length}))
+
+    def prepare(self, model_dir, train_source):
+        damsm_dir = self.cfg.runtime.damsm_dir
+        tok = tokenizer_lib.CaptionTokenizer.load(damsm_dir, self.cfg.data.max_caption_length)
+        shutil.copy(os.path.join(damsm_dir, tokenizer_lib.VOCAB_FILENAME),
+                    os.path.join(model_dir, tokenizer_lib.VOCAB_FILENAME))
+        return tok
+
+    def build(self, vocab_size, model_dir):
+        parts = CaptionerComponents(self.cfg, vocab_size, model_dir)
+        return runner.Built(parts.trainer, parts.optimizer.iterations, parts.checkpoint, parts)
+
+    def evaluate(self, built, tokenizer):
+        test_source = sources.load_source(self.cfg.data, "test")
+        results = evaluate_captioner(built.parts.captioner, tokenizer, test_source, self.cfg)
+        runtime.log_info("Captioner on the test split: " + ", ".join(
+            f"{k}={v:.4f}" for k, v in results.items() if isinstance(v, float)))
+        return results
+
+
 def run_captioner_pretraining(cfg: config_lib.ExperimentConfig, model_dir: str,
                               strategy=None, verbose: int = 1) -> Dict:
     """Trains (or resumes) the captioner to cfg.train.steps, then evaluates it."""
-    strategy = strategy or runtime.make_strategy(cfg.runtime)
-    runtime.set_precision(cfg.runtime)
-    keras.utils.set_random_seed(cfg.train.seed)
-    damsm_cfg = config_lib.load_config(cfg.runtime.damsm_dir)
-    cfg = cfg.replace(data={"max_caption_length": damsm_cfg.data.max_caption_length})
-    config_lib.save_config(cfg, model_dir)
-    tok = tokenizer_lib.CaptionTokenizer.load(cfg.runtime.damsm_dir,
-                                              cfg.data.max_caption_length)
-    shutil.copy(os.path.join(cfg.runtime.damsm_dir, tokenizer_lib.VOCAB_FILENAME),
-                os.path.join(model_dir, tokenizer_lib.VOCAB_FILENAME))
-    started = time.time()
-    train_source = sources.load_source(cfg.data, "train")
-    test_source = sources.load_source(cfg.data, "test")
-    bank = pipeline.CaptionBank(train_source, tok)
-
-    with strategy.scope():
-        captioner = build_captioner(cfg, tok.vocab_size)
-        trainer = CaptionerTrainer(captioner)
-        optimizer = keras.optimizers.Adam(cfg.captioner.learning_rate)
-        trainer.compile(optimizer=optimizer, jit_compile=cfg.runtime.jit_compile)
-        optimizer.build(captioner.trainable_variables)
-        handle = checkpoints.CheckpointHandle(model_dir, cfg.train.max_checkpoints,
-                                              captioner=captioner, optimizer=optimizer)
-        restored = handle.restore_or_initialize()
-    step_fn = lambda: int(optimizer.iterations.numpy())
-    checkpoints.fit_to_total_steps(
-        trainer, lambda start: pipeline.make_train_dataset(
-            train_source, bank, batch_size=cfg.train.batch_size,
-            image_size=cfg.data.image_size, max_length=cfg.data.max_caption_length,
-            seed=cfg.train.seed, start_step=start),
-        handle, step_fn, restored, total_steps=cfg.train.steps,
-        steps_per_epoch=cfg.train.steps_per_epoch,
-        checkpoint_every=cfg.train.checkpoint_every, max_seconds=cfg.train.max_seconds,
-        log_dir=os.path.join(model_dir, "logs"), verbose=verbose)
-    results = evaluate_captioner(captioner, tok, test_source, cfg)
-    results.update({"split": "test", "step": step_fn(),
-                    "train_seconds": round(time.time() - started, 1)})
-    path = os.path.join(model_dir, RESULTS_FILENAME)
-    with open(path + ".tmp", "w") as f:
-        json.dump(results, f, indent=2)
-    os.replace(path + ".tmp", path)
-    runtime.log_info("Captioner on the test split: " + ", ".join(
-        f"{k}={v:.4f}" for k, v in results.items() if isinstance(v, float)) + f" ({path})")
-    return results
+    return runner.run(CaptionerTask(cfg), model_dir, strategy, verbose).results

@@ -105,18 +105,23 @@ class PeriodicCheckpoint(keras.callbacks.Callback):
       handle: the CheckpointHandle.
       step_fn: returns the current global step (int).
       every: steps between saves.
+      before_save: called before each save (e.g. to bring an EMA copy's statistics up
+        to date), or None.
     """
 
-    def __init__(self, handle: CheckpointHandle, step_fn, every: int):
+    def __init__(self, handle: CheckpointHandle, step_fn, every: int, before_save=None):
         super().__init__()
         self.handle = handle
         self.step_fn = step_fn
         self.every = every
+        self.before_save = before_save
         self._last = None
 
     def _save(self):
         step = int(self.step_fn())
         if step != self._last:
+            if self.before_save is not None:
+                self.before_save()
             self.handle.save(step)
             self._last = step
 
@@ -195,13 +200,14 @@ class NonFiniteGuard(keras.callbacks.Callback):
 def fit_to_total_steps(model: keras.Model, make_dataset, handle: CheckpointHandle, step_fn,
                        restored: Optional[str], *, total_steps: int, steps_per_epoch: int,
                        checkpoint_every: int, log_dir: str, verbose: int = 1,
-                       before_checkpoint=(), after_checkpoint=(),
+                       before_save=None, after_checkpoint=(),
                        max_seconds: float = 0.0) -> Dict[str, float]:
     """Runs `model.fit()` from the restored step to `total_steps`: the loop of every run.
 
     Callbacks, in order: the NaN guard (first, so a bad state is never saved),
-    `before_checkpoint`, periodic checkpoints, the stop at `total_steps` (and after
-    `max_seconds` of this sitting when > 0), `after_checkpoint`, TensorBoard.
+    periodic checkpoints (calling `before_save` before each save), the stop at
+    `total_steps` (and after `max_seconds` of this sitting when > 0), `after_checkpoint`,
+    TensorBoard.
 
     Args:
         model: a compiled Keras model with a custom train_step.
@@ -221,8 +227,8 @@ def fit_to_total_steps(model: keras.Model, make_dataset, handle: CheckpointHandl
     if start_step >= total_steps:
         return {}
     guard = NonFiniteGuard(step_fn)
-    callbacks = [guard, *before_checkpoint,
-                 PeriodicCheckpoint(handle, step_fn, checkpoint_every),
+    callbacks = [guard,
+                 PeriodicCheckpoint(handle, step_fn, checkpoint_every, before_save),
                  StopAtStep(step_fn, total_steps),
                  *([StopAfterSeconds(max_seconds)] if max_seconds > 0 else []),
                  *after_checkpoint,

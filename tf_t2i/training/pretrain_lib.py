@@ -4,9 +4,7 @@ Library code (no flags): `tf_t2i/pretrain.py` turns flags into the config and ca
 `run_pretraining`.
 """
 
-import json
 import os
-import time
 from typing import Dict
 
 import keras
@@ -21,6 +19,7 @@ from tf_t2i.eval import r_precision as r_precision_lib
 from tf_t2i.models import factory
 from tf_t2i.training import checkpoints
 from tf_t2i.training import damsm
+from tf_t2i.training import runner
 from tf_t2i.training import runtime
 
 RESULTS_FILENAME = "r_precision.json"
@@ -108,6 +107,62 @@ def evaluate_retrieval(text_encoder, image_encoder, source, tokenizer, cfg, seed
     return {"r_precision": mean, "r_precision_std": std, "num_images": int(len(codes))}
 
 
+class DAMSMComponents:
+    """The encoders, their pretrainer and optimizer, and the run's checkpoint."""
+
+    def __init__(self, cfg: config_lib.ExperimentConfig, vocab_size: int, model_dir: str,
+                 steps_per_data_epoch: int):
+        self.text_encoder, self.image_encoder = build_encoders(cfg, vocab_size)
+        self.pretrainer = damsm.DAMSMPretrainer(
+            self.text_encoder, self.image_encoder, gamma1=cfg.loss.gamma1,
+            gamma2=cfg.loss.gamma2, gamma3=cfg.loss.gamma3,
+            text_contrastive_weight=cfg.loss.text_contrastive_weight,
+            temperature=cfg.loss.contrastive_temperature,
+            text_grad_clip=cfg.train.text_grad_clip)
+        schedule = damsm.StepDecay(cfg.train.damsm_learning_rate, steps_per_data_epoch,
+                                   cfg.train.damsm_lr_decay)
+        self.optimizer = keras.optimizers.Adam(schedule, beta_1=cfg.train.damsm_beta1,
+                                               beta_2=cfg.train.damsm_beta2)
+        self.pretrainer.compile(optimizer=self.optimizer, jit_compile=cfg.runtime.jit_compile)
+        self.optimizer.build(self.text_encoder.trainable_variables
+                             + self.image_encoder.trainable_variables)
+        self.checkpoint = checkpoints.CheckpointHandle(
+            model_dir, cfg.train.max_checkpoints, text_encoder=self.text_encoder,
+            image_encoder=self.image_encoder, optimizer=self.optimizer)
+
+    def parameter_counts(self) -> Dict[str, int]:
+        return {"text_encoder": runtime.count_params(self.text_encoder),
+                "image_encoder": runtime.count_params(self.image_encoder)}
+
+
+class DAMSMTask(runner.Task):
+    """DAMSM pretraining (+ the text contrastive loss), then real-image R-precision."""
+
+    name = "DAMSM"
+    results_filename = RESULTS_FILENAME
+
+    def prepare(self, model_dir, train_source):
+        self._images_per_epoch = len(train_source)
+        return load_or_build_tokenizer(self.cfg, model_dir, train_source)
+
+    def build(self, vocab_size, model_dir):
+        steps_per_data_epoch = max(1, self._images_per_epoch // self.cfg.train.batch_size)
+        parts = DAMSMComponents(self.cfg, vocab_size, model_dir, steps_per_data_epoch)
+        return runner.Built(parts.pretrainer, parts.optimizer.iterations, parts.checkpoint,
+                            parts)
+
+    def evaluate(self, built, tokenizer):
+        cfg = self.cfg
+        test_source = sources.load_source(cfg.data, "test")
+        results = evaluate_retrieval(built.parts.text_encoder, built.parts.image_encoder,
+                                     test_source, tokenizer, cfg, seed=cfg.train.seed)
+        results.update({"num_candidates": cfg.train.eval_candidates,
+                        "folds": cfg.train.eval_folds})
+        runtime.log_info(f"Real-image R-precision on the test split: "
+                         f"{results['r_precision']:.4f} +- {results['r_precision_std']:.4f}.")
+        return results
+
+
 def run_pretraining(cfg: config_lib.ExperimentConfig, model_dir: str,
                     strategy: tf.distribute.Strategy = None, verbose: int = 1) -> Dict:
     """Trains (or resumes) DAMSM encoders to cfg.train.steps, then evaluates R-precision.
@@ -115,58 +170,4 @@ def run_pretraining(cfg: config_lib.ExperimentConfig, model_dir: str,
     Returns:
       The results dict also written to `<model_dir>/r_precision.json`.
     """
-    strategy = strategy or runtime.make_strategy(cfg.runtime)
-    runtime.set_precision(cfg.runtime)
-    keras.utils.set_random_seed(cfg.train.seed)
-    config_lib.save_config(cfg, model_dir)
-
-    started = time.time()
-    train_source = sources.load_source(cfg.data, "train")
-    test_source = sources.load_source(cfg.data, "test")
-    runtime.log_info(f"Data: {len(train_source)} train / {len(test_source)} test images "
-                     f"({time.time() - started:.1f}s).")
-    tok = load_or_build_tokenizer(cfg, model_dir, train_source)
-    bank = pipeline.CaptionBank(train_source, tok)
-
-    images_per_epoch = len(train_source)
-    steps_per_data_epoch = max(1, images_per_epoch // cfg.train.batch_size)
-    with strategy.scope():
-        text_encoder, image_encoder = build_encoders(cfg, tok.vocab_size)
-        pretrainer = damsm.DAMSMPretrainer(
-            text_encoder, image_encoder, gamma1=cfg.loss.gamma1, gamma2=cfg.loss.gamma2,
-            gamma3=cfg.loss.gamma3, text_contrastive_weight=cfg.loss.text_contrastive_weight,
-            temperature=cfg.loss.contrastive_temperature, text_grad_clip=cfg.train.text_grad_clip)
-        schedule = damsm.StepDecay(cfg.train.damsm_learning_rate, steps_per_data_epoch,
-                                   cfg.train.damsm_lr_decay)
-        optimizer = keras.optimizers.Adam(schedule, beta_1=cfg.train.damsm_beta1,
-                                          beta_2=cfg.train.damsm_beta2)
-        pretrainer.compile(optimizer=optimizer, jit_compile=cfg.runtime.jit_compile)
-        optimizer.build(text_encoder.trainable_variables + image_encoder.trainable_variables)
-        handle = checkpoints.CheckpointHandle(model_dir, cfg.train.max_checkpoints,
-                                              text_encoder=text_encoder,
-                                              image_encoder=image_encoder, optimizer=optimizer)
-        restored = handle.restore_or_initialize()
-
-    step_fn = lambda: int(optimizer.iterations.numpy())
-    checkpoints.fit_to_total_steps(
-        pretrainer, lambda start: pipeline.make_train_dataset(
-            train_source, bank, batch_size=cfg.train.batch_size,
-            image_size=cfg.data.image_size, max_length=cfg.data.max_caption_length,
-            seed=cfg.train.seed, start_step=start),
-        handle, step_fn, restored, total_steps=cfg.train.steps,
-        steps_per_epoch=cfg.train.steps_per_epoch,
-        checkpoint_every=cfg.train.checkpoint_every, max_seconds=cfg.train.max_seconds,
-        log_dir=os.path.join(model_dir, "logs"), verbose=verbose)
-    train_seconds = time.time() - started
-
-    results = evaluate_retrieval(text_encoder, image_encoder, test_source, tok, cfg,
-                                 seed=cfg.train.seed)
-    results.update({"split": "test", "step": step_fn(), "train_seconds": round(train_seconds, 1),
-                    "num_candidates": cfg.train.eval_candidates, "folds": cfg.train.eval_folds})
-    path = os.path.join(model_dir, RESULTS_FILENAME)
-    with open(path + ".tmp", "w") as f:
-        json.dump(results, f, indent=2)
-    os.replace(path + ".tmp", path)
-    runtime.log_info(f"Real-image R-precision on the test split: {results['r_precision']:.4f} "
-                     f"+- {results['r_precision_std']:.4f} (written to {path}).")
-    return results
+    return runner.run(DAMSMTask(cfg), model_dir, strategy, verbose).results

@@ -9,7 +9,6 @@ sampling and export need nothing else.
 import os
 import shutil
 import tempfile
-import time
 import types
 from typing import Dict, Optional
 
@@ -17,8 +16,6 @@ import keras
 import tensorflow as tf
 
 from tf_t2i import config as config_lib
-from tf_t2i.data import pipeline
-from tf_t2i.data import sources
 from tf_t2i.data import tokenizer as tokenizer_lib
 from tf_t2i.models import factory
 from tf_t2i.models import interface
@@ -27,6 +24,7 @@ from tf_t2i.training import captioner_lib
 from tf_t2i.training import checkpoints
 from tf_t2i.training import gan as gan_lib
 from tf_t2i.training import objectives
+from tf_t2i.training import runner
 from tf_t2i.training import runtime
 
 # Sections of the DAMSM run that the GAN run must share (its encoders are reused).
@@ -172,65 +170,49 @@ def load_run(model_dir: str, strategy: Optional[tf.distribute.Strategy] = None):
     return cfg, tok, parts
 
 
+class GANTask(runner.Task):
+    """A GAN run: encoders and vocabulary from the DAMSM run, G / EMA G / D trained."""
+
+    name = "GAN"
+
+    def __init__(self, cfg: config_lib.ExperimentConfig):
+        # Checked before anything is read or written.
+        super().__init__(adopt_damsm_config(cfg))
+
+    def prepare(self, model_dir, train_source):
+        damsm_dir = self.cfg.runtime.damsm_dir
+        tok = tokenizer_lib.CaptionTokenizer.load(damsm_dir, self.cfg.data.max_caption_length)
+        if not os.path.exists(os.path.join(model_dir, tokenizer_lib.VOCAB_FILENAME)):
+            shutil.copy(os.path.join(damsm_dir, tokenizer_lib.VOCAB_FILENAME),
+                        os.path.join(model_dir, tokenizer_lib.VOCAB_FILENAME))
+        return tok
+
+    def build(self, vocab_size, model_dir):
+        parts = GANComponents(self.cfg, vocab_size, model_dir)
+        return runner.Built(parts.gan, parts.gan.step, parts.checkpoint, parts)
+
+    def initialize(self, built):
+        restore_encoders(built.parts.text_encoder, built.parts.image_encoder,
+                         self.cfg.runtime.damsm_dir)
+        built.parts.gan.init_ema()
+
+    def dataset_options(self):
+        return {"noise_dim": self.cfg.generator.z_dim}
+
+    def before_save(self, built):
+        # The EMA copy's BatchNorm statistics are G's: brought up to date for the save.
+        built.parts.gan.sync_ema_buffers()
+
+    def callbacks(self, built, tokenizer, model_dir):
+        return [callbacks_lib.SampleGrid(built.parts.gan, tokenizer, model_dir,
+                                         self.cfg.train.sample_every,
+                                         self.cfg.generator.z_dim)]
+
+
 def run_training(cfg: config_lib.ExperimentConfig, model_dir: str,
                  strategy: Optional[tf.distribute.Strategy] = None, verbose: int = 1,
                  extra_callbacks=()) -> Dict:
     """Trains (or resumes) a GAN to cfg.train.steps (or for cfg.train.max_seconds).
 
     Returns the last logged values."""
-    strategy = strategy or runtime.make_strategy(cfg.runtime)
-    runtime.set_precision(cfg.runtime)
-    keras.utils.set_random_seed(cfg.train.seed)
-    cfg = adopt_damsm_config(cfg)
-    config_lib.save_config(cfg, model_dir)
-    tok = tokenizer_lib.CaptionTokenizer.load(cfg.runtime.damsm_dir, cfg.data.max_caption_length)
-    if not os.path.exists(os.path.join(model_dir, tokenizer_lib.VOCAB_FILENAME)):
-        shutil.copy(os.path.join(cfg.runtime.damsm_dir, tokenizer_lib.VOCAB_FILENAME),
-                    os.path.join(model_dir, tokenizer_lib.VOCAB_FILENAME))
-
-    started = time.time()
-    source = sources.load_source(cfg.data, "train")
-    bank = pipeline.CaptionBank(source, tok)
-    runtime.log_info(f"Data: {len(source)} training images ({time.time() - started:.1f}s); "
-                     f"{strategy.num_replicas_in_sync} replica(s).")
-
-    with strategy.scope():
-        parts = GANComponents(cfg, tok.vocab_size, model_dir)
-        restored = parts.checkpoint.restore_or_initialize()
-        if restored is None:
-            restore_encoders(parts.text_encoder, parts.image_encoder, cfg.runtime.damsm_dir)
-            parts.gan.init_ema()
-    for name, count in parts.parameter_counts().items():
-        runtime.log_info(f"  {name}: {count:,} parameters")
-
-    gan = parts.gan
-    step_fn = lambda: int(gan.step.numpy())
-    history = checkpoints.fit_to_total_steps(
-        gan, lambda start: pipeline.make_train_dataset(
-            source, bank, batch_size=cfg.train.batch_size, image_size=cfg.data.image_size,
-            max_length=cfg.data.max_caption_length, seed=cfg.train.seed, start_step=start,
-            noise_dim=cfg.generator.z_dim),
-        parts.checkpoint, step_fn, restored, total_steps=cfg.train.steps,
-        steps_per_epoch=cfg.train.steps_per_epoch,
-        checkpoint_every=cfg.train.checkpoint_every,
-        log_dir=os.path.join(model_dir, "logs"), verbose=verbose,
-        max_seconds=cfg.train.max_seconds,
-        before_checkpoint=[_SyncEMABeforeSave(gan)],
-        after_checkpoint=[callbacks_lib.SampleGrid(gan, tok, model_dir,
-                                                   cfg.train.sample_every,
-                                                   cfg.generator.z_dim),
-                          *extra_callbacks])
-    runtime.log_info(f"Trained to step {step_fn()} in {time.time() - started:.0f}s; "
-                     f"outputs in {model_dir}")
-    return history
-
-
-class _SyncEMABeforeSave(keras.callbacks.Callback):
-    """Keeps the EMA generator's BatchNorm statistics current before each checkpoint."""
-
-    def __init__(self, gan):
-        super().__init__()
-        self.gan = gan
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.gan.sync_ema_buffers()
+    return runner.run(GANTask(cfg), model_dir, strategy, verbose, extra_callbacks).history

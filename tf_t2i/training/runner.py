@@ -1,0 +1,154 @@
+"""One runner for every training task: the scaffold a run needs, written once.
+
+A `Task` says what is trained (models, input stream, evaluation); `run` does the rest,
+in this order, for DAMSM pretraining, captioner pretraining and GAN training alike:
+
+1. strategy, dtype policy, seed;
+2. the task's preparation (vocabulary, settings adopted from an earlier run), then the
+   config written to `<model_dir>/config.json`;
+3. the training split and its caption bank;
+4. inside the strategy scope: the task's models and optimizers, their checkpoint, the
+   latest checkpoint restored (or the task's fresh-start initialisation);
+5. `fit()` from the restored step to `train.steps` (`checkpoints.fit_to_total_steps`);
+6. the task's evaluation, written atomically to `<model_dir>/<results_filename>`.
+
+As tensorflow/models' Task and trainer (official/core/base_task.py, train_lib.py).
+"""
+
+import json
+import os
+import time
+from typing import Dict, NamedTuple, Optional, Sequence
+
+import keras
+import tensorflow as tf
+
+from tf_t2i import config as config_lib
+from tf_t2i.data import pipeline
+from tf_t2i.data import sources
+from tf_t2i.data import tokenizer as tokenizer_lib
+from tf_t2i.training import checkpoints
+from tf_t2i.training import runtime
+
+
+class Built(NamedTuple):
+    """What a task builds inside the strategy scope.
+
+    Attributes:
+      trainer: the compiled Keras model whose `fit()` trains the run.
+      step: the variable counting the run's steps (an optimizer's `iterations`).
+      checkpoint: the run's `checkpoints.CheckpointHandle`.
+      parts: the task's own handle on its models (what `evaluate` and callbacks use).
+    """
+    trainer: keras.Model
+    step: tf.Variable
+    checkpoint: checkpoints.CheckpointHandle
+    parts: object
+
+
+class Task:
+    """What one kind of run trains. Subclasses implement `prepare`, `build`, `evaluate`.
+
+    Args:
+      cfg: the run's config; `prepare` may return an updated one.
+    """
+
+    name = ""
+    results_filename: Optional[str] = None
+
+    def __init__(self, cfg: config_lib.ExperimentConfig):
+        self.cfg = cfg
+
+    def prepare(self, model_dir: str, train_source) -> tokenizer_lib.CaptionTokenizer:
+        """Before anything is built: settles `self.cfg` and returns the vocabulary (saved
+        in `model_dir`, so that sampling and resuming read the same token ids)."""
+        raise NotImplementedError
+
+    def build(self, vocab_size: int, model_dir: str) -> Built:
+        """Models, optimizers and checkpoint (called inside the strategy scope)."""
+        raise NotImplementedError
+
+    def initialize(self, built: Built) -> None:
+        """A fresh run's start (no checkpoint): e.g. load pretrained encoders."""
+
+    def make_dataset(self, source, bank, start_step: int) -> tf.data.Dataset:
+        """The training stream from `start_step` on (deterministic in the seed)."""
+        cfg = self.cfg
+        return pipeline.make_train_dataset(
+            source, bank, batch_size=cfg.train.batch_size, image_size=cfg.data.image_size,
+            max_length=cfg.data.max_caption_length, seed=cfg.train.seed,
+            start_step=start_step, **self.dataset_options())
+
+    def dataset_options(self) -> Dict:
+        return {}
+
+    def callbacks(self, built: Built, tokenizer, model_dir: str) -> Sequence:
+        """Callbacks run after each checkpoint (sample grids ...)."""
+        return ()
+
+    def before_save(self, built: Built) -> None:
+        """Called before each checkpoint is written."""
+
+    def evaluate(self, built: Built, tokenizer) -> Optional[Dict]:
+        """The run's end-of-training results, or None."""
+        return None
+
+
+def write_json_atomic(path: str, payload: Dict) -> str:
+    with open(path + ".tmp", "w") as f:
+        json.dump(payload, f, indent=2)
+    os.replace(path + ".tmp", path)
+    return path
+
+
+class RunResult(NamedTuple):
+    history: Dict[str, float]   # the last logged values of fit() ({} if already done)
+    results: Optional[Dict]     # the task's evaluation, or None
+    built: Built
+
+
+def run(task: Task, model_dir: str, strategy: Optional[tf.distribute.Strategy] = None,
+        verbose: int = 1, extra_callbacks: Sequence = ()) -> RunResult:
+    """Trains (or resumes) `task` to cfg.train.steps (or for cfg.train.max_seconds)."""
+    cfg = task.cfg
+    strategy = strategy or runtime.make_strategy(cfg.runtime)
+    runtime.set_precision(cfg.runtime)
+    keras.utils.set_random_seed(cfg.train.seed)
+    started = time.time()
+    train_source = sources.load_source(cfg.data, "train")
+    os.makedirs(model_dir, exist_ok=True)
+    tok = task.prepare(model_dir, train_source)
+    cfg = task.cfg
+    config_lib.save_config(cfg, model_dir)
+    bank = pipeline.CaptionBank(train_source, tok)
+    runtime.log_info(f"Data: {len(train_source)} training images ({time.time() - started:.1f}s); "
+                     f"{strategy.num_replicas_in_sync} replica(s).")
+
+    with strategy.scope():
+        built = task.build(tok.vocab_size, model_dir)
+        restored = built.checkpoint.restore_or_initialize()
+        if restored is None:
+            task.initialize(built)
+    for name, count in built.parts.parameter_counts().items():
+        runtime.log_info(f"  {name}: {count:,} parameters")
+
+    step_fn = lambda: int(built.step.numpy())
+    history = checkpoints.fit_to_total_steps(
+        built.trainer, lambda start: task.make_dataset(train_source, bank, start),
+        built.checkpoint, step_fn, restored, total_steps=cfg.train.steps,
+        steps_per_epoch=cfg.train.steps_per_epoch,
+        checkpoint_every=cfg.train.checkpoint_every, max_seconds=cfg.train.max_seconds,
+        log_dir=os.path.join(model_dir, "logs"), verbose=verbose,
+        before_save=lambda: task.before_save(built),
+        after_checkpoint=[*task.callbacks(built, tok, model_dir), *extra_callbacks])
+    train_seconds = time.time() - started
+    runtime.log_info(f"Trained to step {step_fn()} in {train_seconds:.0f}s; outputs in "
+                     f"{model_dir}")
+
+    results = task.evaluate(built, tok)
+    if results is not None and task.results_filename:
+        results.update({"split": "test", "step": step_fn(),
+                        "train_seconds": round(train_seconds, 1)})
+        path = write_json_atomic(os.path.join(model_dir, task.results_filename), results)
+        runtime.log_info(f"{task.name} results on the test split written to {path}.")
+    return RunResult(history, results, built)
