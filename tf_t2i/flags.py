@@ -8,6 +8,10 @@ allowed values. Runtime fields keep their plain names (`--damsm_dir`,
 
 Flags left at their defaults leave the config's values alone, so a binary that rebuilds
 a config from `<model_dir>/config.json` can still take explicit overrides.
+
+A `--flagfile` inside a flagfile is relative to the file that names it (configs chain
+their base with `--flagfile=common.cfg`), so the binaries run from any directory; one on
+the command line is relative to the working directory, as usual.
 """
 
 import dataclasses
@@ -153,9 +157,81 @@ def parse_flags_or_fail(argv):
     the binary prints `error: ...` and exits 2 before any work starts.
     """
     try:
-        return FLAGS(argv)
+        return FLAGS(expand_flagfiles(argv))
     except flags.Error as e:
         fail(str(e))
+
+
+def expand_flagfiles(argv):
+    """Returns argv with every `--flagfile` replaced by the flags of that file, recursively.
+
+    absl would resolve a nested `--flagfile` from the working directory; here it is
+    relative to the file that names it. The syntax is absl's: one flag per line, `#` and
+    `//` start comment lines, later flags override earlier ones, `--` ends the flags.
+
+    Args:
+      argv: the program name followed by its arguments.
+
+    Raises:
+      flags.Error: a flagfile cannot be read or includes itself; the message names it.
+    """
+    expanded, args = [argv[0]], list(argv[1:])
+    while args:
+        arg = args.pop(0)
+        if arg == "--":
+            expanded += [arg, *args]
+            break
+        if arg in ("--flagfile", "-flagfile"):
+            if not args:
+                raise flags.IllegalFlagValueError("--flagfile with no argument")
+            path = args.pop(0)
+        else:
+            path = _flagfile_argument(arg)
+            if path is None:
+                expanded.append(arg)
+                continue
+        expanded += _read_flagfile(os.path.abspath(os.path.expanduser(path)), ())
+    return expanded
+
+
+def _flagfile_argument(arg: str) -> Optional[str]:
+    """The path of `--flagfile=PATH` / `-flagfile=PATH`, None for any other argument."""
+    for prefix in ("--flagfile=", "-flagfile="):
+        if arg.startswith(prefix):
+            return arg[len(prefix):].strip()
+    return None
+
+
+def _read_flagfile(path: str, including: tuple) -> list:
+    """The flags of the flagfile `path`, nested flagfiles expanded in place.
+
+    Args:
+      path: absolute path of the file.
+      including: absolute paths of the files that led here, outermost first.
+    """
+    if path in including:
+        raise flags.Error(f"flagfile {path} includes itself: "
+                          f"{' -> '.join((*including, path))}")
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        named_in = (f" (named in {including[-1]}; a nested --flagfile is relative to the "
+                    f"file that names it)" if including else "")
+        raise flags.CantOpenFlagFileError(
+            f"cannot read flagfile {path}: {e.strerror or e}{named_in}") from None
+    result = []
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith(("#", "//")):
+            continue
+        nested = _flagfile_argument(line)
+        if nested is None:
+            result.append(line)
+        else:
+            nested = os.path.join(os.path.dirname(path), os.path.expanduser(nested))
+            result += _read_flagfile(os.path.normpath(nested), (*including, path))
+    return result
 
 
 def fail(message: str, status: int = 2) -> None:
