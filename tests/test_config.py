@@ -221,6 +221,19 @@ class BinaryFlagsTest(tf.test.TestCase):
         error = self._run("tf_t2i.train", f"--flagfile={missing}")
         self.assertStartsWith(error, f"error: cannot read flagfile {missing}:")
 
+    def test_train_refuses_a_pretraining_config_from_any_directory(self):
+        # The temp working directory also checks that common.cfg is found beside it.
+        error = self._run("tf_t2i.train",
+                          f"--flagfile={os.path.join(ROOT, 'configs', 'shapes_damsm.cfg')}")
+        self.assertIn("--train_task=damsm is not trained by this binary", error)
+        self.assertIn("tf_t2i.pretrain", error)
+
+    def test_pretrain_refuses_a_gan_config(self):
+        error = self._run("tf_t2i.pretrain",
+                          f"--flagfile={os.path.join(ROOT, 'configs', 'cub_ssagan.cfg')}")
+        self.assertIn("--train_task=gan is not trained by this binary", error)
+        self.assertIn("tf_t2i.train", error)
+
 
 class ImportBoundaryTest(tf.test.TestCase):
 

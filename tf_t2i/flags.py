@@ -102,17 +102,25 @@ def config_from_flags(base: Optional[config_lib.ExperimentConfig] = None,
     return cfg
 
 
-def resolve_config(argv, task: str, **placeholders) -> config_lib.ExperimentConfig:
-    """A binary's first step: flags -> the validated config of `task`, or a one-line error.
+def resolve_config(argv, tasks, **placeholders) -> config_lib.ExperimentConfig:
+    """A binary's first step: flags -> the validated config of its task, or a one-line error.
+
+    `--train_task` (usually set by the config file) says what the run trains; a binary
+    refuses a task it does not run rather than quietly training something else.
 
     Args:
       argv: what absl left unparsed (only the program name is allowed).
-      task: the train.task this binary runs.
+      tasks: the train.task values this binary runs; the first is its default.
       **placeholders: runtime values assumed only for validation when not given (e.g.
         a --dry_run may describe a GAN without a DAMSM run).
     """
     if len(argv) > 1:
         fail(f"Unexpected arguments: {argv[1:]}")
+    task = FLAGS.train_task or tasks[0]
+    if task not in tasks:
+        runner = "tf_t2i.train" if task == "gan" else "tf_t2i.pretrain"
+        fail(f"--train_task={task} is not trained by this binary (it trains "
+             f"{' or '.join(tasks)}); run `python -m {runner}` for it.")
     try:
         cfg = config_from_flags(validate=False).replace(train={"task": task})
         missing = {k: v for k, v in placeholders.items() if not getattr(cfg.runtime, k)}
