@@ -173,6 +173,10 @@ class LossConfig:
                                              "DAMSM codes directly (the default, as T2I_CL).")
     text_contrastive_weight: float = _field(1.0, "DAMSM pretraining: weight of the text "
                                             "NT-Xent between two captions (Ye et al. 2021).")
+    # 4 is the reference DAMSM pretraining value (AttnGAN / T2I_CL cfg/DAMSM/*.yml) and
+    # AttnGAN's GAN-time value (bird_attn2.yml, coco_attn2.yml); losses/damsm.py and
+    # training/damsm.py default to it too. SSA-GAN's GAN time falls back to its code
+    # default 5, so the *_ssagan configs set 5.
     gamma1: float = _field(4.0, "DAMSM attention sharpness over regions.")
     gamma2: float = _field(5.0, "DAMSM word-region matching exponent.")
     gamma3: float = _field(10.0, "DAMSM logit scale.")

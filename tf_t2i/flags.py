@@ -8,6 +8,10 @@ allowed values. Runtime fields keep their plain names (`--damsm_dir`,
 
 Flags left at their defaults leave the config's values alone, so a binary that rebuilds
 a config from `<model_dir>/config.json` can still take explicit overrides.
+
+A `--flagfile` inside a flagfile is relative to the file that names it (configs chain
+their base with `--flagfile=common.cfg`), so the binaries run from any directory; one on
+the command line is relative to the working directory, as usual.
 """
 
 import dataclasses
@@ -98,17 +102,25 @@ def config_from_flags(base: Optional[config_lib.ExperimentConfig] = None,
     return cfg
 
 
-def resolve_config(argv, task: str, **placeholders) -> config_lib.ExperimentConfig:
-    """A binary's first step: flags -> the validated config of `task`, or a one-line error.
+def resolve_config(argv, tasks, **placeholders) -> config_lib.ExperimentConfig:
+    """A binary's first step: flags -> the validated config of its task, or a one-line error.
+
+    `--train_task` (usually set by the config file) says what the run trains; a binary
+    refuses a task it does not run rather than quietly training something else.
 
     Args:
       argv: what absl left unparsed (only the program name is allowed).
-      task: the train.task this binary runs.
+      tasks: the train.task values this binary runs; the first is its default.
       **placeholders: runtime values assumed only for validation when not given (e.g.
         a --dry_run may describe a GAN without a DAMSM run).
     """
     if len(argv) > 1:
         fail(f"Unexpected arguments: {argv[1:]}")
+    task = FLAGS.train_task or tasks[0]
+    if task not in tasks:
+        runner = "tf_t2i.train" if task == "gan" else "tf_t2i.pretrain"
+        fail(f"--train_task={task} is not trained by this binary (it trains "
+             f"{' or '.join(tasks)}); run `python -m {runner}` for it.")
     try:
         cfg = config_from_flags(validate=False).replace(train={"task": task})
         missing = {k: v for k, v in placeholders.items() if not getattr(cfg.runtime, k)}
@@ -153,9 +165,81 @@ def parse_flags_or_fail(argv):
     the binary prints `error: ...` and exits 2 before any work starts.
     """
     try:
-        return FLAGS(argv)
+        return FLAGS(expand_flagfiles(argv))
     except flags.Error as e:
         fail(str(e))
+
+
+def expand_flagfiles(argv):
+    """Returns argv with every `--flagfile` replaced by the flags of that file, recursively.
+
+    absl would resolve a nested `--flagfile` from the working directory; here it is
+    relative to the file that names it. The syntax is absl's: one flag per line, `#` and
+    `//` start comment lines, later flags override earlier ones, `--` ends the flags.
+
+    Args:
+      argv: the program name followed by its arguments.
+
+    Raises:
+      flags.Error: a flagfile cannot be read or includes itself; the message names it.
+    """
+    expanded, args = [argv[0]], list(argv[1:])
+    while args:
+        arg = args.pop(0)
+        if arg == "--":
+            expanded += [arg, *args]
+            break
+        if arg in ("--flagfile", "-flagfile"):
+            if not args:
+                raise flags.IllegalFlagValueError("--flagfile with no argument")
+            path = args.pop(0)
+        else:
+            path = _flagfile_argument(arg)
+            if path is None:
+                expanded.append(arg)
+                continue
+        expanded += _read_flagfile(os.path.abspath(os.path.expanduser(path)), ())
+    return expanded
+
+
+def _flagfile_argument(arg: str) -> Optional[str]:
+    """The path of `--flagfile=PATH` / `-flagfile=PATH`, None for any other argument."""
+    for prefix in ("--flagfile=", "-flagfile="):
+        if arg.startswith(prefix):
+            return arg[len(prefix):].strip()
+    return None
+
+
+def _read_flagfile(path: str, including: tuple) -> list:
+    """The flags of the flagfile `path`, nested flagfiles expanded in place.
+
+    Args:
+      path: absolute path of the file.
+      including: absolute paths of the files that led here, outermost first.
+    """
+    if path in including:
+        raise flags.Error(f"flagfile {path} includes itself: "
+                          f"{' -> '.join((*including, path))}")
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        named_in = (f" (named in {including[-1]}; a nested --flagfile is relative to the "
+                    f"file that names it)" if including else "")
+        raise flags.CantOpenFlagFileError(
+            f"cannot read flagfile {path}: {e.strerror or e}{named_in}") from None
+    result = []
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith(("#", "//")):
+            continue
+        nested = _flagfile_argument(line)
+        if nested is None:
+            result.append(line)
+        else:
+            nested = os.path.join(os.path.dirname(path), os.path.expanduser(nested))
+            result += _read_flagfile(os.path.normpath(nested), (*including, path))
+    return result
 
 
 def fail(message: str, status: int = 2) -> None:

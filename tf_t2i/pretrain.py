@@ -1,6 +1,10 @@
-r"""Pretrains the DAMSM text and image encoders (+ the text contrastive loss).
+r"""Pretrains the DAMSM text and image encoders (+ the text contrastive loss), or the captioner.
 
   python -m tf_t2i.pretrain --flagfile=configs/shapes_damsm.cfg --model_dir=runs/damsm
+  python -m tf_t2i.pretrain --flagfile=configs/shapes_captioner.cfg --damsm_dir=runs/damsm \
+      --model_dir=runs/captioner
+
+`--train_task` (damsm, the default, or captioner; the config files set it) says which.
 
 Rerunning with the same --model_dir resumes from the last checkpoint. At the end the
 real-image R-precision of the test split is printed and written to r_precision.json.
@@ -12,15 +16,11 @@ from absl import flags
 from tf_t2i import flags as t2i_flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("task", None, ["damsm", "captioner"],
-                  "What to pretrain (alias of --train_task): the DAMSM encoders (default) or "
-                  "the captioner of the re-captioning loss (needs --damsm_dir).")
 
 
 def main(argv):
-    task = FLAGS.task or (FLAGS.train_task if FLAGS.train_task in ("damsm", "captioner")
-                          else "damsm")
-    cfg = t2i_flags.resolve_config(argv, task)
+    cfg = t2i_flags.resolve_config(argv, ("damsm", "captioner"))
+    task = cfg.train.task
     what = "DAMSM encoders" if task == "damsm" else "the captioner"
     print(f"Pretraining {what} with config:\n" + cfg.to_json(), flush=True)
     # Heavy imports only once the flags are known to be valid.

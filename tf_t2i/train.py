@@ -23,7 +23,7 @@ DRY_RUN_VOCAB_SIZE = 5450 + 2  # CUB's DAMSM vocabulary, + padding and OOV ids
 
 def main(argv):
     cfg = t2i_flags.resolve_config(
-        argv, "gan", **({"damsm_dir": "(none: --dry_run)"} if FLAGS.dry_run else {}))
+        argv, ("gan",), **({"damsm_dir": "(none: --dry_run)"} if FLAGS.dry_run else {}))
     # Heavy imports only once the flags are known to be valid.
     from tf_t2i.data import raw_files  # pylint: disable=g-import-not-at-top
     from tf_t2i.data import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top

@@ -37,7 +37,7 @@ def scratch_dir() -> str:
 def read_flagfile(path: str) -> dict:
     """`--name=value` lines of an absl flagfile, nested --flagfile first, without absl.
 
-    Nested paths are relative to the repository root, where the binaries run.
+    Nested paths are relative to the file that names them, as tf_t2i.flags reads them.
     """
     values = {}
     with open(path) as f:
@@ -47,7 +47,7 @@ def read_flagfile(path: str) -> dict:
                 continue
             name, _, value = line[2:].partition("=")
             if name == "flagfile":
-                values.update(read_flagfile(os.path.join(ROOT, value)))
+                values.update(read_flagfile(os.path.join(os.path.dirname(path), value)))
             else:
                 values[name] = value
     return values

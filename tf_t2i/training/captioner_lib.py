@@ -1,6 +1,6 @@
 """Captioner pretraining for the re-captioning loss, and its evaluation.
 
-`python -m tf_t2i.pretrain --task=captioner --damsm_dir=... --model_dir=...` trains the
+`python -m tf_t2i.pretrain --train_task=captioner --damsm_dir=... --model_dir=...` trains the
 captioner on real images with teacher forcing (token cross-entropy), using the DAMSM
 run's vocabulary so that GAN captions and captioner targets share ids. At the end it
 reports, on the test split, the teacher-forced token accuracy and, on shapes, how often
@@ -90,7 +90,7 @@ def restore_captioner(cfg: config_lib.ExperimentConfig, vocab_size: int):
     path = tf.train.latest_checkpoint(os.path.join(directory, checkpoints.CHECKPOINT_SUBDIR))
     if path is None:
         raise FileNotFoundError(f"--captioner_dir={directory!r} has no checkpoint: run "
-                                "`python -m tf_t2i.pretrain --task=captioner` first.")
+                                "`python -m tf_t2i.pretrain --train_task=captioner` first.")
     cap_cfg = config_lib.load_config(directory)
     captioner = build_captioner(cap_cfg, vocab_size)
     # Only the captioner is read (not its optimizer); every captioner weight must match.
