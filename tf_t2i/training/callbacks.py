@@ -22,6 +22,15 @@ DEFAULT_CAPTIONS = (
 )
 
 
+def grid_captions(dataset: str, source, count: int = len(DEFAULT_CAPTIONS)) -> List[str]:
+    """Captions for a run's sample grid: for shapes the curated `DEFAULT_CAPTIONS` (every
+    attribute shown), else the first caption of `count` images spread over `source`."""
+    if dataset == "shapes":
+        return list(DEFAULT_CAPTIONS)
+    picks = np.linspace(0, len(source) - 1, num=min(count, len(source))).round().astype(int)
+    return [source.captions[i][0] for i in picks]
+
+
 def to_uint8(images) -> np.ndarray:
     """[-1, 1] float images -> uint8."""
     images = np.asarray(images, np.float32)

@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 
 from tf_t2i import config as config_lib
+from tf_t2i.data import sources
 from tf_t2i.data import tokenizer as tokenizer_lib
 from tf_t2i.models import factory
 from tf_t2i.models import interface
@@ -204,9 +205,12 @@ class GANTask(runner.Task):
         built.parts.gan.sync_ema_buffers()
 
     def callbacks(self, built, tokenizer, model_dir):
+        # Captions of the run's own test split (CUB and COCO runs draw birds and scenes).
+        data = self.cfg.data
+        captions = callbacks_lib.grid_captions(data.dataset, sources.load_source(data, "test"))
         return [callbacks_lib.SampleGrid(built.parts.gan, tokenizer, model_dir,
                                          self.cfg.train.sample_every,
-                                         self.cfg.generator.z_dim)]
+                                         self.cfg.generator.z_dim, captions=captions)]
 
 
 def run_training(cfg: config_lib.ExperimentConfig, model_dir: str,
