@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from tf_t2i.data import pipeline
 from tf_t2i.models import interface
+from tf_t2i.training import loop
 
 DEFAULT_CAPTIONS = (
     "a large red circle in the center",
@@ -104,13 +105,19 @@ class SampleGrid(keras.callbacks.Callback):
         self.captions = list(captions)
         self.samples_per_caption = samples_per_caption
         self.writer = tf.summary.create_file_writer(os.path.join(model_dir, "logs", "samples"))
+        # Counted on the host: no read of the step variable on every step.
+        self.step = loop.HostStep(lambda: int(gan.step.numpy()))
 
     def _grid(self):
         return generate_grid(self.gan, self.tokenizer, self.captions, self.samples_per_caption,
                              self.z_dim)
 
+    def on_train_begin(self, logs=None):
+        self.step.on_train_begin()
+
     def on_train_batch_end(self, batch, logs=None):
-        step = int(self.gan.step.numpy())
+        self.step.on_train_batch_end(batch)
+        step = self.step()
         if step % self.every:
             return
         images = self._grid()

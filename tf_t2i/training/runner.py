@@ -9,7 +9,7 @@ in this order, for DAMSM pretraining, captioner pretraining and GAN training ali
 3. the training split and its caption bank;
 4. inside the strategy scope: the task's models and optimizers, their checkpoint, the
    latest checkpoint restored (or the task's fresh-start initialisation);
-5. `fit()` from the restored step to `train.steps` (`checkpoints.fit_to_total_steps`);
+5. `fit()` from the restored step to `train.steps` (`loop.fit_to_total_steps`);
 6. the task's evaluation, written atomically to `<model_dir>/<results_filename>`.
 
 As tensorflow/models' Task and trainer (official/core/base_task.py, train_lib.py).
@@ -28,6 +28,7 @@ from tf_t2i.data import pipeline
 from tf_t2i.data import sources
 from tf_t2i.data import tokenizer as tokenizer_lib
 from tf_t2i.training import checkpoints
+from tf_t2i.training import loop
 from tf_t2i.training import runtime
 
 
@@ -133,7 +134,7 @@ def run(task: Task, model_dir: str, strategy: Optional[tf.distribute.Strategy] =
         runtime.log_info(f"  {name}: {count:,} parameters")
 
     step_fn = lambda: int(built.step.numpy())
-    history = checkpoints.fit_to_total_steps(
+    history = loop.fit_to_total_steps(
         built.trainer, lambda start: task.make_dataset(train_source, bank, start),
         built.checkpoint, step_fn, restored, total_steps=cfg.train.steps,
         steps_per_epoch=cfg.train.steps_per_epoch,

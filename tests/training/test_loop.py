@@ -1,0 +1,78 @@
+"""The training loop's callbacks count steps on the host and check for NaN when due."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_t2i.training import loop
+
+
+def _model_and_data():
+    model = keras.Sequential([keras.Input([2]), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    x = np.ones([4, 2], np.float32)
+    return model, tf.data.Dataset.from_tensors((x, x[:, :1])).repeat()
+
+
+class _Recorder(keras.callbacks.Callback):
+    def __init__(self, step):
+        super().__init__()
+        self.step, self.seen = step, []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen.append((self.step(), int(self.model.optimizer.iterations.numpy())))
+
+
+class HostStepTest(tf.test.TestCase):
+
+    def test_counts_like_the_variable_and_reads_it_once_per_fit(self):
+        model, data = _model_and_data()
+        reads = []
+
+        def read():
+            reads.append(1)
+            return int(model.optimizer.iterations.numpy())
+
+        step = loop.HostStep(read)
+        recorder = _Recorder(step)
+        model.fit(data, steps_per_epoch=3, epochs=2, verbose=0, callbacks=[step, recorder])
+        model.fit(data, steps_per_epoch=2, epochs=1, verbose=0, callbacks=[step, recorder])
+        self.assertEqual([host for host, _ in recorder.seen], [v for _, v in recorder.seen])
+        self.assertEqual(recorder.seen[-1], (8, 8))
+        self.assertLen(reads, 2)  # once per fit(), not once per step
+
+
+class NonFiniteGuardTest(tf.test.TestCase):
+
+    def _guard_at(self, every, nan_from):
+        """Steps 1..6 with d_loss NaN from `nan_from` on: (message, last step run)."""
+        guard = loop.NonFiniteGuard(lambda: self.step, every=every)
+        model = keras.Sequential()
+        model.stop_training = False
+        guard.set_model(model)
+        for self.step in range(1, 7):
+            value = float("nan") if self.step >= nan_from else 1.0
+            guard.on_train_batch_end(self.step - 1, {"d_loss": value})
+            if model.stop_training:
+                break
+        guard.on_train_end()
+        return guard.message, self.step
+
+    def test_checks_on_due_steps_and_at_the_end(self):
+        message, stopped = self._guard_at(every=3, nan_from=4)
+        self.assertEqual(stopped, 6)  # first due step with the NaN
+        self.assertIn("'d_loss' is nan at step 6", message)
+        message, stopped = self._guard_at(every=1, nan_from=4)
+        self.assertEqual(stopped, 4)
+        # Never due within the run: the end of training still catches it.
+        message, _ = self._guard_at(every=100, nan_from=5)
+        self.assertIn("'d_loss' is nan at step 6", message)
+
+    def test_finite_logs_pass(self):
+        message, stopped = self._guard_at(every=2, nan_from=99)
+        self.assertIsNone(message)
+        self.assertEqual(stopped, 6)
+
+
+if __name__ == "__main__":
+    tf.test.main()

@@ -1,0 +1,203 @@
+"""The training loop of every run: `fit()` from the restored step to the total, with
+periodic checkpoints, a stop at the total step or after a time budget, and a NaN guard.
+
+The callbacks count steps on the host (`HostStep`): the step variable is read once when
+`fit()` begins, so no callback forces a device-to-host copy on every step (on a GPU,
+each such read would wait for the step to finish before the next one is queued).
+"""
+
+import math
+import time
+from typing import Callable, Dict, Optional
+
+import keras
+
+from tf_t2i.training import checkpoints
+
+
+class HostStep(keras.callbacks.Callback):
+    """The global step on the host: read once at the start of `fit()`, then counted.
+
+    Every train step of this library makes exactly one update of the step variable (G's
+    optimizer for a GAN), so counting batches gives the step without reading it.
+
+    Args:
+      step_fn: reads the step variable (called once per `fit()`).
+    """
+
+    def __init__(self, step_fn: Callable[[], int]):
+        super().__init__()
+        self.step_fn = step_fn
+        self.value: Optional[int] = None
+
+    def __call__(self) -> int:
+        if self.value is None:
+            self.value = int(self.step_fn())
+        return self.value
+
+    def on_train_begin(self, logs=None):
+        self.value = int(self.step_fn())
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.value += 1
+
+
+class PeriodicCheckpoint(keras.callbacks.Callback):
+    """Saves every `every` optimiser steps and at the end of training.
+
+    Args:
+      handle: the CheckpointHandle.
+      step_fn: returns the current global step (int).
+      every: steps between saves.
+      before_save: called before each save (e.g. to bring an EMA copy's statistics up
+        to date), or None.
+    """
+
+    def __init__(self, handle: checkpoints.CheckpointHandle, step_fn, every: int,
+                 before_save=None):
+        super().__init__()
+        self.handle = handle
+        self.step_fn = step_fn
+        self.every = every
+        self.before_save = before_save
+        self._last = None
+
+    def _save(self):
+        step = int(self.step_fn())
+        if step != self._last:
+            if self.before_save is not None:
+                self.before_save()
+            self.handle.save(step)
+            self._last = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.model.stop_training:
+            return
+        if int(self.step_fn()) % self.every == 0:
+            self._save()
+
+    def on_train_end(self, logs=None):
+        if not getattr(self.model, "nonfinite_loss", False):
+            self._save()
+
+
+class StopAtStep(keras.callbacks.Callback):
+    """Ends fit() exactly at the configured total step (resumed runs start mid-epoch)."""
+
+    def __init__(self, step_fn, total_steps: int):
+        super().__init__()
+        self.step_fn = step_fn
+        self.total_steps = total_steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.step_fn()) >= self.total_steps:
+            self.model.stop_training = True
+
+
+class StopAfterSeconds(keras.callbacks.Callback):
+    """Ends fit() at the first step after `max_seconds` of wall time since fit() began.
+
+    A budget for runs compared at equal time rather than equal steps; the checkpoint
+    callback saves the step it stopped at, so the run resumes (or is evaluated) from there.
+    """
+
+    def __init__(self, max_seconds: float, clock=time.monotonic):
+        super().__init__()
+        self.max_seconds = max_seconds
+        self.clock = clock
+        self._started = None
+
+    def on_train_begin(self, logs=None):
+        self._started = self.clock()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.clock() - self._started >= self.max_seconds:
+            self.model.stop_training = True
+
+
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Stops training when a logged loss term is NaN or infinite, naming step and term.
+
+    It runs before the checkpoint callback in the list and looks at the logs on every
+    step where a checkpoint is due (`every`) and when training ends, so a bad state is
+    never saved: the last good checkpoint stays the latest. (Looking on every step would
+    copy the logs to the host on every step; a NaN, once there, stays.)
+    """
+
+    def __init__(self, step_fn, every: int = 1):
+        super().__init__()
+        self.step_fn = step_fn
+        self.every = every
+        self.message = None
+        self._last_logs = None
+
+    def _check(self, logs):
+        for name, value in (logs or {}).items():
+            try:
+                v = float(value)
+            except (TypeError, ValueError):
+                continue
+            if v != v or v in (float("inf"), float("-inf")):
+                self.message = (f"Training stopped: loss term {name!r} is {v} at step "
+                                f"{int(self.step_fn())}; the last good checkpoint is kept.")
+                print(self.message, flush=True)
+                self.model.nonfinite_loss = True
+                self.model.stop_training = True
+                return
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._last_logs = logs
+        if int(self.step_fn()) % self.every == 0:
+            self._check(logs)
+
+    def on_train_end(self, logs=None):
+        if self.message is None:
+            self._check(self._last_logs)
+
+
+def fit_to_total_steps(model: keras.Model, make_dataset, handle: checkpoints.CheckpointHandle,
+                       step_fn, restored: Optional[str], *, total_steps: int,
+                       steps_per_epoch: int, checkpoint_every: int, log_dir: str,
+                       verbose: int = 1, before_save=None, after_checkpoint=(),
+                       max_seconds: float = 0.0) -> Dict[str, float]:
+    """Runs `model.fit()` from the restored step to `total_steps`: the loop of every run.
+
+    Callbacks, in order: the host step counter, the NaN guard (before the checkpoint, so
+    a bad state is never saved), periodic checkpoints (calling `before_save` before each
+    save), the stop at `total_steps` (and after `max_seconds` of this sitting when > 0),
+    `after_checkpoint`, TensorBoard.
+
+    Args:
+        model: a compiled Keras model with a custom train_step.
+        make_dataset: start_step -> the training stream from that step on.
+        handle: the run's checkpoints; step_fn: reads the global step variable.
+        restored: the restored checkpoint path (for the log line), or None.
+
+    Returns:
+        The last logged values ({} when the run was already complete).
+
+    Raises:
+        FloatingPointError: a loss term became NaN or infinite (message names it).
+    """
+    start_step = step_fn()
+    print(f"{'Resuming from ' + restored if restored else 'Starting'} at step "
+          f"{start_step} of {total_steps}.", flush=True)
+    if start_step >= total_steps:
+        return {}
+    step = HostStep(step_fn)
+    guard = NonFiniteGuard(step, every=checkpoint_every)
+    callbacks = [step, guard,
+                 PeriodicCheckpoint(handle, step, checkpoint_every, before_save),
+                 StopAtStep(step, total_steps),
+                 *([StopAfterSeconds(max_seconds)] if max_seconds > 0 else []),
+                 *after_checkpoint,
+                 keras.callbacks.TensorBoard(log_dir, update_freq=steps_per_epoch)]
+    # Keras counts epochs; a resumed run starts mid-epoch and StopAtStep ends it exactly.
+    result = model.fit(make_dataset(start_step),
+                       epochs=math.ceil(total_steps / steps_per_epoch),
+                       steps_per_epoch=steps_per_epoch,
+                       initial_epoch=start_step // steps_per_epoch,
+                       callbacks=callbacks, verbose=verbose)
+    if guard.message:
+        raise FloatingPointError(guard.message)
+    return {k: float(v[-1]) for k, v in result.history.items()}
