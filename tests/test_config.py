@@ -99,6 +99,32 @@ class ConfigTest(parameterized.TestCase, tf.test.TestCase):
         with self.assertRaisesRegex(config_lib.ConfigError, "damsm_dir"):
             cfg.validate()
 
+    @parameterized.parameters(
+        ("ssagan", {"loss": {"kl_weight": 0.5}}, "loss.kl_weight=0.5 applies to attngan"),
+        ("ssagan", {"generator": {"mapping_layers": 4}}, "generator.mapping_layers=4 applies "
+         "to style1_attngan, style2_attngan only"),
+        ("attngan", {"loss": {"ma_gp_mode": "joint"}}, "loss.ma_gp_mode='joint' applies to "
+         "ssagan only, but generator.arch='attngan'"),
+        ("style2_attngan", {"generator": {"residual_blocks": 3}}, "residual_blocks"),
+        ("attngan", {"discriminator": {"residual_gate_init": 1.0}}, "residual_gate_init"))
+    def test_field_of_another_architecture_cannot_be_set(self, arch, change, message):
+        cfg = config_lib.ExperimentConfig().replace(generator={"arch": arch}).replace(**change)
+        with self.assertRaisesRegex(config_lib.ConfigError, message):
+            cfg.validate()
+
+    def test_fields_of_the_architecture_can_be_set(self):
+        cfg = config_lib.ExperimentConfig().replace(
+            generator={"arch": "style2_attngan", "mapping_layers": 4, "condition_dim": 50},
+            loss={"kl_weight": 0.5, "r1_gamma": 10.0}, runtime={"damsm_dir": "runs/damsm"})
+        cfg.validate()  # no error
+        self.assertEqual(config_lib.architecture_options(cfg.generator, "style2_attngan"),
+                         {"arch": "style2_attngan", "z_dim": 100, "ngf": 64,
+                          "condition_dim": 50, "mapping_layers": 4, "mixing_prob": 0.9,
+                          "truncation_psi": 1.0})
+        self.assertEqual(set(config_lib.architecture_options(cfg.loss, "ssagan"))
+                         & {"kl_weight", "r1_gamma", "r1_interval", "ma_gp_mode"},
+                         {"ma_gp_mode"})
+
     def test_missing_config_json(self):
         with self.assertRaisesRegex(FileNotFoundError, "config.json"):
             config_lib.load_config(self.create_tempdir().full_path)

@@ -19,10 +19,14 @@ class ConfigError(ValueError):
     """A configuration value is invalid; the message names the field and what is expected."""
 
 
-def _field(default, help_text, choices=None):
+def _field(default, help_text, choices=None, applies_to=None):
+    """A config field; `applies_to` names the generator architectures it is read by (None:
+    all), so that setting it for another architecture is an error, not a silent no-op."""
     metadata = {"help": help_text}
     if choices is not None:
         metadata["choices"] = tuple(choices)
+    if applies_to is not None:
+        metadata["applies_to"] = tuple(applies_to)
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -30,6 +34,10 @@ DATASETS = ("shapes", "cub", "coco")
 IMAGE_SIZES = (64, 128, 256)
 IMAGE_BACKBONES = ("small_cnn", "inception_v3", "torchvision_inception_v3")
 GEN_ARCHS = ("ssagan", "attngan", "style1_attngan", "style2_attngan")
+# Who reads an architecture-specific field (see `_field(applies_to=...)`).
+SSAGAN = ("ssagan",)
+ATTNGAN_FAMILY = ("attngan", "style1_attngan", "style2_attngan")
+STYLE_VARIANTS = ("style1_attngan", "style2_attngan")
 MA_GP_MODES = ("separate_step", "joint")
 MIXED_PRECISION = ("none", "mixed_bfloat16", "mixed_float16")
 TASKS = ("damsm", "captioner", "gan")
@@ -122,17 +130,18 @@ class GeneratorConfig:
     ngf: int = _field(64, "Generator base width (SSA-GAN: 64; AttnGAN GF_DIM: 32 CUB, "
                       "48 COCO).")
     condition_dim: int = _field(100, "AttnGAN family: conditioning augmentation output "
-                                "(CONDITION_DIM).")
-    residual_blocks: int = _field(2, "AttnGAN family: residual blocks per refinement stage "
-                                  "(R_NUM: 2 CUB, 3 COCO).")
+                                "(CONDITION_DIM).", applies_to=ATTNGAN_FAMILY)
+    residual_blocks: int = _field(2, "AttnGAN: residual blocks per refinement stage "
+                                  "(R_NUM: 2 CUB, 3 COCO).", applies_to=("attngan",))
     mapping_layers: int = _field(8, "Style variants: fully connected layers of the mapping "
-                                 "network.")
+                                 "network.", applies_to=STYLE_VARIANTS)
     mixing_prob: float = _field(0.9, "Style variants: probability of style mixing in "
-                                "training.")
+                                "training.", applies_to=STYLE_VARIANTS)
     truncation_psi: float = _field(1.0, "Style variants: truncation toward the average W "
-                                   "when sampling (1: none).")
+                                   "when sampling (1: none).", applies_to=STYLE_VARIANTS)
     residual_gate_init: float = _field(0.0, "SSA-GAN: initial value of each G block's residual "
-                                       "gate (reference: 0, the block starts as its shortcut).")
+                                       "gate (reference: 0, the block starts as its shortcut).",
+                                       applies_to=SSAGAN)
 
     def validate(self):
         _check_choices(self)
@@ -151,7 +160,8 @@ class GeneratorConfig:
 class DiscriminatorConfig:
     ndf: int = _field(64, "Discriminator base width (SSA-GAN: 64).")
     residual_gate_init: float = _field(0.0, "SSA-GAN: initial value of each D block's residual "
-                                       "gate (reference: 0, the block starts as its shortcut).")
+                                       "gate (reference: 0, the block starts as its shortcut).",
+                                       applies_to=SSAGAN)
 
     def validate(self):
         _check_positive(self, "ndf")
@@ -180,16 +190,17 @@ class LossConfig:
     gamma1: float = _field(4.0, "DAMSM attention sharpness over regions.")
     gamma2: float = _field(5.0, "DAMSM word-region matching exponent.")
     gamma3: float = _field(10.0, "DAMSM logit scale.")
-    ma_gp_weight: float = _field(2.0, "MA-GP coefficient k.")
-    ma_gp_power: float = _field(6.0, "MA-GP exponent p.")
-    ma_gp_mode: str = _field("separate_step", "Apply MA-GP as a second D update (reference "
-                             "SSA-GAN) or added to the hinge D loss.", MA_GP_MODES)
+    ma_gp_weight: float = _field(2.0, "SSA-GAN: MA-GP coefficient k.", applies_to=SSAGAN)
+    ma_gp_power: float = _field(6.0, "SSA-GAN: MA-GP exponent p.", applies_to=SSAGAN)
+    ma_gp_mode: str = _field("separate_step", "SSA-GAN: apply MA-GP as a second D update "
+                             "(reference) or added to the hinge D loss.", MA_GP_MODES,
+                             applies_to=SSAGAN)
     kl_weight: float = _field(1.0, "AttnGAN family: weight of the conditioning "
-                              "augmentation's KL term (AttnGAN: 1).")
+                              "augmentation's KL term (AttnGAN: 1).", applies_to=ATTNGAN_FAMILY)
     r1_gamma: float = _field(0.0, "AttnGAN family: R1 penalty on real images (0: off; "
-                             "StyleGAN2: 10).")
-    r1_interval: int = _field(16, "Lazy regularisation: R1 every this many steps, scaled by "
-                              "it (StyleGAN2: 16).")
+                             "StyleGAN2: 10).", applies_to=ATTNGAN_FAMILY)
+    r1_interval: int = _field(16, "AttnGAN family: lazy regularisation, R1 every this many "
+                              "steps, scaled by it (StyleGAN2: 16).", applies_to=ATTNGAN_FAMILY)
 
     def validate(self):
         _check_choices(self)
@@ -274,6 +285,7 @@ class ExperimentConfig:
     def validate(self) -> "ExperimentConfig":
         for section in SECTIONS:
             getattr(self, section).validate()
+        _check_applies_to_arch(self)
         if self.train.task == "captioner" and not self.runtime.damsm_dir:
             raise ConfigError("Captioner pretraining needs --damsm_dir: the DAMSM run whose "
                               "vocabulary the captions are tokenized with.")
@@ -361,6 +373,31 @@ def load_config(model_dir: str) -> ExperimentConfig:
                                 "a tf_t2i training run?")
     with open(path) as f:
         return ExperimentConfig.from_json(f.read())
+
+
+def architecture_options(section, arch: str) -> Dict[str, Any]:
+    """The fields of a section that `arch` reads, by name (the architecture's one-of
+    view of a flat section: what its builder may look at)."""
+    return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)
+            if arch in f.metadata.get("applies_to", (arch,))}
+
+
+def _check_applies_to_arch(cfg: ExperimentConfig) -> None:
+    """A field that the configured architecture does not read must stay at its default:
+    flags and config files stay flat, but setting `--loss_kl_weight` for SSA-GAN or
+    `--gen_mapping_layers` for AttnGAN is an error instead of doing nothing."""
+    arch = cfg.generator.arch
+    for name in SECTIONS:
+        section = getattr(cfg, name)
+        defaults = type(section)()
+        for f in dataclasses.fields(section):
+            applies = f.metadata.get("applies_to")
+            if applies and arch not in applies and \
+                    getattr(section, f.name) != getattr(defaults, f.name):
+                raise ConfigError(
+                    f"{name}.{f.name}={getattr(section, f.name)!r} applies to "
+                    f"{', '.join(applies)} only, but generator.arch={arch!r}; leave it at its "
+                    f"default ({getattr(defaults, f.name)!r}).")
 
 
 def _check_choices(section):
