@@ -11,6 +11,8 @@ from typing import List, NamedTuple, Optional
 
 import tensorflow as tf
 
+from tf_t2i.data import pipeline
+
 
 class Generated(NamedTuple):
     """What one generator call produced.
@@ -92,6 +94,25 @@ def generate_images(generator, z, sentence, words=None, word_mask=None,
                     training: bool = False) -> tf.Tensor:
     """The final image of any generator: float32 [B, S, S, 3] in [-1, 1]."""
     return generate(generator, z, sentence, words, word_mask, training).final
+
+
+def generate_from_captions(generator, text_encoder, caption_ids, z,
+                           training: bool = False) -> tf.Tensor:
+    """Final images of any generator for token ids: the one path from captions to images
+    (sampling, grids, evaluation, export).
+
+    Args:
+      generator: an SSA-GAN or AttnGAN-family generator.
+      text_encoder: the DAMSM text encoder the generator was trained with.
+      caption_ids: int32 [B, T] token ids, 0-padded.
+      z: float32 [B, z_dim] noise.
+
+    Returns:
+      float32 [B, S, S, 3] in [-1, 1].
+    """
+    words, sentence = text_encoder(caption_ids, training=False)
+    return generate_images(generator, z, sentence, words, pipeline.caption_mask(caption_ids),
+                           training=training)
 
 
 def build_generator(generator, z_dim: int, text_dim: int, max_length: int):

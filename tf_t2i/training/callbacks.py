@@ -9,7 +9,6 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw, ImageFont
 
-from tf_t2i.data import pipeline
 from tf_t2i.models import interface
 from tf_t2i.training import loop
 
@@ -81,10 +80,8 @@ def generate_grid(gan, tokenizer, captions: Sequence[str], samples_per_caption: 
     generator = gan.sampling_generator(use_ema)
     ids = tokenizer.encode(np.repeat(np.asarray(captions, object), samples_per_caption))
     z = tf.random.stateless_normal([len(ids), z_dim], seed=[seed, 0])
-    ids = tf.cast(ids, tf.int32)
-    words, sentence = gan.text_encoder(ids, training=False)
-    images = interface.generate_images(generator, z, sentence, words,
-                                       pipeline.caption_mask(ids), training=False)
+    images = interface.generate_from_captions(generator, gan.text_encoder,
+                                              tf.cast(ids, tf.int32), z)
     return to_uint8(images)
 
 

@@ -103,9 +103,8 @@ class TextToImageGAN(keras.Model):
                                          pipeline.caption_mask(caption_ids))
 
     def call(self, inputs, training=False):
-        caption = self.encode_caption(inputs["caption_ids"])
-        return interface.generate_images(self.generator, inputs["z"], caption.sentence,
-                                         caption.words, caption.mask, training=training)
+        return interface.generate_from_captions(self.generator, self.text_encoder,
+                                                inputs["caption_ids"], inputs["z"], training)
 
     def train_step(self, batch):
         global_batch = tf.shape(batch["real_images"])[0] * runtime.num_replicas()
