@@ -28,9 +28,11 @@ def main(argv):
     from tf_t2i.data import raw_files  # pylint: disable=g-import-not-at-top
     from tf_t2i.data import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
     from tf_t2i.training import captioner_lib  # pylint: disable=g-import-not-at-top
+    from tf_t2i.training import checkpoints  # pylint: disable=g-import-not-at-top
     from tf_t2i.training import pretrain_lib  # pylint: disable=g-import-not-at-top
     from tf_t2i.training import runtime  # pylint: disable=g-import-not-at-top
-    input_errors = (tokenizer_lib.EmptyCaptionError, *raw_files.INPUT_ERRORS)
+    input_errors = (tokenizer_lib.EmptyCaptionError, checkpoints.CheckpointMismatchError,
+                    *raw_files.INPUT_ERRORS)
     # First thing that touches devices: logical CPU replicas can only be made before.
     strategy = None if FLAGS.dry_run else runtime.make_strategy(cfg.runtime)
     if task == "captioner":

@@ -27,12 +27,13 @@ def main(argv):
     # Heavy imports only once the flags are known to be valid.
     from tf_t2i.data import raw_files  # pylint: disable=g-import-not-at-top
     from tf_t2i.data import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
+    from tf_t2i.training import checkpoints  # pylint: disable=g-import-not-at-top
     from tf_t2i.training import runtime  # pylint: disable=g-import-not-at-top
     from tf_t2i.training import train_lib  # pylint: disable=g-import-not-at-top
     # First thing that touches devices: logical CPU replicas can only be made before.
     strategy = None if FLAGS.dry_run else runtime.make_strategy(cfg.runtime)
     input_errors = (tokenizer_lib.EmptyCaptionError, train_lib.DAMSMRunError,
-                    *raw_files.INPUT_ERRORS)
+                    checkpoints.CheckpointMismatchError, *raw_files.INPUT_ERRORS)
     vocab_size = None
     if cfg.runtime.damsm_dir or not FLAGS.dry_run:
         cfg = t2i_flags.run_or_fail(train_lib.adopt_damsm_config, input_errors, cfg)

@@ -4,10 +4,13 @@
 then atomically rewrites the `checkpoint` state file, so a run killed mid-write leaves
 the previous checkpoint as the latest one.
 
-Keras models and optimizers are stored as the list of all their variables (see
-`make_checkpoint`): Keras 3 on TensorFlow shows `tf.train.Checkpoint` only the sub-layers
-held in plain attributes, so a model keeping its blocks in a Python list (SSA-GAN's G and
-D) would otherwise be saved, and restored, without most of its weights.
+Keras models and optimizers are stored as all of their variables, keyed by their Keras
+paths made stable (`checkpoint_keys`): "generator/block0/conv_down/kernel",
+"g_optimizer/generator/block0/conv_down/kernel/momentum". Keras 3 on TensorFlow shows
+`tf.train.Checkpoint` only the sub-layers held in plain attributes, so a model keeping its
+blocks in a Python list (SSA-GAN's G and D) would otherwise be saved, and restored,
+without most of its weights. Every checkpoint also holds its format version
+(`checkpoint_format`); one of an older format is refused with one line.
 """
 
 import os
@@ -16,34 +19,69 @@ from typing import Dict, Optional
 import keras
 import tensorflow as tf
 
+from tf_t2i.training import checkpoint_keys
+
 CHECKPOINT_SUBDIR = "checkpoints"
+# 1: variables keyed by their index in `variables` (no version in the checkpoint).
+# 2: keyed by stable Keras paths.
+FORMAT_VERSION = 2
+FORMAT_KEY = "checkpoint_format"
 
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint does not hold the variables of the models it is restored into."""
 
 
-def _is_keras(obj) -> bool:
-    return isinstance(obj, (keras.layers.Layer, keras.optimizers.Optimizer))
+class CheckpointFormatError(CheckpointMismatchError):
+    """A checkpoint was written in another tf_t2i checkpoint format than this one reads."""
 
 
-def keras_variables(obj) -> Dict[str, tf.Variable]:
-    """Every variable of a Keras layer, model or optimizer, keyed by its index in `variables`.
+def check_format(path: str) -> None:
+    """Raises CheckpointFormatError unless the checkpoint is of FORMAT_VERSION.
 
-    The order of `obj.variables` is fixed by the code that builds the object; names are not
-    usable as keys (Keras makes them unique per process: `conv2d_3`, `adam_1`).
+    Only reads the checkpoint, so nothing in the run's directory changes on failure.
     """
-    return {str(i): v for i, v in enumerate(obj.variables)}
+    found, version = checkpoint_keys.saved_value(path, FORMAT_KEY)
+    if not found:
+        raise CheckpointFormatError(
+            f"{path} is in an older checkpoint format (variables keyed by their index, "
+            f"before tf_t2i checkpoint format {FORMAT_VERSION}): retrain the run, or load "
+            "it with the tf_t2i version that wrote it.")
+    if int(version) != FORMAT_VERSION:
+        raise CheckpointFormatError(
+            f"{path} is in checkpoint format {int(version)}, but this tf_t2i reads format "
+            f"{FORMAT_VERSION}: use the tf_t2i version that wrote it.")
+
+
+class _VersionedCheckpoint(tf.train.Checkpoint):
+    """A tf.train.Checkpoint whose restore() and read() first refuse other formats."""
+
+    def read(self, save_path, options=None):  # restore() reads through read()
+        if save_path is not None:
+            check_format(save_path)
+        return super().read(save_path, options=options)
+
+
+def _checkpoint(objects, keyed) -> tf.train.Checkpoint:
+    if FORMAT_KEY in objects:
+        raise ValueError(f"{FORMAT_KEY!r} is reserved for the checkpoint's format version.")
+    stored = {name: checkpoint_keys.nest(keyed[name], name) if name in keyed else obj
+              for name, obj in objects.items()}
+    stored[FORMAT_KEY] = tf.Variable(FORMAT_VERSION, dtype=tf.int64, trainable=False,
+                                   name=FORMAT_KEY)
+    return _VersionedCheckpoint(**stored)
 
 
 def make_checkpoint(**objects) -> tf.train.Checkpoint:
     """A `tf.train.Checkpoint` that stores each Keras object as all of its variables.
 
     Build models (and optimizers) before calling it; other trackables are stored as they
-    are. Reading a checkpoint written by `CheckpointHandle` needs a checkpoint made here.
+    are. An optimizer's slots are keyed by the model variables they belong to, so pass
+    it together with its models. Reading a checkpoint written by `CheckpointHandle` needs
+    a checkpoint made here; its restore() raises CheckpointFormatError on another format.
     """
-    return tf.train.Checkpoint(**{name: keras_variables(obj) if _is_keras(obj) else obj
-                                  for name, obj in objects.items()})
+    keras_objects = {n: o for n, o in objects.items() if checkpoint_keys.is_keras(o)}
+    return _checkpoint(objects, checkpoint_keys.keyed_variables(keras_objects))
 
 
 class CheckpointHandle:
@@ -57,9 +95,10 @@ class CheckpointHandle:
 
     def __init__(self, model_dir: str, max_to_keep: int = 3, **trackables):
         self.directory = os.path.join(model_dir, CHECKPOINT_SUBDIR)
-        self._keras = {name: obj for name, obj in trackables.items() if _is_keras(obj)}
+        self._keras = {n: o for n, o in trackables.items() if checkpoint_keys.is_keras(o)}
         self._counts = {name: len(obj.variables) for name, obj in self._keras.items()}
-        self.checkpoint = make_checkpoint(**trackables)
+        self._keys = checkpoint_keys.keyed_variables(self._keras)
+        self.checkpoint = _checkpoint(trackables, self._keys)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory,
                                                   max_to_keep=max_to_keep)
 
@@ -70,10 +109,18 @@ class CheckpointHandle:
     def restore_or_initialize(self, expect_partial: bool = False) -> Optional[str]:
         """Restores the latest checkpoint if there is one; returns its path or None.
 
-        Unless `expect_partial`, every variable must get a value from the checkpoint.
+        Unless `expect_partial`, every variable must get a value from the checkpoint;
+        variables the checkpoint holds for objects not given here are ignored.
+
+        Raises:
+          CheckpointFormatError: the checkpoint is of an older (or newer) format.
+          CheckpointMismatchError: a variable is missing from the checkpoint.
         """
         path = self.manager.latest_checkpoint
         if path:
+            check_format(path)
+            if not expect_partial:
+                self._check_complete(path)
             status = self.checkpoint.restore(path)
             if expect_partial:
                 status.expect_partial()
@@ -83,9 +130,20 @@ class CheckpointHandle:
                 except AssertionError as e:
                     raise CheckpointMismatchError(
                         f"The checkpoint {path} does not match this run's models "
-                        f"and optimizers (another config, or an older tf_t2i "
-                        f"checkpoint format): {str(e)[:300]}") from e
+                        f"and optimizers (another config?): "
+                        f"{' '.join(str(e).split())[:300]}") from e
         return path
+
+    def _check_complete(self, path: str) -> None:
+        """Raises CheckpointMismatchError, before anything is restored, naming missing keys."""
+        saved = checkpoint_keys.saved_keys(path)
+        missing = [f"{name}/{key}" for name, keyed in self._keys.items() for key in keyed
+                   if f"{name}/{key}" not in saved]
+        if missing:
+            raise CheckpointMismatchError(
+                f"The checkpoint {path} does not match this run's models and optimizers "
+                f"(another config?): it lacks {len(missing)} of their variables, e.g. "
+                f"{', '.join(missing[:3])}.")
 
     def save(self, step: int) -> str:
         for name, obj in self._keras.items():
