@@ -41,7 +41,7 @@ from tf_t2i.data import tokenizer as tokenizer_lib
 from tf_t2i.eval import torchscript_reader
 from tf_t2i.models import factory
 from tf_t2i.models import torch_import
-from tf_t2i.training import checkpoints
+from tf_t2i.io import checkpoints
 from tf_t2i.training import train_lib
 
 KINDS = ("damsm", "damsm_text", "damsm_image", "ssagan_generator")

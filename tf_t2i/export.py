@@ -60,7 +60,7 @@ def main(argv):
     if FLAGS.dry_run:
         return
     from tf_t2i.serving import export_lib  # pylint: disable=g-import-not-at-top
-    from tf_t2i.training import checkpoints  # pylint: disable=g-import-not-at-top
+    from tf_t2i.io import checkpoints  # pylint: disable=g-import-not-at-top
     result = t2i_flags.run_or_fail(
         export_lib.export_run, (export_lib.ExportError, checkpoints.CheckpointMismatchError),
         model_dir, export_base,

@@ -28,7 +28,7 @@ def main(argv):
     from tf_t2i.data import raw_files  # pylint: disable=g-import-not-at-top
     from tf_t2i.data import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
     from tf_t2i.training import captioner_lib  # pylint: disable=g-import-not-at-top
-    from tf_t2i.training import checkpoints  # pylint: disable=g-import-not-at-top
+    from tf_t2i.io import checkpoints  # pylint: disable=g-import-not-at-top
     from tf_t2i.training import pretrain_lib  # pylint: disable=g-import-not-at-top
     from tf_t2i.training import runtime  # pylint: disable=g-import-not-at-top
     input_errors = (tokenizer_lib.EmptyCaptionError, checkpoints.CheckpointMismatchError,

@@ -27,7 +27,7 @@ def main(argv):
     # Heavy imports only once the flags are known to be valid.
     from tf_t2i.data import raw_files  # pylint: disable=g-import-not-at-top
     from tf_t2i.data import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
-    from tf_t2i.training import checkpoints  # pylint: disable=g-import-not-at-top
+    from tf_t2i.io import checkpoints  # pylint: disable=g-import-not-at-top
     from tf_t2i.training import runtime  # pylint: disable=g-import-not-at-top
     from tf_t2i.training import train_lib  # pylint: disable=g-import-not-at-top
     # First thing that touches devices: logical CPU replicas can only be made before.

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from tests.training import helpers
 from tf_t2i.data import tokenizer as tokenizer_lib
-from tf_t2i.training import checkpoints
+from tf_t2i.io import checkpoints
 from tf_t2i.training import pretrain_lib
 
 

@@ -12,7 +12,7 @@ from typing import Callable, Dict, Optional
 
 import keras
 
-from tf_t2i.training import checkpoints
+from tf_t2i.io import checkpoints
 
 
 class HostStep(keras.callbacks.Callback):

@@ -17,7 +17,7 @@ from tf_t2i.data import sources
 from tf_t2i.data import tokenizer as tokenizer_lib
 from tf_t2i.eval import r_precision as r_precision_lib
 from tf_t2i.models import factory
-from tf_t2i.training import checkpoints
+from tf_t2i.io import checkpoints
 from tf_t2i.training import damsm
 from tf_t2i.training import runner
 from tf_t2i.training import runtime

@@ -27,7 +27,7 @@ from tf_t2i import config as config_lib
 from tf_t2i.data import pipeline
 from tf_t2i.data import sources
 from tf_t2i.data import tokenizer as tokenizer_lib
-from tf_t2i.training import checkpoints
+from tf_t2i.io import checkpoints
 from tf_t2i.training import loop
 from tf_t2i.training import runtime
 

@@ -19,7 +19,7 @@ from typing import Dict, Optional
 import keras
 import tensorflow as tf
 
-from tf_t2i.training import checkpoint_keys
+from tf_t2i.io import checkpoint_keys
 
 CHECKPOINT_SUBDIR = "checkpoints"
 # 1: variables keyed by their index in `variables` (no version in the checkpoint).

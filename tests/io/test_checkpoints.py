@@ -19,8 +19,8 @@ from tests.training import helpers
 from tf_t2i import config as config_lib
 from tf_t2i.data import tokenizer as tokenizer_lib
 from tf_t2i.training import captioner_lib
-from tf_t2i.training import checkpoint_keys
-from tf_t2i.training import checkpoints
+from tf_t2i.io import checkpoint_keys
+from tf_t2i.io import checkpoints
 from tf_t2i.training import train_lib
 
 
