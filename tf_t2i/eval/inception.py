@@ -35,7 +35,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_t2i.eval import torchscript_reader
+from tf_t2i.io import torchscript_reader
 
 INPUT_SIZE = 299
 FEATURE_DIM = 2048

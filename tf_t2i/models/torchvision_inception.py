@@ -29,6 +29,7 @@ import os
 
 import keras
 
+from tf_t2i.io import torchscript_reader
 from tf_t2i.models import torch_import
 
 BN_EPSILON = 1e-3
@@ -183,8 +184,6 @@ def load_weights_file(trunk: keras.Model, path: str) -> int:
       FileNotFoundError: no such file.
       ValueError: not a PyTorch state dict, or not this network (names the tensor).
     """
-    # Imported here: the reader lives with the evaluation code that needed it first.
-    from tf_t2i.eval import torchscript_reader  # pylint: disable=g-import-not-at-top
     if not os.path.exists(path):
         raise FileNotFoundError(f"Inception-v3 weights file not found: {path}")
     try:
