@@ -36,8 +36,8 @@ import numpy as np
 import tensorflow as tf
 
 from tf_t2i import config as config_lib
-from tf_t2i.io import safe_pickle
 from tf_t2i.data import tokenizer as tokenizer_lib
+from tf_t2i.io import safe_pickle
 from tf_t2i.io import torchscript_reader
 from tf_t2i.models import factory
 from tf_t2i.models import torch_import
