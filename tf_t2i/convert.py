@@ -56,7 +56,7 @@ def define_flags() -> None:
 
 
 def load_converted(directory, kind=None):
-    """The converted Keras model of a directory; see `tf_t2i.training.convert_lib.load_converted`."""
+    """The converted Keras model of a directory; see `convert_lib.load_converted`."""
     from tf_t2i.training import convert_lib  # pylint: disable=g-import-not-at-top
     return convert_lib.load_converted(directory, kind)
 

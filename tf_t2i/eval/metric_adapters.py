@@ -25,24 +25,29 @@ from tf_t2i.eval import r_precision as r_precision_lib
 
 
 # --- Preparation: networks each metric needs. -----------------------------------------
-def _prepare_inception(ctx: context.EvalContext) -> None:
-    if "inception" in ctx.resources:
+def _load_once(ctx: context.EvalContext, key: str, load, errors) -> None:
+    """Keeps `load()` as `ctx.resources[key]`; an error of `errors` makes it unavailable."""
+    if key in ctx.resources:
         return
     try:
-        ctx.resources["inception"] = inception_lib.fid_inception(ctx.options.inception_weights,
-                                                                 ctx.options.batch_size)
-    except inception_lib.InceptionWeightsError as e:
+        ctx.resources[key] = load()
+    except errors as e:
         raise context.MetricUnavailableError(str(e)) from e
+
+
+def _prepare_inception(ctx: context.EvalContext) -> None:
+    options = ctx.options
+    _load_once(ctx, "inception",
+               load=lambda: inception_lib.fid_inception(options.inception_weights,
+                                                        options.batch_size),
+               errors=inception_lib.InceptionWeightsError)
 
 
 def _prepare_is(ctx: context.EvalContext) -> None:
-    if "is_classifier" in ctx.resources:
-        return
-    try:
-        ctx.resources["is_classifier"] = is_lib.load_classifier(ctx.options.is_classifier,
-                                                                ctx.options.batch_size)
-    except (is_lib.ClassifierUnavailableError, ValueError) as e:
-        raise context.MetricUnavailableError(str(e)) from e
+    options = ctx.options
+    _load_once(ctx, "is_classifier",
+               load=lambda: is_lib.load_classifier(options.is_classifier, options.batch_size),
+               errors=(is_lib.ClassifierUnavailableError, ValueError))
 
 
 def _prepare_damsm(ctx: context.EvalContext) -> None:
