@@ -56,8 +56,8 @@ def define_flags() -> None:
 
 
 def load_converted(directory, kind=None):
-    """The converted Keras model of a directory; see `tf_t2i.convert_lib.load_converted`."""
-    from tf_t2i import convert_lib  # pylint: disable=g-import-not-at-top
+    """The converted Keras model of a directory; see `convert_lib.load_converted`."""
+    from tf_t2i.training import convert_lib  # pylint: disable=g-import-not-at-top
     return convert_lib.load_converted(directory, kind)
 
 
@@ -104,7 +104,7 @@ def main(argv):
     print(_check_flags(), flush=True)
     if FLAGS.dry_run:
         return
-    from tf_t2i import convert_lib  # pylint: disable=g-import-not-at-top
+    from tf_t2i.training import convert_lib  # pylint: disable=g-import-not-at-top
     kind = FLAGS.kind
     if kind == "ssagan_generator":
         result = t2i_flags.run_or_fail(

@@ -79,19 +79,20 @@ def main(argv):
             t2i_flags.fail(f"--real_stats={FLAGS.real_stats} does not exist.")
 
     # Heavy imports only once the flags are known to be valid.
+    from tf_t2i.eval import context as eval_context  # pylint: disable=g-import-not-at-top
     from tf_t2i.eval import eval_lib  # pylint: disable=g-import-not-at-top
     from tf_t2i.training import train_lib  # pylint: disable=g-import-not-at-top
     try:
         cfg, tok, parts = train_lib.load_run(model_dir)
     except (FileNotFoundError, ValueError) as e:
         t2i_flags.fail(str(e))
-    options = eval_lib.EvalOptions(
+    options = eval_context.EvalOptions(
         metrics=FLAGS.metrics or eval_lib.default_metrics(cfg.data.dataset),
         num_images=FLAGS.num_images, batch_size=FLAGS.batch_size, use_ema=FLAGS.use_ema,
         seed=FLAGS.seed, real_stats=FLAGS.real_stats, inception_weights=FLAGS.inception_weights,
         is_classifier=FLAGS.is_classifier, diversity_captions=FLAGS.diversity_captions,
         diversity_samples=FLAGS.diversity_samples)
-    ctx = t2i_flags.run_or_fail(eval_lib.EvalContext, (), cfg, tok, parts, options)
+    ctx = t2i_flags.run_or_fail(eval_context.EvalContext, (), cfg, tok, parts, options)
     step = eval_lib.checkpoint_step(parts)
     if step == 0:
         print("warning: the restored checkpoint is at step 0: the generator is untrained, or "
@@ -104,7 +105,7 @@ def main(argv):
     try:
         names, skipped = eval_lib.available_metrics(ctx, options.metrics,
                                                     required=bool(FLAGS.metrics))
-    except eval_lib.MetricUnavailableError as e:
+    except eval_context.MetricUnavailableError as e:
         t2i_flags.fail(f"Cannot compute {e}")
     for name, reason in skipped.items():
         print(f"Skipping {name}: {reason}", flush=True)

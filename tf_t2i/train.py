@@ -50,11 +50,12 @@ def main(argv):
     model_dir = t2i_flags.require_model_dir()
     extra_callbacks = []
     if FLAGS.eval_every > 0:
-        from tf_t2i.eval import eval_lib  # pylint: disable=g-import-not-at-top
-        extra_callbacks.append(eval_lib.EvaluationCallback(
+        from tf_t2i.eval import callback as eval_callback  # pylint: disable=g-import-not-at-top
+        from tf_t2i.eval import context as eval_context  # pylint: disable=g-import-not-at-top
+        extra_callbacks.append(eval_callback.EvaluationCallback(
             model_dir, every=FLAGS.eval_every,
-            options=eval_lib.EvalOptions(metrics=tuple(FLAGS.eval_metrics),
-                                         num_images=FLAGS.eval_num_images)))
+            options=eval_context.EvalOptions(metrics=tuple(FLAGS.eval_metrics),
+                                             num_images=FLAGS.eval_num_images)))
     t2i_flags.run_or_fail(train_lib.run_training, input_errors, cfg, model_dir,
                           strategy=strategy, extra_callbacks=extra_callbacks)
 

@@ -10,8 +10,8 @@ from PIL import Image
 
 from tf_t2i.data import cub
 from tf_t2i.data import raw_files
-from tf_t2i.data import safe_pickle
 from tf_t2i.data import tokenizer as tokenizer_lib
+from tf_t2i.io import safe_pickle
 
 DUMMY = os.path.join(os.path.dirname(cub.__file__), "dummy_data", "cub")
 ALBATROSS_1 = "001.Black_footed_Albatross/Black_Footed_Albatross_0001_1"

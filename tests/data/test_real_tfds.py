@@ -10,7 +10,6 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
-import tf_t2i.data  # noqa: F401  Registers the builders, as users get them.
 from tf_t2i import config as config_lib
 from tf_t2i.data import coco
 from tf_t2i.data import cub

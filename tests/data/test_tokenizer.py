@@ -1,5 +1,9 @@
 """Vocabulary building, in-graph tokenization and the caption bank."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import tensorflow as tf
 
@@ -58,3 +62,16 @@ class TokenizerTest(tf.test.TestCase):
         np.testing.assert_array_equal(lengths, [[3, 1]])
         with self.assertRaisesRegex(tokenizer_lib.EmptyCaptionError, "caption 1 of image 0"):
             tokenizer_lib.encode_caption_bank(tok, [["a red circle", " ,. "]])
+
+
+class ImportCostTest(tf.test.TestCase):
+
+    def test_tokenizer_does_not_import_tensorflow_datasets(self):
+        # A fresh interpreter: this process has imported TFDS through other tests.
+        code = ("import sys, tf_t2i.data.tokenizer; "
+                "print('tensorflow_datasets' in sys.modules)")
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+        out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, check=True,
+                             capture_output=True, text=True, timeout=300)
+        self.assertEqual(out.stdout.strip().splitlines()[-1], "False")

@@ -11,6 +11,8 @@ import numpy as np
 import tensorflow as tf
 
 from tests.eval import helpers
+from tf_t2i.eval import callback as eval_callback
+from tf_t2i.eval import context as eval_context
 from tf_t2i.eval import eval_lib
 
 ALL_METRICS = "fid,is,r_precision,attribute_accuracy,shapes_fid,diversity"
@@ -100,8 +102,9 @@ class EvalLibTest(tf.test.TestCase):
         from tf_t2i.training import train_lib  # pylint: disable=g-import-not-at-top
         _, gan_dir = helpers.tiny_runs()
         cfg, tok, parts = train_lib.load_run(gan_dir)
-        return eval_lib.EvalContext(cfg, tok, parts, eval_lib.EvalOptions(**options),
-                                    log=lambda *_: None)
+        return eval_context.EvalContext(cfg, tok, parts,
+                                        eval_context.EvalOptions(**options),
+                                        log=lambda *_: None)
 
     def test_unavailable_metrics_are_skipped_by_default(self):
         tmp = self.create_tempdir().full_path
@@ -112,7 +115,7 @@ class EvalLibTest(tf.test.TestCase):
         self.assertEqual(names, ["r_precision"])
         self.assertIn("--fetch_inception", skipped["fid"])
         self.assertIn("does not exist", skipped["is"])
-        with self.assertRaisesRegex(eval_lib.MetricUnavailableError, "fid"):
+        with self.assertRaisesRegex(eval_context.MetricUnavailableError, "fid"):
             eval_lib.available_metrics(ctx, ["fid"], required=True)
 
     def test_callback_logs_to_jsonl_and_tensorboard(self):
@@ -122,8 +125,8 @@ class EvalLibTest(tf.test.TestCase):
         shutil.copytree(gan_dir, model_dir)
         _, _, parts = train_lib.load_run(model_dir)
         logs = []
-        callback = eval_lib.EvaluationCallback(
-            model_dir, every=2, options=eval_lib.EvalOptions(
+        callback = eval_callback.EvaluationCallback(
+            model_dir, every=2, options=eval_context.EvalOptions(
                 metrics=["r_precision", "fid"], num_images=10, batch_size=5,
                 inception_weights=os.path.join(model_dir, "missing.pt")), log=logs.append)
         callback.set_model(parts.gan)  # as fit() does; the run is at step 2
@@ -145,17 +148,17 @@ class EvalLibTest(tf.test.TestCase):
 
     def test_draws_are_seeded_and_cover_the_test_split(self):
         ctx = self.context(num_images=70)
-        eval_lib.generate_and_collect(ctx, ["damsm"], progress=False)
+        eval_context.generate_and_collect(ctx, ["damsm"], progress=False)
         first = (ctx.draw_images.copy(), ctx.draw_captions.copy(),
                  ctx.streams["damsm_sentences"].copy())
         self.assertAllEqual(first[0], np.arange(70) % len(ctx.test_source))
-        eval_lib.generate_and_collect(ctx, ["damsm"], progress=False)
+        eval_context.generate_and_collect(ctx, ["damsm"], progress=False)
         self.assertAllEqual(ctx.draw_captions, first[1])
         self.assertAllClose(ctx.streams["damsm_sentences"], first[2])
         self.assertEqual(ctx.streams["damsm_codes"].shape[0], 70)
 
     def test_training_clock_excludes_evaluations_and_resumes(self):
-        clock = eval_lib.TrainingClock(offset=100.0)
+        clock = eval_callback.TrainingClock(offset=100.0)
         time.sleep(0.05)
         first = clock.pause()
         time.sleep(0.2)  # an evaluation
@@ -175,16 +178,5 @@ class EvalLibTest(tf.test.TestCase):
         self.assertEqual(eval_lib.previous_train_seconds(model_dir, 3), 0.0)
 
     def test_metric_labels(self):
-        self.assertEqual(eval_lib.metric_label("fid", 30000), "fid30k")
-        self.assertEqual(eval_lib.metric_label("is", 2500), "is2500")
-
-
-class PretrainRetrievalTest(tf.test.TestCase):
-    """`evaluate_retrieval` after the R-precision API change (DAMSM pretraining)."""
-
-    def test_r_precision_json(self):
-        damsm_dir, _ = helpers.tiny_runs()
-        results = json.load(open(os.path.join(damsm_dir, "r_precision.json")))
-        self.assertBetween(results["r_precision"], 0.0, 1.0)
-        self.assertGreaterEqual(results["r_precision_std"], 0.0)
-        self.assertEqual(results["num_images"], 32)
+        self.assertEqual(eval_context.metric_label("fid", 30000), "fid30k")
+        self.assertEqual(eval_context.metric_label("is", 2500), "is2500")

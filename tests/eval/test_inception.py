@@ -141,7 +141,7 @@ class TorchScriptParityTest(tf.test.TestCase):
         """The IS classifier's .pth path (pytorch-fid naming), written by torch.save."""
         import torch  # pylint: disable=g-import-not-at-top
         from tf_t2i.eval import inception_score  # pylint: disable=g-import-not-at-top
-        from tf_t2i.eval import torchscript_reader  # pylint: disable=g-import-not-at-top
+        from tf_t2i.io import torchscript_reader  # pylint: disable=g-import-not-at-top
         path = real_weights_path()
         tensors = torchscript_reader.named_tensors(torchscript_reader.load_torchscript(path))
         state = {}

@@ -23,7 +23,7 @@ import re
 from typing import Dict, List, Optional, Tuple
 
 from tf_t2i.data import raw_files
-from tf_t2i.data import safe_pickle
+from tf_t2i.io import safe_pickle
 
 DATASET = "COCO-2014"
 CAPTIONS_PER_IMAGE = 5

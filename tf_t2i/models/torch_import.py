@@ -1,6 +1,6 @@
 """Maps PyTorch state dicts of the reference models onto the Keras ports.
 
-A state dict is read elsewhere (`tf_t2i.eval.torchscript_reader`, no torch needed) into
+A state dict is read elsewhere (`tf_t2i.io.torchscript_reader`, no torch needed) into
 `{name: numpy array}`; this module says which array goes into which Keras variable and
 how it is laid out:
 

@@ -12,17 +12,16 @@ import shutil
 from typing import Dict
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tf_t2i import config as config_lib
 from tf_t2i.data import pipeline
-from tf_t2i.data import shapes
 from tf_t2i.data import sources
 from tf_t2i.data import tokenizer as tokenizer_lib
+from tf_t2i.eval.pretrained import evaluate_captioner
+from tf_t2i.io import checkpoints
 from tf_t2i.models import captioner as captioner_lib
 from tf_t2i.models import factory
-from tf_t2i.io import checkpoints
 from tf_t2i.training import runner
 from tf_t2i.training import runtime
 
@@ -98,63 +97,6 @@ def restore_captioner(cfg: config_lib.ExperimentConfig, vocab_size: int):
         .assert_existing_objects_matched()
     captioner.trainable = False
     return captioner
-
-
-def _word_attributes():
-    """token -> ('color'|'shape', id) for the single words of the shapes vocabulary."""
-    table = {}
-    for kind, groups in (("color", shapes.COLOR_SYNONYMS), ("shape", shapes.SHAPE_SYNONYMS)):
-        for attribute_id, words in enumerate(groups):
-            for phrase in words:
-                table.setdefault(tokenizer_lib.split_words(phrase)[-1], (kind, attribute_id))
-    table.pop("sign", None)
-    table["plus"] = ("shape", shapes.SHAPES.index("cross"))
-    return table
-
-
-def attribute_precision(captions, attributes) -> Dict[str, float]:
-    """How often colour and shape words of generated captions are true of the image.
-
-    A colour word within two words before "background" describes the background and is
-    skipped.
-    """
-    table = _word_attributes()
-    hits = {"color": [], "shape": []}
-    for i, caption in enumerate(captions):
-        words = caption.split()
-        for j, word in enumerate(words):
-            if word not in table:
-                continue
-            kind, value = table[word]
-            if kind == "color" and "background" in words[j + 1:j + 3]:
-                continue
-            hits[kind].append(value in set(attributes[kind][i].tolist()))
-    return {f"{k}_word_precision": float(np.mean(v)) if v else 0.0 for k, v in hits.items()}
-
-
-def evaluate_captioner(captioner, tok, source, cfg, max_images=1000) -> Dict[str, float]:
-    """Teacher-forced token accuracy on the split; attribute precision on shapes."""
-    bank = pipeline.CaptionBank(source, tok)
-    ds = pipeline.make_eval_dataset(source, bank, batch_size=100,
-                                    image_size=cfg.data.image_size,
-                                    max_length=cfg.data.max_caption_length, seed=0)
-    trainer = CaptionerTrainer(captioner)
-    trainer.compile()
-    results = trainer.evaluate(ds, verbose=0, return_dict=True)
-    out = {"token_accuracy": float(results["token_accuracy"]),
-           "loss": float(results["loss"])}
-    if cfg.data.dataset == "shapes":
-        n = min(max_images, len(source))
-        images = tf.cast(source.images[:n], tf.float32) / 127.5 - 1.0
-        if images.shape[1] != cfg.data.image_size:
-            images = tf.image.resize(images, [cfg.data.image_size] * 2, antialias=True)
-        decoded = []
-        for start in range(0, n, 100):
-            decoded.extend(tok.decode(captioner.greedy_decode(images[start:start + 100])))
-        attributes = {k: source.attributes[k][:n] for k in ("color", "shape")}
-        out.update(attribute_precision(decoded, attributes))
-        out["examples"] = decoded[:5]
-    return out
 
 
 class CaptionerComponents:

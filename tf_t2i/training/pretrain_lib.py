@@ -8,16 +8,15 @@ import os
 from typing import Dict
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tf_t2i import config as config_lib
 from tf_t2i.data import pipeline
 from tf_t2i.data import sources
 from tf_t2i.data import tokenizer as tokenizer_lib
-from tf_t2i.eval import r_precision as r_precision_lib
-from tf_t2i.models import factory
+from tf_t2i.eval.pretrained import evaluate_retrieval
 from tf_t2i.io import checkpoints
+from tf_t2i.models import factory
 from tf_t2i.training import damsm
 from tf_t2i.training import runner
 from tf_t2i.training import runtime
@@ -67,44 +66,6 @@ def describe(cfg: config_lib.ExperimentConfig, vocab_size: int) -> Dict[str, int
     text_encoder, image_encoder = build_encoders(cfg, vocab_size)
     return {"text_encoder": runtime.count_params(text_encoder),
             "image_encoder": runtime.count_params(image_encoder)}
-
-
-def encode_split(text_encoder, image_encoder, source, bank, cfg, batch_size=100,
-                 caption_index=None, seed=0):
-    """(global codes [N,D], sentence embeddings [N,D]) of a split, one caption per image."""
-    ds = pipeline.make_eval_dataset(source, bank, batch_size=batch_size,
-                                    image_size=cfg.data.image_size,
-                                    max_length=cfg.data.max_caption_length, seed=seed,
-                                    caption_index=caption_index)
-
-    @tf.function
-    def encode(batch):
-        _, sentence = text_encoder(batch["caption_ids"], training=False)
-        _, code = image_encoder(batch["real_images"], training=False)
-        return code, sentence
-
-    codes, sentences = [], []
-    for batch in ds:
-        c, s = encode(batch)
-        codes.append(c.numpy())
-        sentences.append(s.numpy())
-    return np.concatenate(codes), np.concatenate(sentences)
-
-
-def evaluate_retrieval(text_encoder, image_encoder, source, tokenizer, cfg, seed=0):
-    """Real-image R-precision of a split: one caption per image against mismatched ones.
-
-    Returns:
-      {"r_precision": mean, "r_precision_std": std over folds, "num_images": N}.
-    """
-    bank = pipeline.CaptionBank(source, tokenizer)
-    codes, sentences = encode_split(text_encoder, image_encoder, source, bank, cfg, seed=seed)
-    groups = r_precision_lib.mismatched_groups(source.class_ids, source.image_ids)
-    mismatched = r_precision_lib.sample_mismatched(groups, cfg.train.eval_candidates - 1,
-                                                   np.random.default_rng(seed))
-    mean, std = r_precision_lib.r_precision_indexed(codes, sentences, mismatched,
-                                                    folds=cfg.train.eval_folds)
-    return {"r_precision": mean, "r_precision_std": std, "num_images": int(len(codes))}
 
 
 class DAMSMComponents:

@@ -18,11 +18,11 @@ import tensorflow as tf
 from tf_t2i import config as config_lib
 from tf_t2i.data import sources
 from tf_t2i.data import tokenizer as tokenizer_lib
+from tf_t2i.io import checkpoints
 from tf_t2i.models import factory
 from tf_t2i.models import interface
 from tf_t2i.training import callbacks as callbacks_lib
 from tf_t2i.training import captioner_lib
-from tf_t2i.io import checkpoints
 from tf_t2i.training import gan as gan_lib
 from tf_t2i.training import objectives
 from tf_t2i.training import runner

@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 import tensorflow as tf
 
-from tf_t2i.data import safe_pickle
+from tf_t2i.io import safe_pickle
 
 
 class _RunsShell:

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from tests.eval import torch_files
-from tf_t2i.eval import torchscript_reader
+from tf_t2i.io import torchscript_reader
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 

