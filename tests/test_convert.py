@@ -28,6 +28,7 @@ from tf_t2i.training import convert_lib  # pylint: disable=g-import-not-at-top
 from tf_t2i.data import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
 from tf_t2i.models import factory  # pylint: disable=g-import-not-at-top
 from tf_t2i.models import torch_import  # pylint: disable=g-import-not-at-top
+from tf_t2i.models import trained_run  # pylint: disable=g-import-not-at-top
 from tf_t2i.models.ssagan import SSAGANGenerator  # pylint: disable=g-import-not-at-top
 from tf_t2i.models.text_encoder import DAMSMTextEncoder  # pylint: disable=g-import-not-at-top
 from tf_t2i.serving import export_lib  # pylint: disable=g-import-not-at-top
@@ -406,7 +407,8 @@ class ConvertedDirectoriesTest(RelativeErrorMixin, tf.test.TestCase):
         # What `tf_t2i.export --model_dir` rebuilds: config, vocabulary, every variable.
         with warnings.catch_warnings():  # the Inception weights come from the checkpoint
             warnings.simplefilter("ignore", UserWarning)
-            cfg, tok, parts = train_lib.load_run(output)
+            parts = trained_run.load_run(output)
+        cfg, tok = parts.cfg, parts.tokenizer
         self.assertEqual((cfg.generator.ngf, cfg.data.image_size), (8, 64))
         self.assertEqual(tok.vocabulary, WORDS)
         for model in (parts.generator, parts.ema_generator):

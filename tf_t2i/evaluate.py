@@ -81,19 +81,20 @@ def main(argv):
     # Heavy imports only once the flags are known to be valid.
     from tf_t2i.eval import context as eval_context  # pylint: disable=g-import-not-at-top
     from tf_t2i.eval import eval_lib  # pylint: disable=g-import-not-at-top
-    from tf_t2i.training import train_lib  # pylint: disable=g-import-not-at-top
+    from tf_t2i.models import trained_run  # pylint: disable=g-import-not-at-top
     try:
-        cfg, tok, parts = train_lib.load_run(model_dir)
+        run = trained_run.load_run(model_dir)
     except (FileNotFoundError, ValueError) as e:
         t2i_flags.fail(str(e))
+    cfg, tok = run.cfg, run.tokenizer
     options = eval_context.EvalOptions(
         metrics=FLAGS.metrics or eval_lib.default_metrics(cfg.data.dataset),
         num_images=FLAGS.num_images, batch_size=FLAGS.batch_size, use_ema=FLAGS.use_ema,
         seed=FLAGS.seed, real_stats=FLAGS.real_stats, inception_weights=FLAGS.inception_weights,
         is_classifier=FLAGS.is_classifier, diversity_captions=FLAGS.diversity_captions,
         diversity_samples=FLAGS.diversity_samples)
-    ctx = t2i_flags.run_or_fail(eval_context.EvalContext, (), cfg, tok, parts, options)
-    step = eval_lib.checkpoint_step(parts)
+    ctx = t2i_flags.run_or_fail(eval_context.EvalContext, (), cfg, tok, run, options)
+    step = run.step
     if step == 0:
         print("warning: the restored checkpoint is at step 0: the generator is untrained, or "
               "the checkpoint was not read back.", flush=True)

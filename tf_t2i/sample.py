@@ -36,17 +36,18 @@ def main(argv):
     if FLAGS.dry_run:
         return
     from tf_t2i.training import callbacks  # pylint: disable=g-import-not-at-top
-    from tf_t2i.training import train_lib  # pylint: disable=g-import-not-at-top
+    from tf_t2i.models import trained_run  # pylint: disable=g-import-not-at-top
     try:
-        cfg, tok, parts = train_lib.load_run(model_dir)
+        run = trained_run.load_run(model_dir)
     except (FileNotFoundError, ValueError) as e:
         t2i_flags.fail(str(e))
+    cfg, tok = run.cfg, run.tokenizer
     unknown = sorted({w for c in captions for w in tokenizer_lib.split_words(c)}
                      - set(tok.vocabulary))
     if unknown:
         print(f"warning: words not in the training vocabulary (read as [UNK]): {unknown}")
-    use_ema = FLAGS.use_ema and parts.ema_generator is not None
-    images = callbacks.generate_grid(parts.gan, tok, captions, FLAGS.num_samples,
+    use_ema = FLAGS.use_ema and run.ema_generator is not None
+    images = callbacks.generate_grid(run, tok, captions, FLAGS.num_samples,
                                      cfg.generator.z_dim, seed=FLAGS.seed, use_ema=use_ema)
     grid = callbacks.render_grid(images, captions, FLAGS.num_samples)
     print(f"Wrote {callbacks.save_png_atomic(grid, FLAGS.output)} "

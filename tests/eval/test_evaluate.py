@@ -14,6 +14,7 @@ from tests.eval import helpers
 from tf_t2i.eval import callback as eval_callback
 from tf_t2i.eval import context as eval_context
 from tf_t2i.eval import eval_lib
+from tf_t2i.models import trained_run
 
 ALL_METRICS = "fid,is,r_precision,attribute_accuracy,shapes_fid,diversity"
 
@@ -99,10 +100,9 @@ class EvaluateCommandTest(tf.test.TestCase):
 class EvalLibTest(tf.test.TestCase):
 
     def context(self, **options):
-        from tf_t2i.training import train_lib  # pylint: disable=g-import-not-at-top
         _, gan_dir = helpers.tiny_runs()
-        cfg, tok, parts = train_lib.load_run(gan_dir)
-        return eval_context.EvalContext(cfg, tok, parts,
+        run = trained_run.load_run(gan_dir)
+        return eval_context.EvalContext(run.cfg, run.tokenizer, run,
                                         eval_context.EvalOptions(**options),
                                         log=lambda *_: None)
 
@@ -123,7 +123,7 @@ class EvalLibTest(tf.test.TestCase):
         _, gan_dir = helpers.tiny_runs()
         model_dir = os.path.join(self.create_tempdir().full_path, "gan")
         shutil.copytree(gan_dir, model_dir)
-        _, _, parts = train_lib.load_run(model_dir)
+        _, _, parts = train_lib.restore_components(model_dir)
         logs = []
         callback = eval_callback.EvaluationCallback(
             model_dir, every=2, options=eval_context.EvalOptions(

@@ -21,6 +21,7 @@ from tf_t2i.data import tokenizer as tokenizer_lib
 from tf_t2i.training import captioner_lib
 from tf_t2i.io import checkpoint_keys
 from tf_t2i.io import checkpoints
+from tf_t2i.models import trained_run
 from tf_t2i.training import train_lib
 
 
@@ -327,7 +328,7 @@ class RunModelsTest(tf.test.TestCase):
         digests = _file_digests(model_dir)
         with self.assertRaisesRegex(checkpoints.CheckpointFormatError,
                                     "older checkpoint format"):
-            train_lib.load_run(model_dir)
+            trained_run.load_run(model_dir)
         self.assertEqual(_file_digests(model_dir), digests)
 
         export_base = os.path.join(self.create_tempdir().full_path, "exports")

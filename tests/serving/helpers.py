@@ -82,10 +82,10 @@ def exported() -> dict:
 
 @functools.lru_cache(maxsize=None)
 def _loaded_run():
-    from tf_t2i.training import train_lib  # pylint: disable=g-import-not-at-top
-    run = trained_run()
+    from tf_t2i.models import trained_run as trained_run_lib  # pylint: disable=g-import-not-at-top
+    run = trained_run_lib.load_run(trained_run())
     _export_process()  # let the export run meanwhile
-    return train_lib.load_run(run)
+    return run.cfg, run.tokenizer, run
 
 
 @functools.lru_cache(maxsize=None)

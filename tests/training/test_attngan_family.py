@@ -17,6 +17,7 @@ from tests import strategies
 from tests.serving import helpers as serving_helpers
 from tests.training import helpers
 from tf_t2i.models import interface
+from tf_t2i.models import trained_run
 from tf_t2i.training.objectives import attngan_bce
 from tf_t2i.training import train_lib
 
@@ -231,7 +232,8 @@ class StyleExportTest(tf.test.TestCase):
         self.assertLessEqual(int(np.max(np.abs(again[0].astype(int) - images[0]))), 1)
         self.assertGreater(int(np.max(np.abs(images[0].astype(int) - images[1]))), 10)
         # And equal to the in-memory EMA generator.
-        _, tok, parts = train_lib.load_run(model_dir)
+        run = trained_run.load_run(model_dir)
+        tok, parts = run.tokenizer, run
         ids = tf.cast(tok.encode(["a red circle"]), tf.int32)
         from tf_t2i.serving import export_lib  # pylint: disable=g-import-not-at-top
         z = export_lib.noise_from_seeds(tf.constant([3], tf.int64), cfg.generator.z_dim)

@@ -79,7 +79,7 @@ def _file_digests(directory):
 
 
 def _load(model_dir):
-    _, _, parts = train_lib.load_run(model_dir)
+    _, _, parts = train_lib.restore_components(model_dir)
     return parts
 
 

@@ -78,7 +78,9 @@ class EvaluationCallback(keras.callbacks.Callback):
             tok = tokenizer_lib.CaptionTokenizer.load(self.model_dir,
                                                       cfg.data.max_caption_length)
             gan = self.model
-            parts = types.SimpleNamespace(gan=gan, text_encoder=gan.text_encoder,
+            # The live GAN seen as a trained run (models.trained_run.TrainedRun).
+            parts = types.SimpleNamespace(sampling_generator=gan.sampling_generator,
+                                          text_encoder=gan.text_encoder,
                                           image_encoder=gan.image_encoder,
                                           ema_generator=gan.ema_generator)
             options = self.options or context.EvalOptions(

@@ -154,7 +154,7 @@ def _draws(ctx: EvalContext) -> None:
 
 
 def make_generate_fn(ctx: EvalContext):
-    generator = ctx.parts.gan.sampling_generator(ctx.use_ema)
+    generator = ctx.parts.sampling_generator(ctx.use_ema)
     text_encoder = ctx.parts.text_encoder
 
     @tf.function(reduce_retracing=True)

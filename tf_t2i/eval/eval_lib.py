@@ -78,10 +78,6 @@ def evaluate(ctx: context.EvalContext, names: Sequence[str], step: Optional[int]
     return rows
 
 
-def checkpoint_step(parts) -> int:
-    return int(parts.gan.step.numpy())
-
-
 def append_results(model_dir: str, rows: Sequence[Dict]) -> str:
     """Appends rows to <model_dir>/metrics.jsonl (one JSON object per line)."""
     path = os.path.join(model_dir, RESULTS_FILENAME)

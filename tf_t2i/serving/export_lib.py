@@ -306,7 +306,7 @@ def _publish(tmp: str, final: str) -> None:
 
 
 def module_from_run(cfg, tokenizer, parts, use_ema: bool = True) -> TextToImageExport:
-    """Wraps the models of `train_lib.load_run(...)` for export (EMA or raw generator)."""
+    """Wraps the models of a `trained_run.TrainedRun` for export (EMA or raw generator)."""
     if use_ema and parts.ema_generator is None:
         raise ExportError("The run has no EMA generator (train_ema_decay was 0); export the "
                           "raw generator with --nouse_ema.")
@@ -322,10 +322,11 @@ def build_module(model_dir: str, use_ema: bool = True):
       (module, cfg, tokenizer, info) with `info` a JSON-able description of the source.
     """
     # Deferred: loading a run pulls in Keras and the models, which only exports need.
-    from tf_t2i.training import train_lib  # pylint: disable=g-import-not-at-top
-    cfg, tokenizer, parts = train_lib.load_run(model_dir)
-    module = module_from_run(cfg, tokenizer, parts, use_ema)
-    info = {"model_dir": os.path.abspath(model_dir), "checkpoint": parts.checkpoint.latest,
+    from tf_t2i.models import trained_run  # pylint: disable=g-import-not-at-top
+    run = trained_run.load_run(model_dir)
+    cfg, tokenizer = run.cfg, run.tokenizer
+    module = module_from_run(cfg, tokenizer, run, use_ema)
+    info = {"model_dir": os.path.abspath(model_dir), "checkpoint": run.checkpoint_path,
             "use_ema": bool(use_ema), "image_size": cfg.data.image_size,
             "z_dim": cfg.generator.z_dim, "max_caption_length": tokenizer.max_length,
             "vocab_size": tokenizer.vocab_size, "experiment": cfg.name,

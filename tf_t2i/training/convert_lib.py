@@ -13,7 +13,7 @@ DF-GAN, SSA-GAN and T2I_CL arrive with:
 (config.json, vocab.txt, a checkpoint of both encoders in the format
 `train_lib.restore_encoders` reads); the two encoders may come in one call or in two
 calls on the same directory. `convert_ssagan_generator` writes a GAN model directory
-that `tf_t2i.export`, `sample` and `evaluate` accept (`train_lib.load_run`): the
+that `tf_t2i.export`, `sample` and `evaluate` accept (`models.trained_run.load_run`): the
 converted generator (also as the EMA generator, which SSA-GAN does not have), the text
 and image encoders of a converted DAMSM directory, and a freshly initialised
 discriminator. Every directory also holds `conversion.json`, saying what was converted

@@ -21,6 +21,7 @@ from tf_t2i.data import tokenizer as tokenizer_lib
 from tf_t2i.io import checkpoints
 from tf_t2i.models import factory
 from tf_t2i.models import interface
+from tf_t2i.models import trained_run
 from tf_t2i.training import callbacks as callbacks_lib
 from tf_t2i.training import captioner_lib
 from tf_t2i.training import gan as gan_lib
@@ -74,23 +75,14 @@ class GANComponents:
     """Everything a GAN run builds, created inside the strategy scope."""
 
     def __init__(self, cfg: config_lib.ExperimentConfig, vocab_size: int, model_dir: str):
-        size = cfg.data.image_size
-        t = cfg.data.max_caption_length
-        self.text_encoder = factory.build_text_encoder(cfg, vocab_size)
-        self.image_encoder = factory.build_image_encoder(cfg)
-        self.text_encoder(tf.zeros([1, t], tf.int32), training=False)
-        self.image_encoder(tf.zeros([1, size, size, 3]), training=False)
-        self.generator = factory.build_generator(cfg)
+        models = trained_run.build_generators_and_encoders(cfg, vocab_size)
+        self.text_encoder, self.image_encoder, self.generator, self.ema_generator = models
         self.discriminators = factory.build_discriminators(cfg)
         self.discriminator = self.discriminators[-1]
-        build_args = (cfg.generator.z_dim, cfg.text.hidden_dim, t)
-        generated = interface.build_generator(self.generator, *build_args)
+        generated = interface.build_generator(self.generator, cfg.generator.z_dim,
+                                              cfg.text.hidden_dim, cfg.data.max_caption_length)
         for disc, stage in zip(self.discriminators, generated.stages):
             interface.build_discriminator(disc, int(stage.shape[1]), cfg.text.hidden_dim)
-        self.ema_generator = None
-        if cfg.train.ema_decay > 0:
-            self.ema_generator = factory.build_generator(cfg, name="ema_generator")
-            interface.build_generator(self.ema_generator, *build_args)
         loss = cfg.loss
         self.captioner = None
         if loss.recap_weight > 0:
@@ -156,8 +148,11 @@ def describe(cfg: config_lib.ExperimentConfig, vocab_size: int) -> Dict[str, int
         return GANComponents(cfg, vocab_size, tmp).parameter_counts()
 
 
-def load_run(model_dir: str, strategy: Optional[tf.distribute.Strategy] = None):
-    """Rebuilds a trained run from its directory: (cfg, tokenizer, components)."""
+def restore_components(model_dir: str, strategy: Optional[tf.distribute.Strategy] = None):
+    """Rebuilds everything a run trains, from its directory: (cfg, tokenizer, components).
+
+    For sampling, evaluation and export, `models.trained_run.load_run` loads less (no
+    discriminators, no optimizers)."""
     cfg = config_lib.load_config(model_dir)
     tok = tokenizer_lib.CaptionTokenizer.load(model_dir, cfg.data.max_caption_length)
     strategy = strategy or tf.distribute.get_strategy()
