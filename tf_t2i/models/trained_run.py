@@ -26,22 +26,36 @@ class GeneratorsAndEncoders(NamedTuple):
     ema_generator: Optional[object]   # None when the run keeps no EMA copy
 
 
-def build_generators_and_encoders(cfg: config_lib.ExperimentConfig,
-                                  vocab_size: int) -> GeneratorsAndEncoders:
-    """The run's DAMSM encoders, generator and EMA generator, with their weights created."""
+def build_generators_and_encoders(cfg: config_lib.ExperimentConfig, vocab_size: int,
+                                  with_ema: bool = True) -> GeneratorsAndEncoders:
+    """The run's DAMSM encoders, generator and EMA generator, with their weights created.
+
+    Args:
+      with_ema: also build the EMA copy (when the run keeps one); training builds it
+        after the discriminators, so that a seed gives the weights it always gave.
+    """
     size, t = cfg.data.image_size, cfg.data.max_caption_length
     text_encoder = factory.build_text_encoder(cfg, vocab_size)
     image_encoder = factory.build_image_encoder(cfg)
     text_encoder(tf.zeros([1, t], tf.int32), training=False)
     image_encoder(tf.zeros([1, size, size, 3]), training=False)
-    build_args = (cfg.generator.z_dim, cfg.text.hidden_dim, t)
     generator = factory.build_generator(cfg)
-    interface.build_generator(generator, *build_args)
-    ema_generator = None
-    if cfg.train.ema_decay > 0:
-        ema_generator = factory.build_generator(cfg, name="ema_generator")
-        interface.build_generator(ema_generator, *build_args)
+    interface.build_generator(generator, *_generator_build_args(cfg))
+    ema_generator = build_ema_generator(cfg) if with_ema else None
     return GeneratorsAndEncoders(text_encoder, image_encoder, generator, ema_generator)
+
+
+def _generator_build_args(cfg):
+    return cfg.generator.z_dim, cfg.text.hidden_dim, cfg.data.max_caption_length
+
+
+def build_ema_generator(cfg: config_lib.ExperimentConfig):
+    """The EMA copy of the generator (built), or None when train.ema_decay is 0."""
+    if cfg.train.ema_decay <= 0:
+        return None
+    ema_generator = factory.build_generator(cfg, name="ema_generator")
+    interface.build_generator(ema_generator, *_generator_build_args(cfg))
+    return ema_generator
 
 
 class TrainedRun:

@@ -115,10 +115,8 @@ def generate(generator, text_encoder, tokenizer, captions, seeds, z_dim: int,
 
     def run():
         caption_ids = tf.cast(tokenizer.encode(captions), tf.int32)  # [B, T]
-        words, sentence = text_encoder(caption_ids, training=False)
-        images = interface.generate_images(generator, noise_from_seeds(seeds, z_dim), sentence,
-                                           words, tf.not_equal(caption_ids, 0), training=False)
-        return to_uint8(images)
+        return to_uint8(interface.generate_from_captions(
+            generator, text_encoder, caption_ids, noise_from_seeds(seeds, z_dim)))
 
     def nothing():
         return tf.zeros([0, image_size, image_size, 3], tf.uint8)

@@ -75,14 +75,15 @@ class GANComponents:
     """Everything a GAN run builds, created inside the strategy scope."""
 
     def __init__(self, cfg: config_lib.ExperimentConfig, vocab_size: int, model_dir: str):
-        models = trained_run.build_generators_and_encoders(cfg, vocab_size)
-        self.text_encoder, self.image_encoder, self.generator, self.ema_generator = models
+        models = trained_run.build_generators_and_encoders(cfg, vocab_size, with_ema=False)
+        self.text_encoder, self.image_encoder, self.generator, _ = models
         self.discriminators = factory.build_discriminators(cfg)
         self.discriminator = self.discriminators[-1]
         generated = interface.build_generator(self.generator, cfg.generator.z_dim,
                                               cfg.text.hidden_dim, cfg.data.max_caption_length)
         for disc, stage in zip(self.discriminators, generated.stages):
             interface.build_discriminator(disc, int(stage.shape[1]), cfg.text.hidden_dim)
+        self.ema_generator = trained_run.build_ema_generator(cfg)
         loss = cfg.loss
         self.captioner = None
         if loss.recap_weight > 0:
