@@ -9,6 +9,7 @@ import keras
 import tensorflow as tf
 
 from tf_t2i import config as config_lib
+from tf_t2i.models import params
 
 
 def make_strategy(runtime: config_lib.RuntimeConfig) -> tf.distribute.Strategy:
@@ -96,8 +97,11 @@ def _scale(grad, factor):
 
 
 def count_params(model: keras.Model) -> int:
-    """Trainable parameters (Keras also lists BatchNorm moving statistics as weights)."""
-    return int(sum(int(tf.size(w)) for w in model.trainable_weights))
+    """Trainable parameters of a built model (BatchNorm moving statistics excluded).
+
+    Kept for train_lib and pretrain_lib until they call `tf_t2i.models.params`.
+    """
+    return params.count_weights(model.trainable_weights)
 
 
 def log_info(message: str) -> None:
