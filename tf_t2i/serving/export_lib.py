@@ -28,6 +28,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
+from tf_t2i import images as images_lib
 from tf_t2i.models import interface
 
 SERVING_DEFAULT = "serving_default"
@@ -76,12 +77,6 @@ def caption_seeds(captions) -> tf.Tensor:
     return tf.strings.to_hash_bucket_fast(captions, _CAPTION_SEED_BUCKETS)
 
 
-def to_uint8(images) -> tf.Tensor:
-    """[-1, 1] float images -> uint8 by round((x + 1) * 127.5), clipped (as callbacks.to_uint8)."""
-    scaled = tf.round((tf.cast(images, tf.float32) + 1.0) * 127.5)
-    return tf.cast(tf.clip_by_value(scaled, 0.0, 255.0), tf.uint8)
-
-
 def encode_pngs(images) -> tf.Tensor:
     """uint8 [B, H, W, 3] -> PNG bytes [B] (encode_png takes one image at a time)."""
     return tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.TensorSpec([], tf.string))
@@ -118,7 +113,7 @@ def generate(generator, text_encoder, tokenizer, captions, seeds, z_dim: int,
         words, sentence = text_encoder(caption_ids, training=False)
         images = interface.generate_images(generator, noise_from_seeds(seeds, z_dim), sentence,
                                            words, tf.not_equal(caption_ids, 0), training=False)
-        return to_uint8(images)
+        return images_lib.to_uint8(images)
 
     def nothing():
         return tf.zeros([0, image_size, image_size, 3], tf.uint8)
