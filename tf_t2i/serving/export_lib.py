@@ -29,6 +29,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import tensorflow as tf
 
 from tf_t2i import images as images_lib
+from tf_t2i.io import files
 from tf_t2i.models import interface
 
 SERVING_DEFAULT = "serving_default"
@@ -356,19 +357,9 @@ def export_run(model_dir: str, export_base: str, version: Optional[int] = None,
         # Pin the exported version and label it: a deployment moves to a new version by
         # editing the config, not by whatever appears in the base path.
         text = model_config_text(model_name, base, versions=[version], labels={"stable": version})
-        config_path = _write_atomic(write_model_config, text)
+        config_path = files.atomic_write_text(write_model_config, text)
     return ExportResult(path=path, version=version, model_name=model_name, use_ema=use_ema,
                         checkpoint=info["checkpoint"], model_config_path=config_path)
-
-
-def _write_atomic(path: str, text: str) -> str:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path
 
 
 def saved_model_ops(saved_model_dir: str) -> Dict[str, int]:
