@@ -7,9 +7,9 @@ can judge generated ones:
   predicts for each slot whether an object is there and, if so, its colour, shape and
   size (objects of one image never share a position). Its 256-d penultimate features
   give `shapes_fid`, a distribution distance that needs no Inception file;
-* `parse_caption` finds what a caption names (colours, shapes, sizes, positions, and
-  colour-shape pairs written next to each other, "a red circle"), from the synonym
-  lists of `tf_t2i.data.shapes`;
+* `parse_caption` (from `tf_t2i.data.shapes_captions`) finds what a caption names
+  (colours, shapes, sizes, positions, and colour-shape pairs written next to each
+  other, "a red circle"), from the synonym lists of `tf_t2i.data.shapes`;
 * `judge` checks each named attribute against the classifier's reading of the image:
   a named colour, shape, size or position must be shown by some object, a named pair
   by one object.
@@ -21,15 +21,15 @@ The classifier is trained once per dataset configuration (seed, sizes) and cache
 import dataclasses
 import json
 import os
-import re
 import time
-from typing import Dict, FrozenSet, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from tf_t2i.data import shapes
+from tf_t2i.data import shapes_captions
 
 CLASSIFIER_SIZE = 64
 FEATURE_DIM = 256
@@ -39,86 +39,10 @@ JUDGED = ATTRIBUTE_TYPES + ("color_shape",)
 CLASSIFIER_VERSION = 1
 REQUIRED_ACCURACY = 0.98
 
-
-# --- Caption parsing. --------------------------------------------------------------
-def _surface_forms():
-    colors = {w: i for i, words in enumerate(shapes.COLOR_SYNONYMS) for w in words}
-    nouns = {}
-    for i, words in enumerate(shapes.SHAPE_SYNONYMS):
-        for w in words:
-            if " " not in w:
-                nouns[w] = nouns[_plural(w)] = i
-    adjectives = {w: i for i, words in enumerate(shapes.SHAPE_ADJECTIVES) for w in words}
-    sizes = {w: i for i, words in enumerate(shapes.SIZE_SYNONYMS) for w in words}
-    return colors, {**adjectives, **nouns}, sizes
-
-
-def _plural(noun: str) -> str:
-    return noun + ("es" if noun.endswith(("s", "x")) else "s")
-
-
-# Multi-word shape names become one word first ("a red five-pointed star" -> "a red
-# star"), so that a colour and its shape stay next to each other.
-_MULTIWORD_SHAPES = {
-    form: canonical
-    for i, words in enumerate(shapes.SHAPE_SYNONYMS) for w in words if " " in w
-    for form, canonical in ((w, shapes.SHAPES[i]), (_plural(w), _plural(shapes.SHAPES[i])))}
-_MULTIWORD = re.compile(r"\b({})\b".format("|".join(
-    sorted(map(re.escape, _MULTIWORD_SHAPES), key=len, reverse=True))))
-_COLOR_WORDS, _SHAPE_WORDS, _SIZE_WORDS = _surface_forms()
-_BACKGROUND = re.compile(r"\b(?:{})\s+background\b".format("|".join(
-    sorted((re.escape(w) for ws in shapes.BACKGROUND_SYNONYMS for w in ws), key=len,
-           reverse=True))))
-_DIRECTIONS = {"top": "top", "upper": "top", "bottom": "bottom", "lower": "bottom",
-               "left": "left", "right": "right", "center": "center", "centre": "center",
-               "middle": "center"}
-# "in/at/on/near the <direction> [<direction>]"; "to the left of" (a relation between
-# two objects, not a position) does not match.
-_POSITION = re.compile(r"\b(?:in|at|on|near) the ((?:top|upper|bottom|lower) (?:left|right)|"
-                       r"top|upper|bottom|lower|left|right|center|centre|middle)\b")
-_WORD = re.compile(r"[a-z]+(?:-[a-z]+)*")
-
-
-@dataclasses.dataclass(frozen=True)
-class NamedAttributes:
-    """What a caption names, as ids into the `tf_t2i.data.shapes` vocabularies."""
-    color: FrozenSet[int] = frozenset()
-    shape: FrozenSet[int] = frozenset()
-    size: FrozenSet[int] = frozenset()
-    position: FrozenSet[int] = frozenset()
-    color_shape: FrozenSet[Tuple[int, int]] = frozenset()
-
-
-def parse_caption(caption: str) -> NamedAttributes:
-    """The attributes a shapes caption names.
-
-    For example "A small crimson disc in the top left corner on a white background."
-    names colour red, shape circle, size small, position top left and the pair (red,
-    circle); "white" describes the background, not an object, and is not read.
-    """
-    text = _BACKGROUND.sub(" ", caption.lower())
-    text = _MULTIWORD.sub(lambda m: _MULTIWORD_SHAPES[m.group(1)], text)
-    positions = set()
-    for match in _POSITION.finditer(text):
-        name = " ".join(_DIRECTIONS[w] for w in match.group(1).split())
-        positions.add(shapes.POSITIONS.index(name))
-    text = _POSITION.sub(" ", text)
-    words = _WORD.findall(text)
-    colors, shape_ids, sizes, pairs = set(), set(), set(), set()
-    for i, word in enumerate(words):
-        if word in _COLOR_WORDS:
-            colors.add(_COLOR_WORDS[word])
-            if i + 1 < len(words) and words[i + 1] in _SHAPE_WORDS:
-                pairs.add((_COLOR_WORDS[word], _SHAPE_WORDS[words[i + 1]]))
-        elif word in _SHAPE_WORDS:
-            shape_ids.add(_SHAPE_WORDS[word])
-            # "a circle painted red"
-            if i + 2 < len(words) and words[i + 1] == "painted" and words[i + 2] in _COLOR_WORDS:
-                pairs.add((_COLOR_WORDS[words[i + 2]], _SHAPE_WORDS[word]))
-        elif word in _SIZE_WORDS:
-            sizes.add(_SIZE_WORDS[word])
-    return NamedAttributes(frozenset(colors), frozenset(shape_ids), frozenset(sizes),
-                           frozenset(positions), frozenset(pairs))
+# Caption parsing lives beside the shapes vocabulary; eval_lib and diversity still
+# reach it through these names.
+NamedAttributes = shapes_captions.NamedAttributes
+parse_caption = shapes_captions.parse_caption
 
 
 # --- The classifier. ---------------------------------------------------------------

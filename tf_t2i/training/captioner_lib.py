@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from tf_t2i import config as config_lib
 from tf_t2i.data import pipeline
-from tf_t2i.data import shapes
+from tf_t2i.data import shapes_captions
 from tf_t2i.data import sources
 from tf_t2i.data import tokenizer as tokenizer_lib
 from tf_t2i.models import captioner as captioner_lib
@@ -101,25 +101,13 @@ def restore_captioner(cfg: config_lib.ExperimentConfig, vocab_size: int):
     return captioner
 
 
-def _word_attributes():
-    """token -> ('color'|'shape', id) for the single words of the shapes vocabulary."""
-    table = {}
-    for kind, groups in (("color", shapes.COLOR_SYNONYMS), ("shape", shapes.SHAPE_SYNONYMS)):
-        for attribute_id, words in enumerate(groups):
-            for phrase in words:
-                table.setdefault(tokenizer_lib.split_words(phrase)[-1], (kind, attribute_id))
-    table.pop("sign", None)
-    table["plus"] = ("shape", shapes.SHAPES.index("cross"))
-    return table
-
-
 def attribute_precision(captions, attributes) -> Dict[str, float]:
     """How often colour and shape words of generated captions are true of the image.
 
     A colour word within two words before "background" describes the background and is
     skipped.
     """
-    table = _word_attributes()
+    table = shapes_captions.token_attributes()
     hits = {"color": [], "shape": []}
     for i, caption in enumerate(captions):
         words = caption.split()
