@@ -7,6 +7,7 @@ so that layer outputs can be checked against an independent computation.
 
 import inspect
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -59,6 +60,22 @@ def init_arg_names(cls):
     """The `__init__` argument names of a layer class (for config round trips)."""
     names = inspect.signature(cls.__init__).parameters
     return {n for n in names if n not in ("self", "kwargs")}
+
+
+def config_round_trip(test, model):
+    """A built clone of `model` through Keras serialisation, with `model`'s weights.
+
+    Checks on the way that the config holds every `__init__` argument and that the
+    clone has the model's class.
+    """
+    test.assertContainsSubset(init_arg_names(type(model)), model.get_config())
+    clone = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(model))
+    test.assertIsInstance(clone, type(model))
+    model.build()
+    clone.build()
+    clone.set_weights(model.get_weights())
+    return clone
 
 
 def np_conv_same(x, kernel, bias=None):
