@@ -24,12 +24,13 @@ torch = pytest.importorskip("torch")
 from tests import convert_torch_reference as ref  # pylint: disable=g-import-not-at-top
 from tf_t2i import config as config_lib  # pylint: disable=g-import-not-at-top
 from tf_t2i import convert  # pylint: disable=g-import-not-at-top
-from tf_t2i.training import convert_lib  # pylint: disable=g-import-not-at-top
+from tf_t2i import images as images_lib  # pylint: disable=g-import-not-at-top
 from tf_t2i.data import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
 from tf_t2i.models import factory  # pylint: disable=g-import-not-at-top
 from tf_t2i.models import torch_import  # pylint: disable=g-import-not-at-top
 from tf_t2i.models import trained_run  # pylint: disable=g-import-not-at-top
-from tf_t2i.models.ssagan import SSAGANGenerator  # pylint: disable=g-import-not-at-top
+from tf_t2i.models.ssagan_generator import SSAGANGenerator  # pylint: disable=g-import-not-at-top
+from tf_t2i.training import convert_lib  # pylint: disable=g-import-not-at-top
 from tf_t2i.models.text_encoder import DAMSMTextEncoder  # pylint: disable=g-import-not-at-top
 from tf_t2i.serving import export_lib  # pylint: disable=g-import-not-at-top
 from tf_t2i.training import train_lib  # pylint: disable=g-import-not-at-top
@@ -434,7 +435,7 @@ class ConvertedDirectoriesTest(RelativeErrorMixin, tf.test.TestCase):
         _, sentence = torch_text_outputs(self.text_module, np.where(ids > 1, ids - 1, 0))
         z = export_lib.noise_from_seeds(seeds, 100).numpy()
         want, _ = torch_generator_outputs(self.netg_module, z, sentence)
-        want = export_lib.to_uint8(want).numpy().astype(int)
+        want = images_lib.to_uint8(want).numpy().astype(int)
         # uint8 rounding may flip a value sitting on a .5 boundary.
         self.assertLessEqual(np.abs(images.astype(int) - want).max(), 1)
         self.assertGreater(np.std(want), 10)

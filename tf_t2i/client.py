@@ -26,6 +26,7 @@ from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-positio
 from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from tf_t2i import flags as t2i_flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tf_t2i.io import files  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("server", "localhost:8500", "host:port of the gRPC (or, with --rest, "
@@ -90,9 +91,8 @@ def main(argv):
         except (client_lib.ServingError, TimeoutError, OSError) as e:
             t2i_flags.fail(str(e), status=1)
     image = _tile(pngs)
-    tmp = FLAGS.output + ".tmp.png"
-    image.save(tmp)
-    os.replace(tmp, FLAGS.output)
+    with files.atomic_path(FLAGS.output) as tmp:
+        image.save(tmp, format="PNG")
     print(f"Wrote {FLAGS.output} ({len(pngs)} image(s), {image.size[0]}x{image.size[1]})")
 
 

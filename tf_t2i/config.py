@@ -1,9 +1,9 @@
 """Typed experiment configuration: frozen dataclasses with validation and JSON round trip.
 
-Stdlib only, so every layer of the package (and tests) can import it cheaply. The
-binaries turn absl flags into an `ExperimentConfig` (see `tf_t2i/flags.py`), write it
-to `<model_dir>/config.json`, and everything downstream (evaluate, sample, export)
-rebuilds models from that file alone.
+Stdlib only (with `tf_t2i.io.files`, itself stdlib only), so every layer of the package
+(and tests) can import it cheaply. The binaries turn absl flags into an
+`ExperimentConfig` (see `tf_t2i/flags.py`), write it to `<model_dir>/config.json`, and
+everything downstream (evaluate, sample, export) rebuilds models from that file alone.
 
 Each field's metadata may carry `choices` (validated, and turned into an enum flag)
 and `help` (the flag's help text).
@@ -13,6 +13,8 @@ import dataclasses
 import json
 import os
 from typing import Any, Dict, Optional
+
+from tf_t2i.io import files
 
 
 class ConfigError(ValueError):
@@ -357,13 +359,7 @@ CONFIG_FILENAME = "config.json"
 
 def save_config(config: ExperimentConfig, model_dir: str) -> str:
     """Writes `config.json` into model_dir atomically; returns its path."""
-    os.makedirs(model_dir, exist_ok=True)
-    path = os.path.join(model_dir, CONFIG_FILENAME)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(config.to_json())
-    os.replace(tmp, path)
-    return path
+    return files.atomic_write_text(os.path.join(model_dir, CONFIG_FILENAME), config.to_json())
 
 
 def load_config(model_dir: str) -> ExperimentConfig:

@@ -105,27 +105,30 @@ def main(argv):
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     from tf_t2i.serving import server as server_lib  # pylint: disable=g-import-not-at-top
-    from tf_t2i.serving import servables  # pylint: disable=g-import-not-at-top
+    from tf_t2i.serving import errors  # pylint: disable=g-import-not-at-top
+    from tf_t2i.serving import model_config  # pylint: disable=g-import-not-at-top
+    from tf_t2i.serving import servable_manager  # pylint: disable=g-import-not-at-top
+    from tf_t2i.serving import version_policy  # pylint: disable=g-import-not-at-top
     if FLAGS.model_config_file:
         try:
-            models = servables.models_from_config_file(
+            models = model_config.models_from_config_file(
                 FLAGS.model_config_file, FLAGS.max_batch_size,
                 FLAGS.num_request_iterations_for_warmup)
         except Exception as e:  # pylint: disable=broad-except
             t2i_flags.fail(f"Bad --model_config_file: {e}".replace("\n", " "))
     else:
-        policy = servables.VersionPolicy(FLAGS.model_version_policy)
-        models = [servables.ServedModel(FLAGS.model_name, FLAGS.model_base, policy, labels,
-                                        FLAGS.max_batch_size,
-                                        FLAGS.num_request_iterations_for_warmup)]
+        policy = version_policy.VersionPolicy(FLAGS.model_version_policy)
+        models = [servable_manager.ServedModel(FLAGS.model_name, FLAGS.model_base, policy, labels,
+                                               FLAGS.max_batch_size,
+                                               FLAGS.num_request_iterations_for_warmup)]
     server = server_lib.ModelServer(
-        servables.ServableManager(models), host=FLAGS.host, port=FLAGS.port,
+        servable_manager.ServableManager(models), host=FLAGS.host, port=FLAGS.port,
         rest_port=FLAGS.rest_port, max_batch_size=FLAGS.max_batch_size,
         max_workers=FLAGS.num_threads, poll_interval_s=FLAGS.file_system_poll_wait_seconds,
         as_tensor_content=FLAGS.serialize_as_tensor_content, metrics_path=metrics_path)
     try:
         port = server.start()
-    except servables.ServingError as e:
+    except errors.ServingError as e:
         t2i_flags.fail(f"Could not load the models: {e}".replace("\n", " "), status=1)
     except OSError as e:
         t2i_flags.fail(str(e), status=1)

@@ -24,7 +24,7 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from tf_t2i import config as config_lib  # pylint: disable=g-import-not-at-top
 from tf_t2i.data import sources  # pylint: disable=g-import-not-at-top
-from tf_t2i.models.ssagan import SSAGANDiscriminator  # pylint: disable=g-import-not-at-top
+from tf_t2i.models import ssagan_discriminator  # pylint: disable=g-import-not-at-top
 
 
 def single_object_shapes(source):
@@ -48,8 +48,8 @@ def main():
     x_train, y_train = single_object_shapes(sources.load_source(data, "train"))
     x_test, y_test = single_object_shapes(sources.load_source(data, "test"))
     keras.utils.set_random_seed(0)
-    backbone = SSAGANDiscriminator(ndf=args.ndf, image_size=data.image_size,
-                                   residual_gate_init=args.residual_gate_init)
+    backbone = ssagan_discriminator.SSAGANDiscriminator(
+        ndf=args.ndf, image_size=data.image_size, residual_gate_init=args.residual_gate_init)
     backbone.build()
     features = int(np.prod(backbone(x_train[:1]).shape[1:]))
     head = keras.layers.Dense(6)

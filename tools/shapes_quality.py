@@ -29,6 +29,8 @@ import subprocess
 import sys
 import time
 
+from tf_t2i.io import files
+
 CURVE_METRICS = "attribute_accuracy,r_precision,shapes_fid"
 FINAL_METRICS = "attribute_accuracy,r_precision,shapes_fid,diversity"
 # The shapes quality targets (README): overall >= 0.85, each attribute >= 0.75, every
@@ -207,10 +209,7 @@ def main():
         "targets": TARGETS, "curve": points,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    os.makedirs(args.results, exist_ok=True)
-    with open(out_path + ".tmp", "w") as f:
-        json.dump(result, f, indent=1)
-    os.replace(out_path + ".tmp", out_path)
+    files.atomic_write_json(out_path, result, indent=1)
     print(json.dumps(result["final"], indent=1))
     print(f"Wrote {out_path}")
 

@@ -5,6 +5,7 @@ import tensorflow as tf
 from scipy.spatial import distance
 
 from tf_t2i.data import shapes
+from tf_t2i.data import shapes_captions
 from tf_t2i.eval import attributes
 from tf_t2i.eval import diversity
 
@@ -41,7 +42,7 @@ class DiversityTest(tf.test.TestCase):
 
     def test_fitting_images_follow_the_judge(self):
         truth = diversity.ground_truth_reading(IMAGES)
-        fit = lambda caption: diversity.fitting_images(attributes.parse_caption(caption),
+        fit = lambda caption: diversity.fitting_images(shapes_captions.parse_caption(caption),
                                                        truth).tolist()
         self.assertEqual(fit("a red circle"), [0, 1])      # image 3: red star, blue circle
         self.assertEqual(fit("a red shape"), [0, 1, 2, 3])
@@ -51,7 +52,7 @@ class DiversityTest(tf.test.TestCase):
         self.assertEqual(fit("a cyan cross"), [])
         # The same verdicts as attributes.judge on a reading equal to the ground truth.
         for caption in ("a red circle", "a small blue square at the top", "two shapes"):
-            named = attributes.parse_caption(caption)
+            named = shapes_captions.parse_caption(caption)
             verdicts = attributes.judge(truth, [named] * 4)
             stacked = np.nan_to_num(np.stack([verdicts[k] for k in attributes.JUDGED], 1),
                                     nan=1.0)
@@ -72,13 +73,13 @@ class DiversityTest(tf.test.TestCase):
         images[1:] = 255
         # "a red circle" names neither position nor size: the four images show the
         # positions left, center, top, left, right, bottom (5 distinct) and both sizes.
-        named = attributes.parse_caption("a red circle")
+        named = shapes_captions.parse_caption("a red circle")
         stats = diversity.group_statistics(reading, images, named)
         self.assertAllClose(stats.feature_distance, np.sqrt(2))
         # Border colours (0,0,0) once and (1,1,1) three times: 3 of 6 pairs at sqrt(3).
         self.assertAllClose(stats.background_spread, np.sqrt(3) / 2)
         self.assertEqual(stats.distinct, {"position": 5.0, "size": 2.0})
-        named_position = attributes.parse_caption("a red circle on the left")
+        named_position = shapes_captions.parse_caption("a red circle on the left")
         self.assertIsNone(diversity.group_statistics(reading, images,
                                                      named_position).distinct["position"])
 

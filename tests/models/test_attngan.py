@@ -1,44 +1,24 @@
-"""Tests for tf_t2i.models.attngan.
+"""Tests for tf_t2i.models.attngan_blocks, attngan_generator and attngan_discriminator.
 
 Parameter counts are those of the official PyTorch models (taoxugit/AttnGAN
 code/model.py at the CUB and COCO configs, ../shared/reference/
 attngan_counts.md); other expectations come from numpy re-implementations.
 """
 
-import inspect
-
 import keras
 import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
-from tf_t2i.models import attngan
-from tf_t2i.models import layers as t2i_layers
+from tests.models import helpers
+from tf_t2i.models import attngan_blocks
+from tf_t2i.models import attngan_discriminator
+from tf_t2i.models import attngan_generator
+from tf_t2i.models import params
 
-BATCH = 2
-WORDS = 5
-SENTENCE_DIM = 256
-
-
-def _inputs(seed=0):
-    rng = np.random.default_rng(seed)
-    z = rng.standard_normal((BATCH, 100)).astype(np.float32)
-    sentence = rng.standard_normal((BATCH, SENTENCE_DIM)).astype(np.float32)
-    words = rng.standard_normal((BATCH, WORDS, SENTENCE_DIM)).astype(
-        np.float32)
-    # Sample 0 has two padding words at the end, sample 1 none.
-    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)
-    ca_noise = rng.standard_normal((BATCH, 100)).astype(np.float32)
-    return z, sentence, words, mask, ca_noise
-
-
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def _init_arg_names(cls):
-    names = inspect.signature(cls.__init__).parameters
-    return {n for n in names if n not in ("self", "kwargs")}
+BATCH = helpers.BATCH
+WORDS = helpers.WORDS
+SENTENCE_DIM = helpers.SENTENCE_DIM
 
 
 class ParameterCountTest(tf.test.TestCase, parameterized.TestCase):
@@ -51,29 +31,28 @@ class ParameterCountTest(tf.test.TestCase, parameterized.TestCase):
     )
     def test_counts_match_reference(self, ngf, ndf, num_residual,
                                     generator_count, discriminator_counts):
-        generator = attngan.AttnGANGenerator(
+        generator = attngan_generator.AttnGANGenerator(
             ngf=ngf, num_residual=num_residual, image_size=256)
-        self.assertEqual(attngan.count_trainable_parameters(generator),
+        self.assertEqual(params.count_trainable_parameters(generator),
                          generator_count)
         self.assertEqual(
-            attngan.count_trainable_parameters(generator.ca), 102_800)
-        discriminators = attngan.build_attngan_discriminators(
+            params.count_trainable_parameters(generator.ca), 102_800)
+        discriminators = attngan_discriminator.build_attngan_discriminators(
             ndf=ndf, image_size=256)
         self.assertEqual(
-            [attngan.count_trainable_parameters(d) for d in discriminators],
+            [params.count_trainable_parameters(d) for d in discriminators],
             list(discriminator_counts))
 
     def test_cub_heads_and_batch_norm_statistics(self):
-        discriminator = attngan.AttnGANDiscriminator(ndf=64, image_size=64)
+        discriminator = attngan_discriminator.AttnGANDiscriminator(ndf=64, image_size=64)
         discriminator.build()
-        self.assertEqual(attngan.count_trainable_parameters(
+        self.assertEqual(params.count_trainable_parameters(
             discriminator.conditional_head), 3_548_161)
-        self.assertEqual(attngan.count_trainable_parameters(
+        self.assertEqual(params.count_trainable_parameters(
             discriminator.unconditional_head), 8_193)
         # BN running mean + var are buffers in torch, weights here.
         self.assertEqual(
-            sum(int(np.prod(w.shape))
-                for w in discriminator.non_trainable_weights), 2_816)
+            params.count_weights(discriminator.non_trainable_weights), 2_816)
 
 
 class AttnGANGeneratorTest(tf.test.TestCase, parameterized.TestCase):
@@ -84,34 +63,26 @@ class AttnGANGeneratorTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_rejects_unsupported_size(self):
         with self.assertRaisesRegex(ValueError, "image_size"):
-            attngan.AttnGANGenerator(image_size=96)
+            attngan_generator.AttnGANGenerator(image_size=96)
 
     @parameterized.parameters((64, True), (128, True), (128, False))
     def test_output_shapes_and_ranges(self, image_size, training):
-        generator = attngan.AttnGANGenerator(ngf=4, image_size=image_size)
-        z, sentence, words, mask, _ = _inputs()
+        generator = attngan_generator.AttnGANGenerator(ngf=4, image_size=image_size)
+        z, sentence, words, mask, _ = helpers.text_inputs()
         out = generator(z, sentence, words, mask, training=training)
-        sizes = [64 * 2 ** i for i in range(image_size // 64)]
-        self.assertEqual([image.shape for image in out["images"]],
-                         [(BATCH, s, s, 3) for s in sizes])
-        for image in out["images"]:
-            self.assertEqual(image.dtype, tf.float32)
-            self.assertAllInRange(image, -1.0, 1.0)
-        self.assertEqual([a.shape for a in out["attention"]],
-                         [(BATCH, s, s, WORDS) for s in sizes[:-1]])
+        helpers.check_stage_outputs(self, out, image_size)
         for weights in out["attention"]:
             self.assertAllClose(tf.reduce_sum(weights, -1),
                                 np.ones(weights.shape[:-1]), atol=1e-5)
-        self.assertEqual(out["mu"].shape, (BATCH, 100))
         self.assertEqual(out["logvar"].shape, (BATCH, 100))
 
     def test_conditioning_augmentation_matches_numpy(self):
-        generator = attngan.AttnGANGenerator(ngf=4, image_size=64)
-        z, sentence, words, mask, noise = _inputs()
+        generator = attngan_generator.AttnGANGenerator(ngf=4, image_size=64)
+        z, sentence, words, mask, noise = helpers.text_inputs()
         out = generator(z, sentence, words, mask, ca_noise=noise)
         fc = generator.ca.fc
         h = sentence @ fc.kernel.numpy() + fc.bias.numpy()
-        h = h[:, :200] * _sigmoid(h[:, 200:])
+        h = h[:, :200] * helpers.np_sigmoid(h[:, 200:])
         self.assertAllClose(out["mu"], h[:, :100], atol=1e-5)
         self.assertAllClose(out["logvar"], h[:, 100:], atol=1e-5)
         c, _, _ = generator.ca(sentence, noise)
@@ -119,8 +90,8 @@ class AttnGANGeneratorTest(tf.test.TestCase, parameterized.TestCase):
             c, h[:, :100] + np.exp(0.5 * h[:, 100:]) * noise, atol=1e-5)
 
     def test_attention_ignores_padding_words(self):
-        generator = attngan.AttnGANGenerator(ngf=4, image_size=128)
-        z, sentence, words, mask, noise = _inputs()
+        generator = attngan_generator.AttnGANGenerator(ngf=4, image_size=128)
+        z, sentence, words, mask, noise = helpers.text_inputs()
         out = generator(z, sentence, words, mask, ca_noise=noise)
         self.assertAllEqual(out["attention"][0][0, :, :, 3:],
                             np.zeros((64, 64, 2)))
@@ -137,11 +108,11 @@ class AttnGANGeneratorTest(tf.test.TestCase, parameterized.TestCase):
             1e-4)
 
     def test_word_attention_matches_numpy(self):
-        layer = attngan.WordAttention(8, word_dim=6)
+        layer = attngan_blocks.WordAttention(8, word_dim=6)
         rng = np.random.default_rng(1)
         h = rng.standard_normal((BATCH, 3, 3, 8)).astype(np.float32)
         words = rng.standard_normal((BATCH, WORDS, 6)).astype(np.float32)
-        _, _, _, mask, _ = _inputs()
+        _, _, _, mask, _ = helpers.text_inputs()
         context, weights = layer(h, words, mask)
         source = words @ layer.word_projection.kernel.numpy()  # [B, T, 8]
         scores = np.einsum("bhwc,btc->bhwt", h, source)
@@ -154,14 +125,14 @@ class AttnGANGeneratorTest(tf.test.TestCase, parameterized.TestCase):
             atol=1e-5)
 
     def test_empty_caption_gives_uniform_attention_not_nan(self):
-        layer = attngan.WordAttention(4, word_dim=6)
+        layer = attngan_blocks.WordAttention(4, word_dim=6)
         _, weights = layer(tf.ones([1, 2, 2, 4]), tf.ones([1, 3, 6]),
                            tf.zeros([1, 3], tf.bool))
         self.assertAllClose(weights, np.full((1, 2, 2, 3), 1 / 3))
 
     def test_random_draws(self):
-        generator = attngan.AttnGANGenerator(ngf=4, image_size=64)
-        z, sentence, words, mask, _ = _inputs()
+        generator = attngan_generator.AttnGANGenerator(ngf=4, image_size=64)
+        z, sentence, words, mask, _ = helpers.text_inputs()
         seed = tf.constant([3, 4])
         first = generator(z, sentence, words, mask, noise_seed=seed)
         again = generator(z, sentence, words, mask, noise_seed=seed)
@@ -172,31 +143,24 @@ class AttnGANGeneratorTest(tf.test.TestCase, parameterized.TestCase):
                                   - stateful_again["images"][0]).max(), 1e-6)
 
     def test_config_round_trip(self):
-        generator = attngan.AttnGANGenerator(
+        generator = attngan_generator.AttnGANGenerator(
             ngf=4, z_dim=100, condition_dim=100, sentence_dim=SENTENCE_DIM,
             num_residual=1, image_size=128)
-        config = generator.get_config()
-        self.assertContainsSubset(
-            _init_arg_names(attngan.AttnGANGenerator), config)
-        clone = keras.saving.deserialize_keras_object(
-            keras.saving.serialize_keras_object(generator))
-        generator.build()
-        clone.build()
-        clone.set_weights(generator.get_weights())
-        z, sentence, words, mask, noise = _inputs()
+        clone = helpers.config_round_trip(self, generator)
+        z, sentence, words, mask, noise = helpers.text_inputs()
         self.assertAllClose(
             generator(z, sentence, words, mask, ca_noise=noise)["images"][1],
             clone(z, sentence, words, mask, ca_noise=noise)["images"][1])
 
     def test_graph_mode_and_mixed_precision(self):
-        generator = attngan.AttnGANGenerator(ngf=4, image_size=128)
-        z, sentence, words, mask, noise = _inputs()
+        generator = attngan_generator.AttnGANGenerator(ngf=4, image_size=128)
+        z, sentence, words, mask, noise = helpers.text_inputs()
         eager = generator(z, sentence, words, mask, ca_noise=noise)
         graph = tf.function(lambda *args: generator(*args, ca_noise=noise))(
             z, sentence, words, mask)
         self.assertAllClose(graph["images"][1], eager["images"][1],
                             atol=1e-5)
-        mixed = attngan.AttnGANGenerator(
+        mixed = attngan_generator.AttnGANGenerator(
             ngf=4, image_size=128, dtype="mixed_bfloat16")
         out = mixed(z, sentence, words, mask, training=True)
         self.assertEqual(out["images"][1].dtype, tf.float32)
@@ -212,24 +176,24 @@ class AttnGANDiscriminatorTest(tf.test.TestCase, parameterized.TestCase):
 
     @parameterized.parameters((64, 0), (128, 1), (256, 2))
     def test_features_and_logits(self, image_size, num_blocks):
-        discriminator = attngan.AttnGANDiscriminator(
+        discriminator = attngan_discriminator.AttnGANDiscriminator(
             ndf=2, image_size=image_size)
         self.assertLen(discriminator.block_convs, num_blocks)
         images = tf.random.uniform((BATCH, image_size, image_size, 3), -1, 1)
         features = discriminator(images, training=True)
         self.assertEqual(features.shape, (BATCH, 4, 4, 16))
-        _, sentence, _, _, _ = _inputs()
+        _, sentence, _, _, _ = helpers.text_inputs()
         for logits in (discriminator.conditional_logits(features, sentence),
                        discriminator.unconditional_logits(features)):
             self.assertEqual(logits.shape, (BATCH,))
             self.assertEqual(logits.dtype, tf.float32)
 
     def test_heads_match_numpy(self):
-        discriminator = attngan.AttnGANDiscriminator(ndf=2, image_size=64)
+        discriminator = attngan_discriminator.AttnGANDiscriminator(ndf=2, image_size=64)
         discriminator.build()
         rng = np.random.default_rng(0)
         features = rng.standard_normal((BATCH, 4, 4, 16)).astype(np.float32)
-        _, sentence, _, _, _ = _inputs()
+        _, sentence, _, _, _ = helpers.text_inputs()
         head = discriminator.unconditional_head
         expected = np.einsum("bhwc,hwco->b", features,
                              head.logits_conv.kernel.numpy())
@@ -256,26 +220,11 @@ class AttnGANDiscriminatorTest(tf.test.TestCase, parameterized.TestCase):
             expected, atol=1e-4)
 
     def test_config_round_trip(self):
-        discriminator = attngan.AttnGANDiscriminator(
+        discriminator = attngan_discriminator.AttnGANDiscriminator(
             ndf=2, sentence_dim=8, image_size=128)
-        self.assertContainsSubset(
-            _init_arg_names(attngan.AttnGANDiscriminator),
-            discriminator.get_config())
-        clone = keras.saving.deserialize_keras_object(
-            keras.saving.serialize_keras_object(discriminator))
-        discriminator.build()
-        clone.build()
-        clone.set_weights(discriminator.get_weights())
+        clone = helpers.config_round_trip(self, discriminator)
         images = tf.random.uniform((BATCH, 128, 128, 3), -1, 1)
         self.assertAllClose(discriminator(images), clone(images))
-
-
-class GLUTest(tf.test.TestCase):
-
-    def test_glu_gates_first_half_with_second(self):
-        x = np.arange(8, dtype=np.float32).reshape(2, 4) - 3.0
-        expected = x[:, :2] * _sigmoid(x[:, 2:])
-        self.assertAllClose(t2i_layers.glu(tf.constant(x)), expected)
 
 
 if __name__ == "__main__":

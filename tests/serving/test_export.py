@@ -17,7 +17,6 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from tests.serving import helpers
 from tf_t2i.serving import export_lib
-from tf_t2i.training import callbacks
 
 
 class _TinyModule:
@@ -66,11 +65,6 @@ class NoiseAndSeedsTest(tf.test.TestCase):
         self.assertEqual(seeds[0], seeds[1])
         self.assertLen(set(seeds[1:].tolist()), 3)
         self.assertTrue((seeds >= 0).all())
-
-    def test_to_uint8_matches_the_training_callbacks(self):
-        x = np.concatenate([np.linspace(-1.2, 1.2, 1001), [-1.0, 1.0, 0.0, -0.996078431]])
-        x = x.astype(np.float32)
-        self.assertAllEqual(export_lib.to_uint8(x), callbacks.to_uint8(x))
 
 
 class ModelConfigTest(tf.test.TestCase):

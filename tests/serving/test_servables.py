@@ -1,5 +1,6 @@
-"""The server core in-process: version policies and polling, warmup replay, status
-reporting, typed-field encoding, and models.config files."""
+"""The server core in-process: version policies and polling (version_policy,
+servable_manager), warmup replay (warmup), status reporting, typed-field encoding
+(servable_version), and models.config files (model_config)."""
 
 import os
 import shutil
@@ -13,7 +14,12 @@ from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
 from tests.serving import helpers
-from tf_t2i.serving import servables
+from tf_t2i.serving import errors
+from tf_t2i.serving import model_config
+from tf_t2i.serving import servable_manager
+from tf_t2i.serving import servable_version
+from tf_t2i.serving import version_policy
+from tf_t2i.serving import warmup
 
 State = get_model_status_pb2.ModelVersionStatus.State
 
@@ -31,11 +37,11 @@ def _status_request(name="t2i", version=None, label=None):
 class PolicyAndEncodingTest(parameterized.TestCase, tf.test.TestCase):
 
     @parameterized.parameters(
-        (servables.VersionPolicy(), [1, 2, 5], [5]),
-        (servables.VersionPolicy("latest", num_versions=2), [1, 2, 5], [2, 5]),
-        (servables.VersionPolicy("all"), [3, 1], [1, 3]),
-        (servables.VersionPolicy("specific", versions=[2, 9]), [1, 2, 5], [2]),
-        (servables.VersionPolicy(), [], []),
+        (version_policy.VersionPolicy(), [1, 2, 5], [5]),
+        (version_policy.VersionPolicy("latest", num_versions=2), [1, 2, 5], [2, 5]),
+        (version_policy.VersionPolicy("all"), [3, 1], [1, 3]),
+        (version_policy.VersionPolicy("specific", versions=[2, 9]), [1, 2, 5], [2]),
+        (version_policy.VersionPolicy(), [], []),
     )
     def test_policy_selects(self, policy, on_disk, expected):
         self.assertEqual(policy.select(on_disk), expected)
@@ -43,23 +49,23 @@ class PolicyAndEncodingTest(parameterized.TestCase, tf.test.TestCase):
     @parameterized.parameters(np.uint8, np.int32, np.int64, np.float32)
     def test_typed_fields_round_trip(self, dtype):
         array = (np.arange(24).reshape(2, 3, 4) % 7).astype(dtype)
-        proto = servables.tensor_to_proto(array)
+        proto = servable_version.tensor_to_proto(array)
         self.assertEqual(proto.tensor_content, b"")
         self.assertAllEqual(tf.make_ndarray(proto), array)
         self.assertEqual(tf.make_ndarray(proto).dtype, dtype)
-        packed = servables.tensor_to_proto(array, as_tensor_content=True)
+        packed = servable_version.tensor_to_proto(array, as_tensor_content=True)
         self.assertNotEmpty(packed.tensor_content)
         self.assertAllEqual(tf.make_ndarray(packed), array)
 
     def test_strings_round_trip(self):
         array = np.array([b"\x89PNG\x00\xff", b""], dtype=object)
-        proto = servables.tensor_to_proto(array)
+        proto = servable_version.tensor_to_proto(array)
         self.assertEqual(list(proto.string_val), list(array))
         self.assertEqual(list(tf.make_ndarray(proto)), list(array))
 
     def test_models_config_file_of_the_deployment(self):
         path = os.path.join(helpers.ROOT, "serving", "models.config")
-        (model,) = servables.models_from_config_file(path)
+        (model,) = model_config.models_from_config_file(path)
         self.assertEqual(model.name, "t2i")
         self.assertEqual(model.base_path, "/models/t2i")
         self.assertEqual(model.policy.kind, "specific")
@@ -79,8 +85,8 @@ class ServedModelTest(tf.test.TestCase):
         base = self.create_tempdir().full_path
         os.symlink(self.version_dir, os.path.join(base, "1"))
         os.makedirs(os.path.join(base, ".tmp-export-3-x"))  # being written: invisible
-        model = servables.ServedModel("t2i", base, labels={})
-        manager = servables.ServableManager([model])
+        model = servable_manager.ServedModel("t2i", base, labels={})
+        manager = servable_manager.ServableManager([model])
         self.assertEqual(manager.poll(), [])
         self.assertEqual(sorted(model.available()), [1])
         os.symlink(self.version_dir, os.path.join(base, "3"))
@@ -93,9 +99,9 @@ class ServedModelTest(tf.test.TestCase):
         request.model_spec.name = "t2i"
         self.assertEqual(manager.resolve(request.model_spec).version, 3)
         request.model_spec.version.value = 1
-        with self.assertRaisesRegex(servables.ServingError, r"Specific\(t2i, 1\)"):
+        with self.assertRaisesRegex(errors.ServingError, r"Specific\(t2i, 1\)"):
             manager.resolve(request.model_spec)
-        with self.assertRaisesRegex(servables.ServingError, "Could not find version 2 of model"):
+        with self.assertRaisesRegex(errors.ServingError, "Could not find version 2 of model"):
             manager.get_model_status(_status_request(version=2))
 
     def test_failing_warmup_fails_the_load(self):
@@ -108,10 +114,10 @@ class ServedModelTest(tf.test.TestCase):
         request.inputs["seeds"].CopyFrom(tf.make_tensor_proto([1], dtype=tf.int32))
         log = prediction_log_pb2.PredictionLog(
             predict_log=prediction_log_pb2.PredictLog(request=request))
-        with tf.io.TFRecordWriter(os.path.join(version_dir, servables.WARMUP_PATH)) as writer:
+        with tf.io.TFRecordWriter(os.path.join(version_dir, warmup.WARMUP_PATH)) as writer:
             writer.write(log.SerializeToString())
-        model = servables.ServedModel("t2i", base)
-        manager = servables.ServableManager([model])
+        model = servable_manager.ServedModel("t2i", base)
+        manager = servable_manager.ServableManager([model])
         (error,) = manager.poll()
         self.assertEqual(error.code, grpc.StatusCode.INVALID_ARGUMENT)
         self.assertEqual(model.available(), {})
@@ -125,10 +131,10 @@ class ServedModelTest(tf.test.TestCase):
     def test_label_must_name_an_available_version(self):
         base = self.create_tempdir().full_path
         os.symlink(self.version_dir, os.path.join(base, "1"))
-        manager = servables.ServableManager(
-            [servables.ServedModel("t2i", base, labels={"stable": 1, "canary": 2})])
+        manager = servable_manager.ServableManager(
+            [servable_manager.ServedModel("t2i", base, labels={"stable": 1, "canary": 2})])
         manager.poll()
-        with self.assertRaisesRegex(servables.ServingError,
+        with self.assertRaisesRegex(errors.ServingError,
                                     "assign label to version 2 of model t2i"):
             manager.check_labels()
         (status,) = manager.get_model_status(_status_request(label="stable")).model_version_status

@@ -16,6 +16,7 @@ import tensorflow as tf
 from tests import strategies
 from tests.serving import helpers as serving_helpers
 from tests.training import helpers
+from tf_t2i import images as images_lib
 from tf_t2i.models import interface
 from tf_t2i.models import trained_run
 from tf_t2i.training.objectives import attngan_bce
@@ -240,5 +241,5 @@ class StyleExportTest(tf.test.TestCase):
         words, sentence = parts.text_encoder(ids, training=False)
         expected = interface.generate_images(parts.ema_generator, z, sentence, words,
                                              tf.not_equal(ids, 0))
-        expected = export_lib.to_uint8(expected).numpy()
+        expected = images_lib.to_uint8(expected).numpy()
         self.assertLessEqual(int(np.max(np.abs(expected[0].astype(int) - images[0]))), 1)

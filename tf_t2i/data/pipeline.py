@@ -28,6 +28,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tf_t2i import images as images_lib
 from tf_t2i.data import tokenizer as tokenizer_lib
 
 NO_CLASS = -1
@@ -262,7 +263,7 @@ def _decode_element(source: ImageCaptionSource, image_size: int, training: bool)
             left = (shape[1] - image_size) // 2
             image = image[top:top + image_size, left:left + image_size]
         image.set_shape([image_size, image_size, 3])
-        element["real_images"] = tf.clip_by_value(image / 127.5 - 1.0, -1.0, 1.0)
+        element["real_images"] = tf.clip_by_value(images_lib.from_uint8(image), -1.0, 1.0)
         return element
 
     return fn
@@ -284,7 +285,7 @@ def _attach_images(source: ImageCaptionSource, image_size: int):
             h, w = images.shape[1:3]
             pixels = tf.numpy_function(gather, [idx], tf.uint8, stateful=False)
             pixels.set_shape([None, h, w, 3])
-            real = tf.cast(pixels, tf.float32) / 127.5 - 1.0
+            real = images_lib.from_uint8(pixels)
             if (h, w) != (image_size, image_size):
                 real = tf.clip_by_value(
                     tf.image.resize(real, [image_size, image_size], antialias=True), -1.0, 1.0)

@@ -18,6 +18,8 @@ import numpy as np
 import tensorflow as tf
 import keras
 
+from tf_t2i.io import files
+
 PAD_ID = 0
 OOV_ID = 1
 PAD_TOKEN = ""
@@ -112,13 +114,8 @@ class CaptionTokenizer:
 
     def save(self, directory: str) -> str:
         """Writes `vocab.txt` (one word a line, most frequent first) atomically."""
-        os.makedirs(directory, exist_ok=True)
-        path = os.path.join(directory, VOCAB_FILENAME)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write("\n".join(self.vocabulary) + "\n")
-        os.replace(tmp, path)
-        return path
+        return files.atomic_write_text(os.path.join(directory, VOCAB_FILENAME),
+                                       "\n".join(self.vocabulary) + "\n")
 
     @classmethod
     def load(cls, directory: str, max_length: int = 18) -> "CaptionTokenizer":

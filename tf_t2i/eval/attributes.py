@@ -7,9 +7,9 @@ can judge generated ones:
   predicts for each slot whether an object is there and, if so, its colour, shape and
   size (objects of one image never share a position). Its 256-d penultimate features
   give `shapes_fid`, a distribution distance that needs no Inception file;
-* `parse_caption` finds what a caption names (colours, shapes, sizes, positions, and
-  colour-shape pairs written next to each other, "a red circle"), from the synonym
-  lists of `tf_t2i.data.shapes`;
+* `parse_caption` (from `tf_t2i.data.shapes_captions`) finds what a caption names
+  (colours, shapes, sizes, positions, and colour-shape pairs written next to each
+  other, "a red circle"), from the synonym lists of `tf_t2i.data.shapes`;
 * `judge` checks each named attribute against the classifier's reading of the image:
   a named colour, shape, size or position must be shown by some object, a named pair
   by one object.
@@ -21,15 +21,17 @@ The classifier is trained once per dataset configuration (seed, sizes) and cache
 import dataclasses
 import json
 import os
-import re
 import time
-from typing import Dict, FrozenSet, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_t2i import images as images_lib
 from tf_t2i.data import shapes
+from tf_t2i.data import shapes_captions
+from tf_t2i.io import files
 
 CLASSIFIER_SIZE = 64
 FEATURE_DIM = 256
@@ -39,86 +41,8 @@ JUDGED = ATTRIBUTE_TYPES + ("color_shape",)
 CLASSIFIER_VERSION = 1
 REQUIRED_ACCURACY = 0.98
 
-
-# --- Caption parsing. --------------------------------------------------------------
-def _surface_forms():
-    colors = {w: i for i, words in enumerate(shapes.COLOR_SYNONYMS) for w in words}
-    nouns = {}
-    for i, words in enumerate(shapes.SHAPE_SYNONYMS):
-        for w in words:
-            if " " not in w:
-                nouns[w] = nouns[_plural(w)] = i
-    adjectives = {w: i for i, words in enumerate(shapes.SHAPE_ADJECTIVES) for w in words}
-    sizes = {w: i for i, words in enumerate(shapes.SIZE_SYNONYMS) for w in words}
-    return colors, {**adjectives, **nouns}, sizes
-
-
-def _plural(noun: str) -> str:
-    return noun + ("es" if noun.endswith(("s", "x")) else "s")
-
-
-# Multi-word shape names become one word first ("a red five-pointed star" -> "a red
-# star"), so that a colour and its shape stay next to each other.
-_MULTIWORD_SHAPES = {
-    form: canonical
-    for i, words in enumerate(shapes.SHAPE_SYNONYMS) for w in words if " " in w
-    for form, canonical in ((w, shapes.SHAPES[i]), (_plural(w), _plural(shapes.SHAPES[i])))}
-_MULTIWORD = re.compile(r"\b({})\b".format("|".join(
-    sorted(map(re.escape, _MULTIWORD_SHAPES), key=len, reverse=True))))
-_COLOR_WORDS, _SHAPE_WORDS, _SIZE_WORDS = _surface_forms()
-_BACKGROUND = re.compile(r"\b(?:{})\s+background\b".format("|".join(
-    sorted((re.escape(w) for ws in shapes.BACKGROUND_SYNONYMS for w in ws), key=len,
-           reverse=True))))
-_DIRECTIONS = {"top": "top", "upper": "top", "bottom": "bottom", "lower": "bottom",
-               "left": "left", "right": "right", "center": "center", "centre": "center",
-               "middle": "center"}
-# "in/at/on/near the <direction> [<direction>]"; "to the left of" (a relation between
-# two objects, not a position) does not match.
-_POSITION = re.compile(r"\b(?:in|at|on|near) the ((?:top|upper|bottom|lower) (?:left|right)|"
-                       r"top|upper|bottom|lower|left|right|center|centre|middle)\b")
-_WORD = re.compile(r"[a-z]+(?:-[a-z]+)*")
-
-
-@dataclasses.dataclass(frozen=True)
-class NamedAttributes:
-    """What a caption names, as ids into the `tf_t2i.data.shapes` vocabularies."""
-    color: FrozenSet[int] = frozenset()
-    shape: FrozenSet[int] = frozenset()
-    size: FrozenSet[int] = frozenset()
-    position: FrozenSet[int] = frozenset()
-    color_shape: FrozenSet[Tuple[int, int]] = frozenset()
-
-
-def parse_caption(caption: str) -> NamedAttributes:
-    """The attributes a shapes caption names.
-
-    For example "A small crimson disc in the top left corner on a white background."
-    names colour red, shape circle, size small, position top left and the pair (red,
-    circle); "white" describes the background, not an object, and is not read.
-    """
-    text = _BACKGROUND.sub(" ", caption.lower())
-    text = _MULTIWORD.sub(lambda m: _MULTIWORD_SHAPES[m.group(1)], text)
-    positions = set()
-    for match in _POSITION.finditer(text):
-        name = " ".join(_DIRECTIONS[w] for w in match.group(1).split())
-        positions.add(shapes.POSITIONS.index(name))
-    text = _POSITION.sub(" ", text)
-    words = _WORD.findall(text)
-    colors, shape_ids, sizes, pairs = set(), set(), set(), set()
-    for i, word in enumerate(words):
-        if word in _COLOR_WORDS:
-            colors.add(_COLOR_WORDS[word])
-            if i + 1 < len(words) and words[i + 1] in _SHAPE_WORDS:
-                pairs.add((_COLOR_WORDS[word], _SHAPE_WORDS[words[i + 1]]))
-        elif word in _SHAPE_WORDS:
-            shape_ids.add(_SHAPE_WORDS[word])
-            # "a circle painted red"
-            if i + 2 < len(words) and words[i + 1] == "painted" and words[i + 2] in _COLOR_WORDS:
-                pairs.add((_COLOR_WORDS[words[i + 2]], _SHAPE_WORDS[word]))
-        elif word in _SIZE_WORDS:
-            sizes.add(_SIZE_WORDS[word])
-    return NamedAttributes(frozenset(colors), frozenset(shape_ids), frozenset(sizes),
-                           frozenset(positions), frozenset(pairs))
+# Caption parsing lives beside the shapes vocabulary; eval_lib and diversity still
+# reach it through these names.
 
 
 # --- The classifier. ---------------------------------------------------------------
@@ -186,7 +110,7 @@ def _occupancy_bce(y_true, y_pred):
 
 def to_classifier_input(images) -> tf.Tensor:
     """uint8 images [B, H, W, 3] -> float32 [B, 64, 64, 3] in [-1, 1]."""
-    x = tf.cast(images, tf.float32) / 127.5 - 1.0
+    x = images_lib.from_uint8(images)
     if x.shape[1] != CLASSIFIER_SIZE or x.shape[2] != CLASSIFIER_SIZE:
         x = tf.image.resize(x, [CLASSIFIER_SIZE, CLASSIFIER_SIZE], antialias=True)
     return x
@@ -380,20 +304,18 @@ def load_or_train_classifier(data, train_source=None, test_source=None,
     if min(accuracy[k] for k in ATTRIBUTE_TYPES) < REQUIRED_ACCURACY:
         log(f"warning: below {REQUIRED_ACCURACY:.0%} on some attribute; attribute accuracy "
             "of generated images is less reliable.")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp.keras"
-    model.save(tmp)
-    os.replace(tmp, path)
-    with open(meta_path + ".tmp", "w") as f:
-        json.dump({"test_accuracy": accuracy, "train_images": int(len(images)),
-                   "test_images": len(test_source), "epochs": epochs,
-                   "train_seconds": round(seconds, 1)}, f, indent=2)
-    os.replace(meta_path + ".tmp", meta_path)
+    with files.atomic_path(path) as tmp:
+        model.save(tmp)
+    files.atomic_write_json(meta_path, {
+        "test_accuracy": accuracy, "train_images": int(len(images)),
+        "test_images": len(test_source), "epochs": epochs,
+        "train_seconds": round(seconds, 1)}, indent=2)
     return classifier
 
 
 # --- Judging generated images. -----------------------------------------------------
-def judge(reading: Reading, named: List[NamedAttributes]) -> Dict[str, np.ndarray]:
+def judge(reading: Reading,
+          named: List[shapes_captions.NamedAttributes]) -> Dict[str, np.ndarray]:
     """For each image and attribute type: 1 shown, 0 not shown, NaN not named.
 
     A named colour, shape, size or position is shown when some predicted object has
@@ -417,7 +339,7 @@ def judge(reading: Reading, named: List[NamedAttributes]) -> Dict[str, np.ndarra
     return out
 
 
-def breakdown(judgements: Dict[str, np.ndarray], named: List[NamedAttributes],
+def breakdown(judgements: Dict[str, np.ndarray], named: List[shapes_captions.NamedAttributes],
               num_objects: np.ndarray, reading: Reading) -> Dict[str, Dict[str, float]]:
     """Where the mistakes are: per object count, per named shape, objects drawn.
 

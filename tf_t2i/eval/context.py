@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_t2i import images as images_lib
 from tf_t2i.data import pipeline
 from tf_t2i.data import sources
 from tf_t2i.eval import attributes as attributes_lib
@@ -139,8 +140,7 @@ class EvalContext:
         ds = pipeline.make_eval_dataset(self.test_source, self.bank, batch_size=64,
                                         image_size=data.image_size,
                                         max_length=data.max_caption_length, caption_index=0)
-        out = [np.clip(np.round((batch["real_images"].numpy() + 1.0) * 127.5), 0, 255)
-               .astype(np.uint8) for batch in ds]
+        out = [images_lib.to_uint8(batch["real_images"]).numpy() for batch in ds]
         return np.concatenate(out)
 
 
@@ -162,9 +162,7 @@ def make_generate_fn(ctx: EvalContext):
         words, sentence = text_encoder(caption_ids, training=False)
         images = interface.generate_images(generator, z, sentence, words,
                                            pipeline.caption_mask(caption_ids), training=False)
-        pixels = tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0),
-                         tf.uint8)
-        return pixels, sentence
+        return images_lib.to_uint8(images), sentence
 
     return generate
 
@@ -174,7 +172,7 @@ def _make_encode_fn(ctx: EvalContext):
 
     @tf.function(reduce_retracing=True)
     def encode(pixels):
-        _, code = image_encoder(tf.cast(pixels, tf.float32) / 127.5 - 1.0, training=False)
+        _, code = image_encoder(images_lib.from_uint8(pixels), training=False)
         return code
 
     return encode

@@ -23,6 +23,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from tf_t2i.data import shapes_captions
 from tf_t2i.eval import attributes as attributes_lib
 
 # The border, in pixels at the classifier's 64 px, whose mean colour stands for the
@@ -51,7 +52,7 @@ def ground_truth_reading(attributes: Dict[str, np.ndarray]) -> attributes_lib.Re
                                   features=np.zeros((n, 0), np.float32))
 
 
-def fitting_images(named: attributes_lib.NamedAttributes,
+def fitting_images(named: shapes_captions.NamedAttributes,
                    truth: attributes_lib.Reading) -> np.ndarray:
     """Indices of the images whose ground truth shows everything `named` names.
 
@@ -88,7 +89,7 @@ class GroupStatistics:
 
 
 def group_statistics(reading: attributes_lib.Reading, images: np.ndarray,
-                     named: attributes_lib.NamedAttributes) -> GroupStatistics:
+                     named: shapes_captions.NamedAttributes) -> GroupStatistics:
     """Spread of one group of images of the same caption.
 
     Args:

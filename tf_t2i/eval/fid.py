@@ -21,6 +21,8 @@ from typing import Tuple
 
 import numpy as np
 
+from tf_t2i.io import files
+
 
 def feature_statistics(features) -> Tuple[np.ndarray, np.ndarray]:
     """Mean [D] and unbiased covariance [D, D] (ddof=1, as `np.cov`) in float64.
@@ -84,10 +86,9 @@ def fid_from_features(features1, features2) -> float:
 
 def save_statistics(path: str, mu: np.ndarray, sigma: np.ndarray, **extra) -> str:
     """Writes `mu` and `sigma` (plus any extra arrays) to an .npz file, atomically."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, mu=np.asarray(mu, np.float64), sigma=np.asarray(sigma, np.float64), **extra)
-    os.replace(tmp, path)
+    with files.atomic_path(path) as tmp:
+        np.savez(tmp, mu=np.asarray(mu, np.float64), sigma=np.asarray(sigma, np.float64),
+                 **extra)
     return path
 
 

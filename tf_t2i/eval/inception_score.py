@@ -25,6 +25,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from tf_t2i import images as images_lib
+
 # File names of the 2015 classifier as pytorch-fid and torch-fidelity download it.
 KNOWN_CLASSIFIER_FILES = ("pt_inception-2015-12-05-6726825d.pth",
                           "weights-inception-2015-12-05-6726825d.pth")
@@ -146,7 +148,7 @@ class KerasClassifier:
 
     def _outputs(self, images):
         import tensorflow as tf  # pylint: disable=g-import-not-at-top
-        x = tf.cast(images, tf.float32) / 127.5 - 1.0
+        x = images_lib.from_uint8(images)
         if self.input_size and tuple(x.shape[1:3]) != self.input_size:
             x = tf.image.resize(x, self.input_size, method="bilinear")
         out = self.fn(x)

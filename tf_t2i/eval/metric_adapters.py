@@ -14,6 +14,7 @@ from typing import Dict, Tuple
 import numpy as np
 import tensorflow as tf
 
+from tf_t2i.data import shapes_captions
 from tf_t2i.data import sources
 from tf_t2i.eval import attributes as attributes_lib
 from tf_t2i.eval import context
@@ -146,7 +147,7 @@ def _real_reading(ctx: context.EvalContext) -> attributes_lib.Reading:
 @context.register_metric("attribute_accuracy", ["attributes"], _prepare_attributes,
                          "shapes: share of caption-named attributes the image shows")
 def _attribute_accuracy(ctx: context.EvalContext) -> Dict:
-    named = [attributes_lib.parse_caption(ctx.caption_text(k)) for k in range(ctx.num_images)]
+    named = [shapes_captions.parse_caption(ctx.caption_text(k)) for k in range(ctx.num_images)]
     judgements = attributes_lib.judge(ctx.streams["attributes"], named)
     summary = attributes_lib.summarize_judgements(judgements)
     real_draws = _real_reading(ctx).take(ctx.draw_images)
@@ -203,7 +204,7 @@ def _diversity(ctx: context.EvalContext) -> Dict:
         if len(generated) == options.diversity_captions:
             break
         image, caption = divmod(int(draw), per_image)
-        named = attributes_lib.parse_caption(source.captions[image][caption])
+        named = shapes_captions.parse_caption(source.captions[image][caption])
         group = diversity_lib.choose_real_group(diversity_lib.fitting_images(named, truth),
                                                 samples, rng)
         if group is None:

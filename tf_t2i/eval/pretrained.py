@@ -18,8 +18,9 @@ import numpy as np
 import tensorflow as tf
 
 from tf_t2i import config as config_lib
+from tf_t2i import images as images_lib
 from tf_t2i.data import pipeline
-from tf_t2i.data import shapes
+from tf_t2i.data import shapes_captions
 from tf_t2i.data import tokenizer as tokenizer_lib
 from tf_t2i.eval import r_precision as r_precision_lib
 from tf_t2i.models import captioner as captioner_lib
@@ -99,18 +100,6 @@ def teacher_forced_metrics(captioner, dataset: tf.data.Dataset) -> Dict[str, flo
     return {"token_accuracy": correct / max(tokens, 1), "loss": loss / max(captions, 1)}
 
 
-def _word_attributes() -> Dict[str, Tuple[str, int]]:
-    """token -> ('color'|'shape', id) for the single words of the shapes vocabulary."""
-    table = {}
-    for kind, groups in (("color", shapes.COLOR_SYNONYMS), ("shape", shapes.SHAPE_SYNONYMS)):
-        for attribute_id, words in enumerate(groups):
-            for phrase in words:
-                table.setdefault(tokenizer_lib.split_words(phrase)[-1], (kind, attribute_id))
-    table.pop("sign", None)
-    table["plus"] = ("shape", shapes.SHAPES.index("cross"))
-    return table
-
-
 def attribute_precision(captions: Sequence[str],
                         attributes: Mapping[str, Sequence[np.ndarray]]) -> Dict[str, float]:
     """How often colour and shape words of generated captions are true of the image.
@@ -125,7 +114,7 @@ def attribute_precision(captions: Sequence[str],
     Returns:
       {"color_word_precision", "shape_word_precision"}: 0.0 where no such word occurs.
     """
-    table = _word_attributes()
+    table = shapes_captions.token_attributes()
     hits: Dict[str, List[bool]] = {"color": [], "shape": []}
     for i, caption in enumerate(captions):
         words = caption.split()
@@ -150,7 +139,7 @@ def evaluate_captioner(captioner, tok: tokenizer_lib.CaptionTokenizer,
     out = teacher_forced_metrics(captioner, ds)
     if cfg.data.dataset == "shapes":
         n = min(max_images, len(source))
-        images = tf.cast(source.images[:n], tf.float32) / 127.5 - 1.0
+        images = images_lib.from_uint8(source.images[:n])
         if images.shape[1] != cfg.data.image_size:
             images = tf.image.resize(images, [cfg.data.image_size] * 2, antialias=True)
         decoded = []

@@ -3,11 +3,14 @@
 from typing import List
 
 from tf_t2i import config as config_lib
-from tf_t2i.models import attngan
-from tf_t2i.models import style
+from tf_t2i.models import attngan_discriminator
+from tf_t2i.models import attngan_generator
+from tf_t2i.models import style_attngan_discriminator
+from tf_t2i.models import style_attngan_generator
 from tf_t2i.models.captioner import Captioner
 from tf_t2i.models.image_encoder import DAMSMImageEncoder
-from tf_t2i.models.ssagan import SSAGANDiscriminator, SSAGANGenerator
+from tf_t2i.models.ssagan_discriminator import SSAGANDiscriminator
+from tf_t2i.models.ssagan_generator import SSAGANGenerator
 from tf_t2i.models.text_encoder import DAMSMTextEncoder
 
 
@@ -32,10 +35,10 @@ def build_generator(cfg: config_lib.ExperimentConfig, name: str = "generator"):
     if g.arch == "ssagan":
         return SSAGANGenerator(residual_gate_init=g.residual_gate_init, **common)
     if g.arch == "attngan":
-        return attngan.AttnGANGenerator(condition_dim=g.condition_dim,
-                                        num_residual=g.residual_blocks, **common)
-    style_class = {"style1_attngan": style.Style1AttnGANGenerator,
-                   "style2_attngan": style.Style2AttnGANGenerator}[g.arch]
+        return attngan_generator.AttnGANGenerator(condition_dim=g.condition_dim,
+                                                  num_residual=g.residual_blocks, **common)
+    style_class = {"style1_attngan": style_attngan_generator.Style1AttnGANGenerator,
+                   "style2_attngan": style_attngan_generator.Style2AttnGANGenerator}[g.arch]
     # Style-AttnGAN: W_DIM = Z_DIM.
     return style_class(condition_dim=g.condition_dim, w_dim=g.z_dim,
                        mapping_layers=g.mapping_layers, mixing_probability=g.mixing_prob,
@@ -51,9 +54,11 @@ def build_discriminators(cfg: config_lib.ExperimentConfig) -> List:
                                     residual_gate_init=cfg.discriminator.residual_gate_init,
                                     name="discriminator")]
     if arch == "attngan":
-        return attngan.build_attngan_discriminators(ndf=ndf, sentence_dim=dim, image_size=size)
-    return style.build_style_discriminators(ndf=ndf, sentence_dim=dim, image_size=size,
-                                            style_version=1 if arch == "style1_attngan" else 2)
+        return attngan_discriminator.build_attngan_discriminators(
+            ndf=ndf, sentence_dim=dim, image_size=size)
+    return style_attngan_discriminator.build_style_discriminators(
+        ndf=ndf, sentence_dim=dim, image_size=size,
+        style_version=1 if arch == "style1_attngan" else 2)
 
 
 def adversarial_loss(cfg: config_lib.ExperimentConfig) -> str:

@@ -28,6 +28,8 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
+from tf_t2i import images as images_lib
+from tf_t2i.io import files
 from tf_t2i.models import interface
 
 SERVING_DEFAULT = "serving_default"
@@ -76,12 +78,6 @@ def caption_seeds(captions) -> tf.Tensor:
     return tf.strings.to_hash_bucket_fast(captions, _CAPTION_SEED_BUCKETS)
 
 
-def to_uint8(images) -> tf.Tensor:
-    """[-1, 1] float images -> uint8 by round((x + 1) * 127.5), clipped (as callbacks.to_uint8)."""
-    scaled = tf.round((tf.cast(images, tf.float32) + 1.0) * 127.5)
-    return tf.cast(tf.clip_by_value(scaled, 0.0, 255.0), tf.uint8)
-
-
 def encode_pngs(images) -> tf.Tensor:
     """uint8 [B, H, W, 3] -> PNG bytes [B] (encode_png takes one image at a time)."""
     return tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.TensorSpec([], tf.string))
@@ -115,7 +111,7 @@ def generate(generator, text_encoder, tokenizer, captions, seeds, z_dim: int,
 
     def run():
         caption_ids = tf.cast(tokenizer.encode(captions), tf.int32)  # [B, T]
-        return to_uint8(interface.generate_from_captions(
+        return images_lib.to_uint8(interface.generate_from_captions(
             generator, text_encoder, caption_ids, noise_from_seeds(seeds, z_dim)))
 
     def nothing():
@@ -360,19 +356,9 @@ def export_run(model_dir: str, export_base: str, version: Optional[int] = None,
         # Pin the exported version and label it: a deployment moves to a new version by
         # editing the config, not by whatever appears in the base path.
         text = model_config_text(model_name, base, versions=[version], labels={"stable": version})
-        config_path = _write_atomic(write_model_config, text)
+        config_path = files.atomic_write_text(write_model_config, text)
     return ExportResult(path=path, version=version, model_name=model_name, use_ema=use_ema,
                         checkpoint=info["checkpoint"], model_config_path=config_path)
-
-
-def _write_atomic(path: str, text: str) -> str:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path
 
 
 def saved_model_ops(saved_model_dir: str) -> Dict[str, int]:

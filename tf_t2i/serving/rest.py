@@ -27,7 +27,9 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import predict_pb2
 
-from tf_t2i.serving import servables
+from tf_t2i.serving import errors
+from tf_t2i.serving import servable_manager
+from tf_t2i.serving import servable_version
 
 logger = logging.getLogger("tf_t2i.serve")
 
@@ -48,10 +50,8 @@ HTTP_STATUS = {
 }
 # Largest accepted request body: a full batch of long captions fits many times over.
 MAX_BODY_BYTES = 64 * 1024 * 1024
-
-
-def _invalid(message: str) -> servables.ServingError:
-    return servables.ServingError(grpc.StatusCode.INVALID_ARGUMENT, message)
+# Short name: most of the JSON decoding checks below raise it.
+_invalid = errors.invalid_argument
 
 
 def _decode_value(value, dtype: tf.DType):
@@ -233,7 +233,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _error(self, error: servables.ServingError):
+    def _error(self, error: errors.ServingError):
         # The request body may be unread (refused before reading): do not reuse the
         # connection, or its rest would be parsed as the next request.
         self.close_connection = True
@@ -252,8 +252,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._get(spec, bool(metadata))
         if method == "POST" and verb and not metadata:
             if verb.lower() != "predict":
-                raise servables.ServingError(grpc.StatusCode.UNIMPLEMENTED,
-                                             f"{verb} is not supported: predict signatures only.")
+                raise errors.ServingError(grpc.StatusCode.UNIMPLEMENTED,
+                                          f"{verb} is not supported: predict signatures only.")
             return self._predict(spec)
         raise _invalid(f"Malformed request: {method} {self.path}")
 
@@ -261,7 +261,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         manager = self.server.manager
         if metadata:
             request = get_model_metadata_pb2.GetModelMetadataRequest(
-                metadata_field=[servables.SIGNATURE_DEF_FIELD])
+                metadata_field=[servable_manager.SIGNATURE_DEF_FIELD])
             request.model_spec.CopyFrom(spec)
             response = manager.get_model_metadata(request)
         else:
@@ -291,7 +291,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         spec.signature_name = signature_name
         manager = self.server.manager
         signature = manager.resolve(spec).signature_defs.get(
-            signature_name or servables.DEFAULT_SIGNATURE)
+            signature_name or servable_version.DEFAULT_SIGNATURE)
         if signature is None:
             raise _invalid(f'Serving signature name: "{signature_name}" not found in '
                            "signature def")
@@ -306,12 +306,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._send_text(result)
             else:
                 self._send(200, result)
-        except servables.ServingError as e:
+        except errors.ServingError as e:
             self._error(e)
         except Exception as e:  # pylint: disable=broad-except
             logger.exception("REST request failed")
-            self._error(servables.ServingError(grpc.StatusCode.INTERNAL,
-                                               f"{type(e).__name__}: {e}"))
+            self._error(errors.ServingError(grpc.StatusCode.INTERNAL,
+                                            f"{type(e).__name__}: {e}"))
 
     def do_GET(self):  # pylint: disable=invalid-name
         self._handle("GET")
@@ -325,7 +325,7 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
     allow_reuse_address = False
 
 
-def make_http_server(manager: servables.ServableManager, host: str, port: int,
+def make_http_server(manager: servable_manager.ServableManager, host: str, port: int,
                      max_batch_size: int,
                      metrics_path: Optional[str] = None) -> http.server.ThreadingHTTPServer:
     """A bound (not yet serving) HTTP server; call serve_forever() in a thread.

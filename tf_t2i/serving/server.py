@@ -15,7 +15,7 @@ op the stock server lacks fails here too. Clients written against it (the
 `tensorflow-serving-api` stubs) work unchanged against a real TF Serving.
 
 Example:
-    manager = servables.ServableManager([servables.ServedModel("t2i", "export/t2i")])
+    manager = servable_manager.ServableManager([servable_manager.ServedModel("t2i", "export/t2i")])
     server = ModelServer(manager, port=0)
     port = server.start()          # loads, warms up, then listens on 127.0.0.1:port
     ...
@@ -32,7 +32,8 @@ import grpc
 from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from tf_t2i.serving import servables
+from tf_t2i.serving import errors
+from tf_t2i.serving import servable_manager
 
 logger = logging.getLogger("tf_t2i.serve")
 
@@ -48,14 +49,14 @@ def extra_op_modules_loaded():
     return [name for name in EXTRA_OP_MODULES if sys.modules.get(name) is not None]
 
 
-def _abort(context, error: servables.ServingError):
+def _abort(context, error: errors.ServingError):
     context.abort(error.code, error.message)
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     """tensorflow.serving.PredictionService over a ServableManager."""
 
-    def __init__(self, manager: servables.ServableManager, max_batch_size: int,
+    def __init__(self, manager: servable_manager.ServableManager, max_batch_size: int,
                  as_tensor_content: bool = False, metrics_path: Optional[str] = None):
         self.manager = manager
         self.metrics_path = metrics_path
@@ -65,19 +66,19 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def Predict(self, request, context):
         try:
             return self.manager.predict(request, self.max_batch_size, self.as_tensor_content)
-        except servables.ServingError as e:
+        except errors.ServingError as e:
             _abort(context, e)
         except Exception as e:  # pylint: disable=broad-except
             # Never let one request take the server down; report it as TF Serving
             # reports an unexpected session error.
             logger.exception("Predict failed")
-            _abort(context, servables.ServingError(grpc.StatusCode.INTERNAL,
-                                                   f"{type(e).__name__}: {e}"))
+            _abort(context, errors.ServingError(grpc.StatusCode.INTERNAL,
+                                                f"{type(e).__name__}: {e}"))
 
     def GetModelMetadata(self, request, context):
         try:
             return self.manager.get_model_metadata(request)
-        except servables.ServingError as e:
+        except errors.ServingError as e:
             _abort(context, e)
 
     def Classify(self, request, context):
@@ -97,13 +98,13 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     """tensorflow.serving.ModelService: GetModelStatus (config reload is not supported)."""
 
-    def __init__(self, manager: servables.ServableManager):
+    def __init__(self, manager: servable_manager.ServableManager):
         self.manager = manager
 
     def GetModelStatus(self, request, context):
         try:
             return self.manager.get_model_status(request)
-        except servables.ServingError as e:
+        except errors.ServingError as e:
             _abort(context, e)
 
     def HandleReloadConfigRequest(self, request, context):
@@ -128,7 +129,7 @@ class ModelServer:
       metrics_path: REST path of the Prometheus metrics (needs rest_port); None: none.
     """
 
-    def __init__(self, manager: servables.ServableManager, host: str = "127.0.0.1",
+    def __init__(self, manager: servable_manager.ServableManager, host: str = "127.0.0.1",
                  port: int = 8500, rest_port: Optional[int] = None, max_batch_size: int = 64,
                  max_workers: int = 16, poll_interval_s: float = 1.0,
                  as_tensor_content: bool = False, metrics_path: Optional[str] = None):
@@ -158,9 +159,9 @@ class ModelServer:
         if extra:
             logger.warning("%s imported in this process: exports using their ops load here "
                            "but not in a stock tensorflow_model_server.", ", ".join(extra))
-        errors = self.manager.poll()
-        if errors:
-            raise errors[0]
+        load_errors = self.manager.poll()
+        if load_errors:
+            raise load_errors[0]
         self.manager.check_labels()
 
     def start(self) -> int:

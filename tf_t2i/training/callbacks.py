@@ -9,6 +9,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw, ImageFont
 
+from tf_t2i import images as images_lib
+from tf_t2i.io import files
 from tf_t2i.models import interface
 from tf_t2i.training import loop
 
@@ -29,12 +31,6 @@ def grid_captions(dataset: str, source, count: int = len(DEFAULT_CAPTIONS)) -> L
         return list(DEFAULT_CAPTIONS)
     picks = np.linspace(0, len(source) - 1, num=min(count, len(source))).round().astype(int)
     return [source.captions[i][0] for i in picks]
-
-
-def to_uint8(images) -> np.ndarray:
-    """[-1, 1] float images -> uint8."""
-    images = np.asarray(images, np.float32)
-    return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 def render_grid(images: np.ndarray, captions: Sequence[str], samples_per_caption: int,
@@ -67,10 +63,8 @@ def render_grid(images: np.ndarray, captions: Sequence[str], samples_per_caption
 
 
 def save_png_atomic(image: Image.Image, path: str) -> str:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp.png"
-    image.save(tmp)
-    os.replace(tmp, path)
+    with files.atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
     return path
 
 
@@ -82,7 +76,7 @@ def generate_grid(gan, tokenizer, captions: Sequence[str], samples_per_caption: 
     z = tf.random.stateless_normal([len(ids), z_dim], seed=[seed, 0])
     images = interface.generate_from_captions(generator, gan.text_encoder,
                                               tf.cast(ids, tf.int32), z)
-    return to_uint8(images)
+    return images_lib.to_uint8(images).numpy()
 
 
 class SampleGrid(keras.callbacks.Callback):

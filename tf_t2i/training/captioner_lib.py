@@ -22,6 +22,7 @@ from tf_t2i.eval.pretrained import evaluate_captioner
 from tf_t2i.io import checkpoints
 from tf_t2i.models import captioner as captioner_lib
 from tf_t2i.models import factory
+from tf_t2i.models import params
 from tf_t2i.training import runner
 from tf_t2i.training import runtime
 
@@ -113,7 +114,7 @@ class CaptionerComponents:
             optimizer=self.optimizer)
 
     def parameter_counts(self) -> Dict[str, int]:
-        return {"captioner": runtime.count_params(self.captioner)}
+        return {"captioner": params.count_trainable_parameters(self.captioner)}
 
 
 class CaptionerTask(runner.Task):

@@ -17,6 +17,7 @@ from tf_t2i.data import tokenizer as tokenizer_lib
 from tf_t2i.eval.pretrained import evaluate_retrieval
 from tf_t2i.io import checkpoints
 from tf_t2i.models import factory
+from tf_t2i.models import params
 from tf_t2i.training import damsm
 from tf_t2i.training import runner
 from tf_t2i.training import runtime
@@ -64,8 +65,8 @@ def build_encoders(cfg: config_lib.ExperimentConfig, vocab_size: int):
 def describe(cfg: config_lib.ExperimentConfig, vocab_size: int) -> Dict[str, int]:
     """Trainable parameter counts of the models this run would build (for --dry_run)."""
     text_encoder, image_encoder = build_encoders(cfg, vocab_size)
-    return {"text_encoder": runtime.count_params(text_encoder),
-            "image_encoder": runtime.count_params(image_encoder)}
+    return {"text_encoder": params.count_trainable_parameters(text_encoder),
+            "image_encoder": params.count_trainable_parameters(image_encoder)}
 
 
 class DAMSMComponents:
@@ -92,8 +93,8 @@ class DAMSMComponents:
             image_encoder=self.image_encoder, optimizer=self.optimizer)
 
     def parameter_counts(self) -> Dict[str, int]:
-        return {"text_encoder": runtime.count_params(self.text_encoder),
-                "image_encoder": runtime.count_params(self.image_encoder)}
+        return {"text_encoder": params.count_trainable_parameters(self.text_encoder),
+                "image_encoder": params.count_trainable_parameters(self.image_encoder)}
 
 
 class DAMSMTask(runner.Task):

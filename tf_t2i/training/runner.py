@@ -15,7 +15,6 @@ in this order, for DAMSM pretraining, captioner pretraining and GAN training ali
 As tensorflow/models' Task and trainer (official/core/base_task.py, train_lib.py).
 """
 
-import json
 import os
 import time
 from typing import Dict, NamedTuple, Optional, Sequence
@@ -28,6 +27,7 @@ from tf_t2i.data import pipeline
 from tf_t2i.data import sources
 from tf_t2i.data import tokenizer as tokenizer_lib
 from tf_t2i.io import checkpoints
+from tf_t2i.io import files
 from tf_t2i.training import loop
 from tf_t2i.training import runtime
 
@@ -95,13 +95,6 @@ class Task:
         return None
 
 
-def write_json_atomic(path: str, payload: Dict) -> str:
-    with open(path + ".tmp", "w") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(path + ".tmp", path)
-    return path
-
-
 class RunResult(NamedTuple):
     history: Dict[str, float]   # the last logged values of fit() ({} if already done)
     results: Optional[Dict]     # the task's evaluation, or None
@@ -150,6 +143,7 @@ def run(task: Task, model_dir: str, strategy: Optional[tf.distribute.Strategy] =
     if results is not None and task.results_filename:
         results.update({"split": "test", "step": step_fn(),
                         "train_seconds": round(train_seconds, 1)})
-        path = write_json_atomic(os.path.join(model_dir, task.results_filename), results)
+        path = files.atomic_write_json(os.path.join(model_dir, task.results_filename), results,
+                                       indent=2)
         runtime.log_info(f"{task.name} results on the test split written to {path}.")
     return RunResult(history, results, built)

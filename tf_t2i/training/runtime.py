@@ -95,11 +95,6 @@ def _scale(grad, factor):
     return grad * factor
 
 
-def count_params(model: keras.Model) -> int:
-    """Trainable parameters (Keras also lists BatchNorm moving statistics as weights)."""
-    return int(sum(int(tf.size(w)) for w in model.trainable_weights))
-
-
 def log_info(message: str) -> None:
     logging.info(message)
     print(message, flush=True)

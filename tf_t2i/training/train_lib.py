@@ -20,6 +20,7 @@ from tf_t2i.data import sources
 from tf_t2i.data import tokenizer as tokenizer_lib
 from tf_t2i.io import checkpoints
 from tf_t2i.models import factory
+from tf_t2i.models import params
 from tf_t2i.models import interface
 from tf_t2i.models import trained_run
 from tf_t2i.training import callbacks as callbacks_lib
@@ -130,16 +131,15 @@ class GANComponents:
 
     def parameter_counts(self) -> Dict[str, int]:
         """Trainable parameters of G and D; all weights of the frozen encoders."""
-        size = lambda m: sum(int(tf.size(w)) for w in m.weights)
-        counts = {"generator": runtime.count_params(self.generator)}
+        counts = {"generator": params.count_trainable_parameters(self.generator)}
         if len(self.discriminators) == 1:
-            counts["discriminator"] = runtime.count_params(self.discriminator)
+            counts["discriminator"] = params.count_trainable_parameters(self.discriminator)
             if hasattr(self.discriminator, "head"):
-                counts["discriminator.head"] = runtime.count_params(self.discriminator.head)
+                counts["discriminator.head"] = params.count_trainable_parameters(self.discriminator.head)
         else:
-            counts.update({d.name: runtime.count_params(d) for d in self.discriminators})
-        counts.update({"text_encoder (frozen)": size(self.text_encoder),
-                       "image_encoder (frozen)": size(self.image_encoder)})
+            counts.update({d.name: params.count_trainable_parameters(d) for d in self.discriminators})
+        counts.update({"text_encoder (frozen)": params.count_weights(self.text_encoder.weights),
+                       "image_encoder (frozen)": params.count_weights(self.image_encoder.weights)})
         return counts
 
 

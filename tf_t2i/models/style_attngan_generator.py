@@ -1,4 +1,4 @@
-"""Style-AttnGAN generators (StyleGAN1 and StyleGAN2 blocks) and discriminators.
+"""Style-AttnGAN generators: StyleGAN1 (AdaIN) and StyleGAN2 (modulated) synthesis.
 
 Style1AttnGAN follows sidward14/Style-AttnGAN (code/model.py: G_NET_STYLED,
 INIT_STAGE_G_STYLED, NEXT_STAGE_G_STYLED, GET_IMAGE_G_STYLED,
@@ -35,24 +35,20 @@ Deviations from Style-AttnGAN, documented where they live: the w average
 starts at zero rather than at the first batch's mean (StyleGAN2's
 `w_avg`); the second w of mixing regularisation is not detached (the
 reference's `x2.detach()` stops its gradient into the mapping network;
-StyleGAN's mixing does not); discriminator heads return logits.
+StyleGAN's mixing does not). The discriminators are in
+`style_attngan_discriminator`.
 """
-
-import math
 
 import keras
 import tensorflow as tf
 
-from tf_t2i.models import attngan
+from tf_t2i.models import adain_style_layer
+from tf_t2i.models import attngan_blocks
+from tf_t2i.models import equalized_layers
 from tf_t2i.models import layers as t2i_layers
-from tf_t2i.models import style_layers
-
-_SQRT2 = math.sqrt(2.0)
-_SQRT_HALF = math.sqrt(0.5)
-
-
-def _lrelu(x, gain=1.0):
-    return tf.nn.leaky_relu(x, alpha=style_layers.LEAKY_RELU_SLOPE) * gain
+from tf_t2i.models import mapping_network
+from tf_t2i.models import modulated_conv
+from tf_t2i.models import style_ops
 
 
 class _StyleAttnGANGenerator(keras.Model):
@@ -72,7 +68,7 @@ class _StyleAttnGANGenerator(keras.Model):
                  w_avg_beta=0.995, truncation_psi=0.4,
                  truncation_cutoff_stage=4, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.num_stages = attngan.num_stages_for(image_size)
+        self.num_stages = attngan_blocks.num_stages_for(image_size)
         if not 0.0 <= mixing_probability <= 1.0:
             raise ValueError(
                 f"mixing_probability must be in [0, 1], got "
@@ -94,19 +90,19 @@ class _StyleAttnGANGenerator(keras.Model):
 
         # Layers.
         self.seed_generator = keras.random.SeedGenerator(seed, name="seed")
-        self.ca = attngan.ConditioningAugmentation(
+        self.ca = attngan_blocks.ConditioningAugmentation(
             sentence_dim, condition_dim, dtype=dtype, name="ca")
-        self.mapping = style_layers.MappingNetwork(
+        self.mapping = mapping_network.MappingNetwork(
             z_dim, condition_dim, w_dim, mapping_layers,
             mapping_lr_multiplier, dtype=dtype, name="mapping")
         self.attentions = [
-            attngan.WordAttention(2 * ngf, sentence_dim, dtype=dtype,
-                                  name=f"stage{stage}_attention")
+            attngan_blocks.WordAttention(2 * ngf, sentence_dim, dtype=dtype,
+                                         name=f"stage{stage}_attention")
             for stage in range(1, self.num_stages)
         ]
         self.residual_blocks = [
-            attngan.GLUResBlock(4 * ngf, equalized_lr=True, dtype=dtype,
-                                name=f"stage{stage}_residual")
+            attngan_blocks.GLUResBlock(4 * ngf, equalized_lr=True, dtype=dtype,
+                                       name=f"stage{stage}_residual")
             for stage in range(1, self.num_stages)
         ]
         self._create_synthesis()
@@ -272,7 +268,7 @@ class Style1AttnGANGenerator(_StyleAttnGANGenerator):
             specs += [(wide, narrow, True, True),
                       (narrow, narrow, False, True)]
         self.style_layers = [
-            style_layers.AdaINStyleLayer(
+            adain_style_layer.AdaINStyleLayer(
                 c_in, c_out, self.w_dim, upsample=up, use_conv=conv,
                 dtype=dtype, name=f"layer{i}")
             for i, (c_in, c_out, up, conv) in enumerate(specs)
@@ -283,8 +279,8 @@ class Style1AttnGANGenerator(_StyleAttnGANGenerator):
             resolution *= 2 if up else 1
             self.layer_resolutions.append(resolution)
         self.to_rgb = [
-            style_layers.EqualizedConv2D(3, 1, gain=1.0, dtype=dtype,
-                                         name=f"stage{stage}_to_rgb")
+            equalized_layers.EqualizedConv2D(3, 1, gain=1.0, dtype=dtype,
+                                             name=f"stage{stage}_to_rgb")
             for stage in range(self.num_stages)
         ]
 
@@ -343,12 +339,12 @@ class Style2AttnGANGenerator(_StyleAttnGANGenerator):
 
     Args: as Style1AttnGANGenerator.
 
-    Example:
-    >>> generator = Style2AttnGANGenerator(ngf=4, image_size=64)
-    >>> out = generator(tf.zeros([2, 100]), tf.zeros([2, 256]),
-    ...                 tf.zeros([2, 5, 256]), tf.ones([2, 5]))
-    >>> out["images"][-1].shape, out["ws"].shape
-    (TensorShape([2, 64, 64, 3]), TensorShape([2, 10, 100]))
+    Example (two stages, so 10 + 2 ws):
+    >>> generator = Style2AttnGANGenerator(ngf=4, image_size=128)
+    >>> words, mask = tf.zeros([2, 5, 256]), tf.ones([2, 5])
+    >>> out = generator(tf.zeros([2, 100]), tf.zeros([2, 256]), words, mask)
+    >>> [image.shape[1] for image in out["images"]], out["ws"].shape
+    ([64, 128], TensorShape([2, 12, 100]))
     """
 
     def _create_synthesis(self):
@@ -368,10 +364,10 @@ class Style2AttnGANGenerator(_StyleAttnGANGenerator):
             for c_in, c_out, up in block:
                 resolution *= 2 if up else 1
                 self.layer_resolutions.append(resolution)
-                self.conv_layers.append(style_layers.ModulatedStyleLayer(
+                self.conv_layers.append(modulated_conv.ModulatedStyleLayer(
                     c_in, c_out, self.w_dim, upsample=up, dtype=dtype,
                     name=f"layer{len(self.conv_layers)}"))
-            self.to_rgb.append(style_layers.ModulatedToRGB(
+            self.to_rgb.append(modulated_conv.ModulatedToRGB(
                 block[-1][1], self.w_dim, dtype=dtype, name=f"to_rgb{b}"))
         # The last toRGB reads its own w.
         self.layer_resolutions.append(resolution)
@@ -405,161 +401,7 @@ class Style2AttnGANGenerator(_StyleAttnGANGenerator):
                 index += 1
             block_rgb = self.to_rgb[b](x, ws[:, index])
             rgb = block_rgb if rgb is None else (
-                style_layers.fir_upsample_2x(rgb) + block_rgb)
+                style_ops.fir_upsample_2x(rgb) + block_rgb)
             if b >= last_stage0_block:
                 images.append(tf.tanh(tf.cast(rgb, tf.float32)))
         return images, attention_maps
-
-
-@keras.saving.register_keras_serializable(package="tf_t2i")
-class StyleAttnGANDiscriminator(attngan.StageDiscriminatorMixin, keras.Model):
-    """Style-AttnGAN's D_NET_STYLED64 / 128 / 256 (ProGAN-style, not residual).
-
-    fromRGB: 1x1 equalised conv to 4ndf + LeakyReLU(0.2). Blocks, each
-    halving the resolution: equalised conv3x3 (bias) + LReLU, then binomial
-    blur -> conv3x3 (no bias) -> 2x2 average pool -> bias -> LReLU. Widths
-    4ndf -> 4ndf above 64 px, 4ndf -> 8ndf at 64, 8ndf after. At 4x4:
-    minibatch stddev (group 4, torch.var's unbiased variance, consecutive
-    samples grouped), conv3x3 (8ndf + 1 -> 8ndf, bias) + LReLU. The heads are
-    AttnGAN's with equalised convs.
-
-    Shapes and methods as `attngan.AttnGANDiscriminator`.
-
-    Args:
-        ndf: int (GAN.DF_DIM, 32 in bird_attn2_style.yml).
-        sentence_dim: int.
-        image_size: int, 64, 128 or 256.
-        mbstd_group_size: int.
-        **kwargs: `keras.Model` arguments.
-    """
-
-    def __init__(self, ndf=32, sentence_dim=256, image_size=64,
-                 mbstd_group_size=4, **kwargs):
-        super().__init__(**kwargs)
-        attngan.num_stages_for(image_size)
-        self.ndf = ndf
-        self.sentence_dim = sentence_dim
-        self.image_size = image_size
-        self.mbstd_group_size = mbstd_group_size
-        dtype = self.dtype_policy
-
-        # Layers.
-        self.block_widths = []
-        resolution = image_size
-        while resolution > 4:
-            c_in = 4 * ndf if resolution >= 64 else 8 * ndf
-            c_out = 4 * ndf if resolution > 64 else 8 * ndf
-            self.block_widths.append((c_in, c_out))
-            resolution //= 2
-        self._create_backbone(dtype)
-        self.conditional_head = attngan.AttnGANLogits(
-            8 * ndf, sentence_dim, conditional=True, equalized_lr=True,
-            dtype=dtype, name="conditional_head")
-        self.unconditional_head = attngan.AttnGANLogits(
-            8 * ndf, sentence_dim, conditional=False, equalized_lr=True,
-            dtype=dtype, name="unconditional_head")
-
-    def _create_backbone(self, dtype):
-        conv = style_layers.EqualizedConv2D
-        self.from_rgb = conv(4 * self.ndf, 1, dtype=dtype, name="from_rgb")
-        self.block_convs, self.down_convs, self.down_biases = [], [], []
-        for i, (c_in, c_out) in enumerate(self.block_widths):
-            self.block_convs.append(
-                conv(c_in, 3, dtype=dtype, name=f"block{i}_conv"))
-            self.down_convs.append(conv(
-                c_out, 3, use_bias=False, dtype=dtype, name=f"block{i}_down"))
-        self.final_conv = conv(8 * self.ndf, 3, dtype=dtype,
-                               name="final_conv")
-
-    def build(self, input_shape=None):
-        self.from_rgb.build((None, None, None, 3))
-        self.down_biases = []
-        for i, (c_in, c_out) in enumerate(self.block_widths):
-            self.block_convs[i].build((None, None, None, c_in))
-            self.down_convs[i].build((None, None, None, c_in))
-            self.down_biases.append(self.add_weight(
-                shape=(c_out,), initializer="zeros", name=f"block{i}_bias"))
-        self.final_conv.build((None, 4, 4, 8 * self.ndf + 1))
-        self._build_heads()
-
-    def call(self, images, training=None):
-        x = _lrelu(self.from_rgb(images))
-        for conv, down, bias in zip(self.block_convs, self.down_convs,
-                                    self.down_biases):
-            x = _lrelu(conv(x))
-            x = down(style_layers.binomial_blur(x))
-            x = tf.nn.avg_pool2d(x, 2, 2, "VALID")
-            x = _lrelu(x + tf.cast(bias, x.dtype))
-        x = style_layers.minibatch_stddev(x, self.mbstd_group_size,
-                                          unbiased=True,
-                                          grouping="consecutive")
-        return _lrelu(self.final_conv(x))
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"ndf": self.ndf, "sentence_dim": self.sentence_dim,
-                       "image_size": self.image_size,
-                       "mbstd_group_size": self.mbstd_group_size})
-        return config
-
-
-@keras.saving.register_keras_serializable(package="tf_t2i")
-class Style2AttnGANDiscriminator(StyleAttnGANDiscriminator):
-    """Style2AttnGAN's discriminator: StyleGAN2 residual blocks, AttnGAN heads.
-
-    fromRGB 1x1 to 4ndf; every block (widths as StyleAttnGANDiscriminator)
-    is conv3x3 -> FIR blur + conv3x3 stride 2, plus a skip of FIR downsample
-    + 1x1 conv (no bias), the sum scaled by 1/sqrt(2) (stylegan2-ada's
-    'resnet' DiscriminatorBlock). Convs are equalised with gain 1 and followed
-    by LeakyReLU(0.2) * sqrt(2) (bias_act). At 4x4: minibatch stddev (group 4,
-    biased variance, strided groups as StyleGAN2), conv3x3 8ndf + 1 -> 8ndf;
-    StyleGAN2's fc/out epilogue is replaced by the AttnGAN heads, as
-    Style-AttnGAN does.
-    """
-
-    def _create_backbone(self, dtype):
-        def conv(filters, size, name, **kwargs):
-            return style_layers.EqualizedConv2D(
-                filters, size, gain=1.0, dtype=dtype, name=name, **kwargs)
-
-        self.from_rgb = conv(4 * self.ndf, 1, "from_rgb")
-        self.block_convs, self.down_convs, self.skip_convs = [], [], []
-        for i, (c_in, c_out) in enumerate(self.block_widths):
-            self.block_convs.append(conv(c_in, 3, f"block{i}_conv"))
-            self.down_convs.append(conv(
-                c_out, 3, f"block{i}_down", strides=2, padding="valid"))
-            self.skip_convs.append(conv(
-                c_out, 1, f"block{i}_skip", use_bias=False))
-        self.final_conv = conv(8 * self.ndf, 3, "final_conv")
-
-    def build(self, input_shape=None):
-        self.from_rgb.build((None, None, None, 3))
-        for conv, down, skip, (c_in, _) in zip(
-                self.block_convs, self.down_convs, self.skip_convs,
-                self.block_widths):
-            for layer in (conv, down, skip):
-                layer.build((None, None, None, c_in))
-        self.final_conv.build((None, 4, 4, 8 * self.ndf + 1))
-        self._build_heads()
-
-    def call(self, images, training=None):
-        x = _lrelu(self.from_rgb(images), _SQRT2)
-        for conv, down, skip in zip(self.block_convs, self.down_convs,
-                                    self.skip_convs):
-            shortcut = skip(style_layers.fir_downsample_2x(x)) * _SQRT_HALF
-            h = _lrelu(conv(x), _SQRT2)
-            h = down(style_layers.fir_blur_for_strided_conv(h))
-            x = shortcut + _lrelu(h, _SQRT2 * _SQRT_HALF)
-        x = style_layers.minibatch_stddev(x, self.mbstd_group_size,
-                                          unbiased=False, grouping="strided")
-        return _lrelu(self.final_conv(x), _SQRT2)
-
-
-def build_style_discriminators(ndf=32, sentence_dim=256, image_size=256,
-                               style_version=1, dtype=None):
-    """One Style(1|2)AttnGAN discriminator per generator stage, smallest first."""
-    cls = {1: StyleAttnGANDiscriminator,
-           2: Style2AttnGANDiscriminator}[style_version]
-    sizes = [64 * 2 ** i for i in range(attngan.num_stages_for(image_size))]
-    return [cls(ndf, sentence_dim, size, dtype=dtype,
-                name=f"discriminator{size}") for size in sizes]

@@ -1,18 +1,15 @@
-"""SSA-GAN generator and its DF-GAN v1 discriminator.
+"""SSA-GAN generator: noise and sentence to image, with its semantic masks.
 
 Follows the official PyTorch code (wtliao/text2image, model.py: NetG, G_Block,
-affine, NetD, resD, D_GET_LOGITS) at its default configuration. Tensors are
-NHWC; weights convert from that code by transposing torch's OIHW conv weights to
-HWIO and Linear weights to [in, out]. The generator's fc output is read in
-torch's (C, H, W) order, so its weights need no permutation either.
+affine) at its default configuration. Tensors are NHWC; weights convert from that
+code by transposing torch's OIHW conv weights to HWIO and Linear weights to
+[in, out]. The generator's fc output is read in torch's (C, H, W) order, so its
+weights need no permutation either.
 
-Smaller image sizes truncate the reference block lists:
-- generator: 256 px runs all seven G blocks, 128 px the first six and 64 px the
-  first five; the output head then sits on the last kept block, so its width
-  is that block's output width (ngf at 256, 2*ngf at 128, 4*ngf at 64);
-- discriminator: 256 px runs all six resD blocks, 128 px drops the last one
-  and 64 px the last two. The dropped blocks are the 16ndf -> 16ndf ones, so
-  the backbone always ends at 4x4 with 16*ndf channels.
+Smaller image sizes truncate the reference block list: 256 px runs all seven G
+blocks, 128 px the first six and 64 px the first five; the output head then sits
+on the last kept block, so its width is that block's output width (ngf at 256,
+2*ngf at 128, 4*ngf at 64). The discriminator is in `ssagan_discriminator`.
 """
 
 import math
@@ -22,23 +19,20 @@ import tensorflow as tf
 
 from tf_t2i.models import layers as t2i_layers
 
-_SUPPORTED_IMAGE_SIZES = (64, 128, 256)
+SUPPORTED_IMAGE_SIZES = (64, 128, 256)
 
 # (in, out) width multipliers of NetG's block0..block6, at 4, 8, ..., 256 px.
 _GENERATOR_WIDTHS = ((8, 8), (8, 8), (8, 8), (8, 8), (8, 4), (4, 2), (2, 1))
-
-# (in, out) width multipliers of NetD's block0..block5, 128 px down to 4 px
-# at 256 px input (conv_img keeps 256 px).
-_DISCRIMINATOR_WIDTHS = ((1, 2), (2, 4), (4, 8), (8, 16), (16, 16), (16, 16))
 
 # Width of the hidden layer of the SSCBN MLPs (Linear(256, 256) in `affine`).
 _SSCBN_HIDDEN = 256
 
 
-def _check_image_size(image_size):
-    if image_size not in _SUPPORTED_IMAGE_SIZES:
+def check_image_size(image_size):
+    """log2 of `image_size`; raises ValueError unless SSA-GAN supports the size."""
+    if image_size not in SUPPORTED_IMAGE_SIZES:
         raise ValueError(
-            f"image_size must be one of {_SUPPORTED_IMAGE_SIZES}, got "
+            f"image_size must be one of {SUPPORTED_IMAGE_SIZES}, got "
             f"{image_size}.")
     return int(math.log2(image_size))
 
@@ -285,7 +279,7 @@ class SSAGANGenerator(keras.Model):
     def __init__(self, ngf=64, z_dim=100, sentence_dim=256, image_size=256,
                  mask_channels=100, residual_gate_init=0.0, **kwargs):
         super().__init__(**kwargs)
-        log_size = _check_image_size(image_size)
+        log_size = check_image_size(image_size)
         self.residual_gate_init = float(residual_gate_init)
         self.ngf = ngf
         self.z_dim = z_dim
@@ -357,221 +351,6 @@ class SSAGANGenerator(keras.Model):
             "sentence_dim": self.sentence_dim,
             "image_size": self.image_size,
             "mask_channels": self.mask_channels,
-            "residual_gate_init": self.residual_gate_init,
-        })
-        return config
-
-
-@keras.saving.register_keras_serializable(package="tf_t2i")
-class ResDBlock(keras.layers.Layer):
-    """DF-GAN v1 discriminator block (`resD`): halves the resolution.
-
-    `out = avgpool2(shortcut(x)) + gamma * residual(x)` with gamma a scalar
-    starting at `gate_init` (0 in the reference); residual conv4x4/2 -> LeakyReLU(0.2) -> conv3x3 ->
-    LeakyReLU(0.2), both without bias; shortcut a 1x1 conv with bias, applied
-    only when the width changes.
-
-    The reference constructs the 1x1 conv in every block, also where it is
-    never applied (in == out); it is kept here too so that the parameter set,
-    and a weight import, match. Those weights get no gradient (None from
-    `tf.GradientTape`; Keras optimizers skip them with a warning).
-
-    Shapes: [B, H, W, C_in] -> [B, H/2, W/2, C_out], H and W even.
-
-    Args:
-        in_channels: int.
-        out_channels: int.
-        gate_init: float, the initial gamma.
-        **kwargs: `keras.layers.Layer` arguments.
-
-    Example:
-    >>> out = ResDBlock(8, 16)(tf.zeros([2, 32, 32, 8]))
-    """
-
-    def __init__(self, in_channels, out_channels, gate_init=0.0, **kwargs):
-        super().__init__(**kwargs)
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.gate_init = float(gate_init)
-        dtype = self.dtype_policy
-        self.conv_down = t2i_layers.torch_conv2d(
-            in_channels, out_channels, 4, strides=2, use_bias=False,
-            dtype=dtype, name="conv_down")
-        self.conv_same = t2i_layers.torch_conv2d(
-            out_channels, out_channels, 3, use_bias=False, dtype=dtype,
-            name="conv_same")
-        self.shortcut_conv = t2i_layers.torch_conv2d(
-            in_channels, out_channels, 1, dtype=dtype, name="shortcut_conv")
-
-    def build(self, input_shape):
-        in_shape = (None, None, None, self.in_channels)
-        self.conv_down.build(in_shape)
-        self.conv_same.build((None, None, None, self.out_channels))
-        self.shortcut_conv.build(in_shape)
-        self.gamma = self.add_weight(
-            shape=(), initializer=keras.initializers.Constant(self.gate_init),
-            name="gamma")
-
-    def call(self, x):
-        residual = tf.nn.leaky_relu(self.conv_down(x), alpha=0.2)
-        residual = tf.nn.leaky_relu(self.conv_same(residual), alpha=0.2)
-        # The reference convolves, then pools; both are linear and commute
-        # exactly, and pooling first makes the 1x1 conv four times cheaper.
-        shortcut = tf.nn.avg_pool2d(x, ksize=2, strides=2, padding="VALID")
-        if self.in_channels != self.out_channels:
-            shortcut = self.shortcut_conv(shortcut)
-        return shortcut + tf.cast(self.gamma, residual.dtype) * residual
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"in_channels": self.in_channels,
-                       "out_channels": self.out_channels,
-                       "gate_init": self.gate_init})
-        return config
-
-
-@keras.saving.register_keras_serializable(package="tf_t2i")
-class ConditionalLogitsHead(keras.layers.Layer):
-    """DF-GAN v1 conditional discriminator head (`D_GET_LOGITS`).
-
-    The sentence embedding is tiled over the 4x4 feature map and concatenated
-    after the image features, then conv3x3 (no bias) -> LeakyReLU(0.2) ->
-    conv4x4 valid (no bias) gives one logit.
-
-    Shapes: features [B, 4, 4, C], sentence_embedding [B, D] -> logits [B]
-    float32.
-
-    Args:
-        feature_channels: int, C (16 * ndf).
-        hidden_channels: int, width of the hidden conv (2 * ndf).
-        sentence_dim: int, D.
-        **kwargs: `keras.layers.Layer` arguments.
-
-    Example:
-    >>> head = ConditionalLogitsHead(128, 16)
-    >>> logits = head(tf.zeros([2, 4, 4, 128]), tf.zeros([2, 256]))
-    """
-
-    def __init__(self, feature_channels, hidden_channels, sentence_dim=256,
-                 **kwargs):
-        super().__init__(**kwargs)
-        self.feature_channels = feature_channels
-        self.hidden_channels = hidden_channels
-        self.sentence_dim = sentence_dim
-        dtype = self.dtype_policy
-        self.joint_conv = t2i_layers.torch_conv2d(
-            feature_channels + sentence_dim, hidden_channels, 3,
-            use_bias=False, dtype=dtype, name="joint_conv")
-        self.logits_conv = t2i_layers.torch_conv2d(
-            hidden_channels, 1, 4, padding="valid", use_bias=False,
-            dtype=dtype, name="logits_conv")
-
-    def build(self, input_shape):
-        self.joint_conv.build(
-            (None, 4, 4, self.feature_channels + self.sentence_dim))
-        self.logits_conv.build((None, 4, 4, self.hidden_channels))
-
-    def call(self, features, sentence_embedding):
-        sentence = tf.cast(sentence_embedding, features.dtype)
-        feature_shape = tf.shape(features)
-        tiled = tf.broadcast_to(
-            sentence[:, None, None, :],
-            [feature_shape[0], feature_shape[1], feature_shape[2],
-             self.sentence_dim])
-        h = tf.concat([features, tiled], axis=-1)
-        h = tf.nn.leaky_relu(self.joint_conv(h), alpha=0.2)
-        logits = self.logits_conv(h)  # [B, 1, 1, 1]
-        return tf.cast(tf.reshape(logits, [-1]), tf.float32)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({
-            "feature_channels": self.feature_channels,
-            "hidden_channels": self.hidden_channels,
-            "sentence_dim": self.sentence_dim,
-        })
-        return config
-
-
-@keras.saving.register_keras_serializable(package="tf_t2i")
-class SSAGANDiscriminator(keras.Model):
-    """SSA-GAN's discriminator, DF-GAN v1 `NetD` with its `D_GET_LOGITS` head.
-
-    Calling the model runs the unconditional backbone, conv3x3 3 -> ndf (with
-    bias) then `ResDBlock`s down to 4x4x(16ndf); `logits` applies the
-    conditional head, kept apart in `head` so that one feature pass serves
-    matched and mismatched sentences. The backbone has no normalisation, so
-    `training` changes nothing; it is accepted for a uniform API.
-
-    Shapes: images [B, S, S, 3] -> features [B, 4, 4, 16 * ndf];
-    `logits(features, sentence_embedding [B, sentence_dim])` -> [B] float32.
-
-    Args:
-        ndf: int, base width (64 in the reference).
-        sentence_dim: int, sentence embedding size.
-        image_size: int, S; one of 64, 128, 256.
-        residual_gate_init: float, initial gamma of every block (reference: 0).
-        **kwargs: `keras.Model` arguments (name, dtype, ...).
-
-    Example:
-    >>> discriminator = SSAGANDiscriminator(ndf=8, image_size=64)
-    >>> features = discriminator(tf.zeros([2, 64, 64, 3]))
-    >>> logits = discriminator.logits(features, tf.zeros([2, 256]))
-    >>> features.shape, logits.shape
-    (TensorShape([2, 4, 4, 128]), TensorShape([2]))
-    """
-
-    def __init__(self, ndf=64, sentence_dim=256, image_size=256,
-                 residual_gate_init=0.0, **kwargs):
-        super().__init__(**kwargs)
-        log_size = _check_image_size(image_size)
-        self.residual_gate_init = float(residual_gate_init)
-        self.ndf = ndf
-        self.sentence_dim = sentence_dim
-        self.image_size = image_size
-        dtype = self.dtype_policy
-
-        # Layers.
-        num_blocks = log_size - 2  # Each block halves S down to 4 px.
-        self.image_conv = t2i_layers.torch_conv2d(
-            3, ndf, 3, dtype=dtype, name="image_conv")
-        self.blocks = [
-            ResDBlock(w_in * ndf, w_out * ndf, gate_init=residual_gate_init,
-                      dtype=dtype, name=f"block{i}")
-            for i, (w_in, w_out) in enumerate(
-                _DISCRIMINATOR_WIDTHS[:num_blocks])
-        ]
-        self.head = ConditionalLogitsHead(
-            16 * ndf, 2 * ndf, sentence_dim, dtype=dtype, name="head")
-
-    def build(self, input_shape=None):
-        # The head is built here too, so optimizers and checkpoints see all
-        # weights before the first `logits` call.
-        self.image_conv.build((None, None, None, 3))
-        for block in self.blocks:
-            block.build((None, None, None, block.in_channels))
-        self.head.build((None, 4, 4, 16 * self.ndf))
-
-    def call(self, images, training=None):
-        x = self.image_conv(images)
-        for block in self.blocks:
-            x = block(x)
-        return x
-
-    def logits(self, features, sentence_embedding):
-        """Conditional logits [B] float32 of features from `call`."""
-        return self.head(features, sentence_embedding)
-
-    def score(self, images, sentence_embedding, training=None):
-        """`logits(self(images), sentence_embedding)`, e.g. for MA-GP."""
-        return self.logits(self(images, training=training), sentence_embedding)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({
-            "ndf": self.ndf,
-            "sentence_dim": self.sentence_dim,
-            "image_size": self.image_size,
             "residual_gate_init": self.residual_gate_init,
         })
         return config

@@ -1,0 +1,65 @@
+"""Shapes caption readers: hand-written captions and token tables."""
+
+import tensorflow as tf
+
+from tf_t2i.data import shapes
+from tf_t2i.data import shapes_captions
+
+C, S, Z, P = shapes.COLORS.index, shapes.SHAPES.index, shapes.SIZES.index, shapes.POSITIONS.index
+
+
+class ParseCaptionTest(tf.test.TestCase):
+
+    def test_hand_written_captions(self):
+        cases = {
+            "A small crimson disc in the top left corner.": shapes_captions.NamedAttributes(
+                color={C("red")}, shape={S("circle")}, size={Z("small")},
+                position={P("top left")}, color_shape={(C("red"), S("circle"))}),
+            # The background's colour is not an object's; "to the left of" is no position.
+            "a white star to the left of a golden box on a white background":
+                shapes_captions.NamedAttributes(
+                    color={C("white"), C("yellow")}, shape={S("star"), S("square")},
+                    color_shape={(C("white"), S("star")), (C("yellow"), S("square"))}),
+            "two plus signs, one violet and one aqua": shapes_captions.NamedAttributes(
+                color={C("purple"), C("cyan")}, shape={S("cross")}),
+            "a rhombus painted emerald near the bottom edge of the picture":
+                shapes_captions.NamedAttributes(color={C("green")}, shape={S("diamond")},
+                                           position={P("bottom")},
+                                           color_shape={(C("green"), S("diamond"))}),
+            "An aqua square shape in the lower right corner of the image.":
+                shapes_captions.NamedAttributes(color={C("cyan")}, shape={S("square")},
+                                           position={P("bottom right")},
+                                           color_shape={(C("cyan"), S("square"))}),
+            "a huge tangerine five-pointed star in the middle on a dark olive background":
+                shapes_captions.NamedAttributes(color={C("orange")}, shape={S("star")},
+                                           size={Z("large")}, position={P("center")},
+                                           color_shape={(C("orange"), S("star"))}),
+            "a lone triangle on a snow-white background": shapes_captions.NamedAttributes(
+                shape={S("triangle")}),
+        }
+        for caption, expected in cases.items():
+            self.assertEqual(shapes_captions.parse_caption(caption), expected, caption)
+
+
+class TokenAttributesTest(tf.test.TestCase):
+
+    def test_tokens_name_colours_and_shapes(self):
+        table = shapes_captions.token_attributes()
+        self.assertEqual(table["crimson"], ("color", C("red")))
+        self.assertEqual(table["aqua"], ("color", C("cyan")))
+        self.assertEqual(table["disc"], ("shape", S("circle")))
+        self.assertEqual(table["lozenge"], ("shape", S("diamond")))
+        # "snow-white" and "five-pointed star" count by their last token.
+        self.assertEqual(table["white"], ("color", C("white")))
+        self.assertEqual(table["star"], ("shape", S("star")))
+        # "plus sign": "plus" stands for the cross, "sign" alone names nothing.
+        self.assertEqual(table["plus"], ("shape", S("cross")))
+        self.assertNotIn("sign", table)
+        # Only colour and shape nouns: no sizes, adjectives, plurals or backgrounds.
+        for word in ("small", "round", "circles", "snow", "five", "pointed", "grey"):
+            self.assertNotIn(word, table)
+        self.assertLen(table, 32)
+
+
+if __name__ == "__main__":
+    tf.test.main()

@@ -1,0 +1,259 @@
+"""Tests for tf_t2i.models.ssagan_generator.
+
+Expectations come from numpy re-implementations of the reference operations
+(convolution, batch norm, bilinear align_corners resize), hand-computed values,
+or parameter counts of the PyTorch reference (wtliao/text2image, model.py).
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl.testing import parameterized
+
+from tests.models import helpers
+from tf_t2i.models import params
+from tf_t2i.models import ssagan_generator
+
+BATCH = helpers.BATCH
+
+
+def _initial_features(generator, z):
+    """fc(z) read as torch's (C, 4, 4), then NHWC: [B, 4, 4, 8 * ngf]."""
+    fc = z @ generator.fc.kernel.numpy() + generator.fc.bias.numpy()
+    return fc.reshape(BATCH, 8 * generator.ngf, 4, 4).transpose(0, 2, 3, 1)
+
+
+class SSCBNTest(tf.test.TestCase):
+
+    def test_matches_formula(self):
+        keras.utils.set_random_seed(2)
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((BATCH, 4, 4, 8)).astype(np.float32)
+        sentence = rng.standard_normal((BATCH, 16)).astype(np.float32)
+        mask = rng.uniform(size=(BATCH, 4, 4, 1)).astype(np.float32)
+        layer = ssagan_generator.SSCBN(8, sentence_dim=16)
+        layer.build(x.shape)
+        # The output layers start at zero; give them values to test with.
+        for dense in (layer.gamma_out, layer.beta_out):
+            dense.kernel.assign(rng.standard_normal((256, 8)) * 0.1)
+            dense.bias.assign(rng.standard_normal((8,)) * 0.1)
+        out = layer(x, sentence, mask, training=True)
+
+        def mlp(hidden, final):
+            h = np.maximum(sentence @ hidden.kernel.numpy()
+                           + hidden.bias.numpy(), 0.0)
+            return h @ final.kernel.numpy() + final.bias.numpy()
+
+        gamma = mlp(layer.gamma_hidden, layer.gamma_out)[:, None, None, :]
+        beta = mlp(layer.beta_hidden, layer.beta_out)[:, None, None, :]
+        expected = (helpers.np_batch_norm_train(x) * (1 + mask * gamma)
+                    + mask * beta)
+        self.assertAllClose(out, expected, atol=1e-4)
+        self.assertEqual(params.count_weights(layer.trainable_weights),
+                         2 * (16 * 256 + 256 + 256 * 8 + 8))
+
+
+class SSAGANGeneratorTest(tf.test.TestCase, parameterized.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        keras.utils.set_random_seed(0)
+
+    def test_parameter_count_at_256_matches_reference(self):
+        generator = ssagan_generator.SSAGANGenerator(ngf=64, image_size=256)
+        generator.build()
+        # Counted on the PyTorch NetG(ngf=64, nz=100).
+        self.assertEqual(params.count_weights(generator.trainable_weights), 29_494_273)
+
+    @parameterized.parameters((64, 5, 4), (128, 6, 2), (256, 7, 1))
+    def test_block_list_truncates_with_image_size(self, image_size, num_blocks,
+                                                  head_multiplier):
+        generator = ssagan_generator.SSAGANGenerator(ngf=4, image_size=image_size)
+        self.assertLen(generator.blocks, num_blocks)
+        self.assertEqual(generator.image_channels, 4 * head_multiplier)
+        # Only the last block has no mask predictor: nothing follows it.
+        self.assertEqual(
+            [block.mask_predictor is not None for block in generator.blocks],
+            [True] * (num_blocks - 1) + [False])
+
+    def test_rejects_unsupported_image_size(self):
+        with self.assertRaisesRegex(ValueError, "image_size"):
+            ssagan_generator.SSAGANGenerator(image_size=96)
+
+    @parameterized.parameters(True, False)
+    def test_output_shapes_and_ranges(self, training):
+        generator = ssagan_generator.SSAGANGenerator(ngf=8, image_size=64)
+        z, sentence = helpers.noise_and_sentence()
+        images, masks = generator(z, sentence, training=training)
+        self.assertEqual(images.shape, (BATCH, 64, 64, 3))
+        self.assertEqual(images.dtype, tf.float32)
+        self.assertAllInRange(images, -1.0, 1.0)
+        self.assertEqual([m.shape for m in masks],
+                         [(BATCH, s, s, 1) for s in (4, 8, 16, 32, 64)])
+        for mask in masks:
+            self.assertAllInRange(mask, 0.0, 1.0)
+
+    def test_list_input_equals_two_arguments(self):
+        generator = ssagan_generator.SSAGANGenerator(ngf=8, image_size=64)
+        z, sentence = helpers.noise_and_sentence()
+        images_a, _ = generator(z, sentence, training=False)
+        images_b, _ = generator([z, sentence], training=False)
+        self.assertAllEqual(images_a, images_b)
+
+    def test_output_at_init_is_the_shortcut_path(self):
+        # With every residual gamma at 0 only fc, the shortcuts and the output
+        # head act: x0 = fc(z) read as (C, H, W), four identity blocks with
+        # nearest upsampling, then block4's 1x1 conv (8ngf -> 4ngf).
+        generator = ssagan_generator.SSAGANGenerator(ngf=8, image_size=64)
+        z, sentence = helpers.noise_and_sentence()
+        images, _ = generator(z, sentence, training=True)
+
+        x = _initial_features(generator, z)
+        x = np.repeat(np.repeat(x, 16, axis=1), 16, axis=2)  # 4 -> 64 px.
+        shortcut = generator.blocks[4].shortcut_conv
+        x = helpers.np_conv_same(x, shortcut.kernel.numpy(), shortcut.bias.numpy())
+        h = helpers.np_leaky_relu(helpers.np_batch_norm_train(x))
+        h = helpers.np_conv_same(h, generator.image_conv.kernel.numpy(),
+                                 generator.image_conv.bias.numpy())
+        self.assertAllClose(images, np.tanh(h), atol=1e-4)
+
+    def test_mask_flow(self):
+        # masks[0] comes from the fc output; masks[k] is the sigmoid of block
+        # k-1's logits resized with align_corners. At init each block passes
+        # its input through, so block0's output is the fc output itself.
+        generator = ssagan_generator.SSAGANGenerator(ngf=8, image_size=64)
+        z, sentence = helpers.noise_and_sentence()
+        _, masks = generator(z, sentence, training=False)
+        x0 = _initial_features(generator, z)
+        logits0 = generator.initial_mask_predictor(x0, training=False).numpy()
+        self.assertAllClose(masks[0], helpers.np_sigmoid(logits0), atol=1e-5)
+        logits1 = generator.blocks[0].mask_predictor(
+            x0, training=False).numpy()
+        self.assertAllClose(
+            masks[1], helpers.np_sigmoid(helpers.np_resize_align_corners(logits1, 8, 8)),
+            atol=1e-5)
+
+    def test_sentence_has_no_effect_at_init(self):
+        generator = ssagan_generator.SSAGANGenerator(ngf=8, image_size=64)
+        z, sentence_a = helpers.noise_and_sentence(0)
+        _, sentence_b = helpers.noise_and_sentence(1)
+        images_a, _ = generator(z, sentence_a, training=True)
+        images_b, _ = generator(z, sentence_b, training=True)
+        self.assertAllEqual(images_a, images_b)
+        # Open the residual paths: the zero-initialised SSCBN output layers
+        # still keep the sentence out.
+        for block in generator.blocks:
+            block.gamma.assign(1.0)
+        images_a, _ = generator(z, sentence_a, training=True)
+        images_b, _ = generator(z, sentence_b, training=True)
+        self.assertAllEqual(images_a, images_b)
+        self._perturb_sscbn(generator.blocks)
+        images_a, _ = generator(z, sentence_a, training=True)
+        images_b, _ = generator(z, sentence_b, training=True)
+        self.assertGreater(np.abs(images_a - images_b).max(), 1e-3)
+
+    def test_residual_gate_init(self):
+        # A gate starting at 1 opens every residual branch from the first step:
+        # the output is no longer the shortcut path and every gamma reads 1.
+        z, sentence = helpers.noise_and_sentence()
+        closed = ssagan_generator.SSAGANGenerator(ngf=8, image_size=64)
+        opened = ssagan_generator.SSAGANGenerator(ngf=8, image_size=64,
+                                                  residual_gate_init=1.0)
+        closed.build()
+        opened.build()
+        opened.set_weights([np.ones_like(w) if w.shape == () else w
+                            for w in closed.get_weights()])
+        fresh = ssagan_generator.SSAGANGenerator(ngf=8, image_size=64, residual_gate_init=1.0)
+        fresh.build()
+        self.assertEqual([float(b.gamma.numpy()) for b in fresh.blocks], [1.0] * 5)
+        self.assertEqual(opened.get_config()["residual_gate_init"], 1.0)
+        for block in closed.blocks:
+            block.gamma.assign(1.0)
+        self.assertAllClose(opened(z, sentence, training=True)[0],
+                            closed(z, sentence, training=True)[0])
+
+    def _perturb_sscbn(self, blocks):
+        rng = np.random.default_rng(5)
+        for block in blocks:
+            for sscbn in (block.sscbn_in, block.sscbn_out):
+                for dense in (sscbn.gamma_out, sscbn.beta_out):
+                    dense.kernel.assign(
+                        rng.standard_normal(dense.kernel.shape) * 0.1)
+
+    @parameterized.parameters(0, 2)
+    def test_block_is_gated_by_previous_mask(self, k):
+        # Only block k's residual is open and conditioned. Forcing the mask
+        # that should gate it to 0 removes the sentence; forcing it to 1 keeps
+        # it.
+        generator = ssagan_generator.SSAGANGenerator(ngf=8, image_size=64)
+        z, sentence_a = helpers.noise_and_sentence(0)
+        _, sentence_b = helpers.noise_and_sentence(1)
+        generator.build()
+        generator.blocks[k].gamma.assign(1.0)
+        self._perturb_sscbn(generator.blocks)
+        source = (generator.initial_mask_predictor if k == 0
+                  else generator.blocks[k - 1].mask_predictor)
+        for logit, expect_equal in ((-1e4, True), (1e4, False)):
+            source.conv_logits.bias.assign([logit])
+            images_a, masks = generator(z, sentence_a, training=True)
+            images_b, _ = generator(z, sentence_b, training=True)
+            self.assertAllEqual(masks[k], np.full(masks[k].shape, logit > 0))
+            if expect_equal:
+                self.assertAllEqual(images_a, images_b)
+            else:
+                self.assertGreater(np.abs(images_a - images_b).max(), 1e-3)
+
+    def test_training_and_inference_batch_norm(self):
+        generator = ssagan_generator.SSAGANGenerator(ngf=8, image_size=64)
+        z, sentence = helpers.noise_and_sentence()
+        generator(z, sentence, training=False)
+        moving_mean = generator.image_batch_norm.moving_mean
+        self.assertAllEqual(moving_mean, np.zeros(moving_mean.shape))
+        images_train, _ = generator(z, sentence, training=True)
+        # Momentum 0.9: the moving mean moved a tenth of the way to the batch
+        # mean, which is not zero after the 1x1 shortcut conv.
+        self.assertGreater(np.abs(moving_mean.numpy()).max(), 0.0)
+        images_infer, _ = generator(z, sentence, training=False)
+        images_infer_again, _ = generator(z, sentence, training=False)
+        self.assertAllEqual(images_infer, images_infer_again)
+        self.assertGreater(np.abs(images_train - images_infer).max(), 1e-3)
+
+    def test_config_round_trip(self):
+        generator = ssagan_generator.SSAGANGenerator(
+            ngf=8, z_dim=32, sentence_dim=64, image_size=64, mask_channels=10)
+        config = generator.get_config()
+        self.assertContainsSubset(helpers.init_arg_names(ssagan_generator.SSAGANGenerator),
+                                  config)
+        clone = ssagan_generator.SSAGANGenerator.from_config(config)
+        generator.build()
+        clone.build()
+        self.assertEqual([w.shape for w in clone.weights],
+                         [w.shape for w in generator.weights])
+        clone.set_weights(generator.get_weights())
+        rng = np.random.default_rng(0)
+        z = rng.standard_normal((BATCH, 32)).astype(np.float32)
+        sentence = rng.standard_normal((BATCH, 64)).astype(np.float32)
+        self.assertAllClose(generator(z, sentence, training=False)[0],
+                            clone(z, sentence, training=False)[0])
+
+    def test_graph_mode_matches_eager(self):
+        generator = ssagan_generator.SSAGANGenerator(ngf=4, image_size=64)
+        z, sentence = helpers.noise_and_sentence()
+        eager, _ = generator(z, sentence, training=False)
+        graph_fn = tf.function(
+            lambda z, s: generator(z, s, training=False)[0])
+        self.assertAllClose(graph_fn(z, sentence), eager, atol=1e-5)
+
+    def test_mixed_precision_policy(self):
+        generator = ssagan_generator.SSAGANGenerator(
+            ngf=4, image_size=64, dtype="mixed_bfloat16")
+        z, sentence = helpers.noise_and_sentence()
+        images, masks = generator(z, sentence, training=True)
+        self.assertEqual(images.dtype, tf.float32)
+        self.assertEqual(masks[-1].dtype, tf.float32)
+        self.assertEqual(generator.blocks[0].conv_in.compute_dtype, "bfloat16")
+        self.assertEqual(generator.blocks[0].gamma.dtype, "float32")
+
+
+if __name__ == "__main__":
+    tf.test.main()
