@@ -12,7 +12,7 @@ and `help` (the flag's help text).
 import dataclasses
 import json
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
 from tf_t2i.io import files
 

@@ -14,7 +14,7 @@ without most of its weights. Every checkpoint also holds its format version
 """
 
 import os
-from typing import Dict, Optional
+from typing import Optional
 
 import keras
 import tensorflow as tf

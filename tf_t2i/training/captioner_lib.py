@@ -8,16 +8,13 @@ the colour and shape words of greedy captions are true of the image.
 """
 
 import os
-import shutil
 from typing import Dict
 
 import keras
 import tensorflow as tf
 
 from tf_t2i import config as config_lib
-from tf_t2i.data import pipeline
 from tf_t2i.data import sources
-from tf_t2i.data import tokenizer as tokenizer_lib
 from tf_t2i.eval.pretrained import evaluate_captioner
 from tf_t2i.io import checkpoints
 from tf_t2i.models import captioner as captioner_lib
@@ -130,11 +127,8 @@ class CaptionerTask(runner.Task):
             data={"max_caption_length": damsm_cfg.data.max_caption_length}))
 
     def prepare(self, model_dir, train_source):
-        damsm_dir = self.cfg.runtime.damsm_dir
-        tok = tokenizer_lib.CaptionTokenizer.load(damsm_dir, self.cfg.data.max_caption_length)
-        shutil.copy(os.path.join(damsm_dir, tokenizer_lib.VOCAB_FILENAME),
-                    os.path.join(model_dir, tokenizer_lib.VOCAB_FILENAME))
-        return tok
+        return runner.adopt_vocabulary(self.cfg.runtime.damsm_dir, model_dir,
+                                       self.cfg.data.max_caption_length)
 
     def build(self, vocab_size, model_dir):
         parts = CaptionerComponents(self.cfg, vocab_size, model_dir)

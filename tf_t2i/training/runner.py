@@ -16,6 +16,7 @@ As tensorflow/models' Task and trainer (official/core/base_task.py, train_lib.py
 """
 
 import os
+import shutil
 import time
 from typing import Dict, NamedTuple, Optional, Sequence
 
@@ -93,6 +94,16 @@ class Task:
     def evaluate(self, built: Built, tokenizer) -> Optional[Dict]:
         """The run's end-of-training results, or None."""
         return None
+
+
+def adopt_vocabulary(damsm_dir: str, model_dir: str,
+                     max_length: int) -> tokenizer_lib.CaptionTokenizer:
+    """The DAMSM run's vocabulary, copied into `model_dir` (kept when already there), for
+    runs whose captions must have the ids the DAMSM text encoder was trained with."""
+    target = os.path.join(model_dir, tokenizer_lib.VOCAB_FILENAME)
+    if not os.path.exists(target):
+        shutil.copy(os.path.join(damsm_dir, tokenizer_lib.VOCAB_FILENAME), target)
+    return tokenizer_lib.CaptionTokenizer.load(damsm_dir, max_length)
 
 
 class RunResult(NamedTuple):

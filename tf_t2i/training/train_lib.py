@@ -7,7 +7,6 @@ sampling and export need nothing else.
 """
 
 import os
-import shutil
 import tempfile
 import types
 from typing import Dict, Optional
@@ -177,12 +176,8 @@ class GANTask(runner.Task):
         super().__init__(adopt_damsm_config(cfg))
 
     def prepare(self, model_dir, train_source):
-        damsm_dir = self.cfg.runtime.damsm_dir
-        tok = tokenizer_lib.CaptionTokenizer.load(damsm_dir, self.cfg.data.max_caption_length)
-        if not os.path.exists(os.path.join(model_dir, tokenizer_lib.VOCAB_FILENAME)):
-            shutil.copy(os.path.join(damsm_dir, tokenizer_lib.VOCAB_FILENAME),
-                        os.path.join(model_dir, tokenizer_lib.VOCAB_FILENAME))
-        return tok
+        return runner.adopt_vocabulary(self.cfg.runtime.damsm_dir, model_dir,
+                                       self.cfg.data.max_caption_length)
 
     def build(self, vocab_size, model_dir):
         parts = GANComponents(self.cfg, vocab_size, model_dir)
