@@ -3,6 +3,7 @@
   python benchmarks/gan_step.py [--ngf=8 --ndf=16 --batch=24 --size=64 --steps=5]
   python benchmarks/gan_step.py --compare=losses    # each paper loss vs plain SSA-GAN
   python benchmarks/gan_step.py --compare=archs     # AttnGAN family vs SSA-GAN
+  python benchmarks/gan_step.py --compare=callbacks # per-step host work the loop removed
 
 Random weights (no DAMSM or captioner run needed): builds the models exactly as
 `tf_t2i.train` does, feeds one fixed batch, and reports seconds per step and images per
@@ -11,7 +12,10 @@ joint (added to the hinge D loss); `--compare=losses` times the plain SSA-GAN st
 the step with each combination of the paper's terms (F2R, F2F, re-captioning), with
 their ratio to the plain step; `--compare=archs` times each architecture at the widths
 of its configs/shapes_*.cfg (SSA-GAN ngf 8 / ndf 16, AttnGAN 16 / 16, the style variants
-8 / 8, with their DAMSM weights and Style2's R1 every 16 steps) against SSA-GAN.
+8 / 8, with their DAMSM weights and Style2's R1 every 16 steps) against SSA-GAN;
+`--compare=callbacks` times the bare step against the step with the per-step host work
+the training loop did before the redesign: the EMA copy's BatchNorm statistics copied
+every step, and the step variable and every logged value read on the host every step.
 """
 
 import argparse
@@ -71,7 +75,28 @@ def _random_captioner(cfg, vocab_size):
     return captioner
 
 
-def time_variant(cfg, args):
+class _PerStepHostWork(keras.callbacks.Callback):
+    """What the loop's callbacks did on every step before they counted on the host."""
+
+    def __init__(self, gan, sync_ema, read_logs):
+        super().__init__()
+        self.gan, self.sync_ema, self.read_logs = gan, sync_ema, read_logs
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.sync_ema:
+            self.gan.sync_ema_buffers()
+        if self.read_logs:
+            for _ in range(4):  # checkpoint, stop, sample grid, evaluation
+                int(self.gan.step.numpy())
+            [float(v) for v in (logs or {}).values()]
+
+
+CALLBACK_VARIANTS = {"bare step": (False, False), "+ EMA statistics every step": (True, False),
+                     "+ host reads every step": (False, True),
+                     "+ both (before the redesign)": (True, True)}
+
+
+def time_variant(cfg, args, callback_variant=None):
     vocab = 64
     with tempfile.TemporaryDirectory() as tmp:
         parts = train_lib.GANComponents(cfg, vocab, tmp)
@@ -88,9 +113,13 @@ def time_variant(cfg, args):
             "image_id": tf.range(b, dtype=tf.int64),
         }
         ds = tf.data.Dataset.from_tensors(batch).repeat()
-        parts.gan.fit(ds, steps_per_epoch=2, epochs=1, verbose=0)   # trace + warm up
+        callbacks = []
+        if callback_variant is not None:
+            callbacks = [_PerStepHostWork(parts.gan, *CALLBACK_VARIANTS[callback_variant])]
+        parts.gan.fit(ds, steps_per_epoch=2, epochs=1, verbose=0,   # trace + warm up
+                      callbacks=callbacks)
         start = time.perf_counter()
-        parts.gan.fit(ds, steps_per_epoch=args.steps, epochs=1, verbose=0)
+        parts.gan.fit(ds, steps_per_epoch=args.steps, epochs=1, verbose=0, callbacks=callbacks)
         return (time.perf_counter() - start) / args.steps
 
 
@@ -103,7 +132,8 @@ def main():
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--mixed_precision", default="none",
                         choices=["none", "mixed_bfloat16", "mixed_float16"])
-    parser.add_argument("--compare", default="ma_gp", choices=["ma_gp", "losses", "archs"])
+    parser.add_argument("--compare", default="ma_gp",
+                        choices=["ma_gp", "losses", "archs", "callbacks"])
     args = parser.parse_args()
     if args.mixed_precision != "none":
         keras.mixed_precision.set_global_policy(args.mixed_precision)
@@ -117,6 +147,13 @@ def main():
             print(f"  MA-GP {mode:13s}: {seconds:.4f} s/step, {args.batch / seconds:.1f} images/s")
         print(f"  ratio joint / separate_step: "
               f"{results['joint'] / results['separate_step']:.2f}")
+        return
+    if args.compare == "callbacks":
+        for name in CALLBACK_VARIANTS:
+            seconds = time_variant(make_cfg(args), args, callback_variant=name)
+            results[name] = seconds
+            print(f"  {name:30s}: {seconds:.4f} s/step, "
+                  f"x{seconds / results['bare step']:.3f} of the bare step")
         return
     if args.compare == "archs":
         for name, (generator, discriminator, loss) in ARCH_VARIANTS.items():
