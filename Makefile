@@ -7,7 +7,7 @@ RUNS ?= runs
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONHASHSEED ?= 0
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo test test-slow bench ablation clean
 
 install: $(STAMP)
 
@@ -55,6 +55,13 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q -m "not slow" tests
+
+# The paper's ablation on shapes (4 SSA-GAN rows x 3 seeds, about 30 min a run on 2 cores):
+# results/shapes_ablation/<row>_seed<k>.json; finished runs are skipped, so it can be
+# spread over sittings (ABLATION_FLAGS="--max_runs=1") and machines.
+ABLATION_FLAGS ?=
+ablation: install
+	$(PY) -m tf_t2i.ablate $(ABLATION_FLAGS)
 
 test-slow: install
 	$(PY) -m pytest -q -m slow tests

@@ -1,0 +1,177 @@
+r"""Runs the paper's ablation on shapes: SSA-GAN rows x seeds, one results JSON per run.
+
+  python -m tf_t2i.ablate                                    # the whole grid (make ablation)
+  python -m tf_t2i.ablate --rows=shapes_ssagan,shapes_ssagan_cl_f2f --seeds=1 --max_runs=1
+  python -m tf_t2i.ablate --dry_run                          # what is finished, what is left
+
+The rows are the paper's SSA-GAN rows on the built-in shapes dataset, each the improved
+shapes baseline (configs/shapes_ssagan_30min.cfg) plus its terms: `shapes_ssagan`,
+`shapes_ssagan_cl_f2f`, `shapes_ssagan_cl_r2f_f2f` (R2F is the fake-to-real F2R term),
+`shapes_ssagan_cl_r2f_f2f_recap`. Every run trains the same number of steps (the paper
+compares at equal epochs; wall time is recorded too), with the seed changing the
+initialisation, the data order and the noise. All rows share one DAMSM run (so
+R-precision uses the same encoders) and the recap row one captioner, which must first
+write at least --min_word_precision true colour and shape words.
+
+Each finished run writes <out>/<row>_seed<k>.json (settings, machine, wall time, final
+metrics on --num_images test captions with the EMA generator, learning curve); a run
+whose JSON exists is skipped, so the grid can be finished over several sittings and on
+several machines (commit the JSON files, never the runs under --runs). Every step runs
+the project's own binaries. `python -m tf_t2i.report <out>/*.json` tabulates them.
+"""
+
+import json
+import os
+import sys
+import time
+
+from absl import app
+from absl import flags
+
+from tf_t2i import flags as t2i_flags
+from tf_t2i.io import files
+
+FLAGS = flags.FLAGS
+# Row name (the paper's, see shared paper_results) -> its flagfile.
+ROWS = {
+    "shapes_ssagan": "configs/shapes_ssagan_30min.cfg",
+    "shapes_ssagan_cl_f2f": "configs/shapes_ssagan_cl_f2f.cfg",
+    "shapes_ssagan_cl_r2f_f2f": "configs/shapes_ssagan_cl_r2f_f2f.cfg",
+    "shapes_ssagan_cl_r2f_f2f_recap": "configs/shapes_ssagan_cl_r2f_f2f_recap.cfg",
+}
+RECAP_ROWS = ("shapes_ssagan_cl_r2f_f2f_recap",)
+CURVE_METRICS = "attribute_accuracy,r_precision,shapes_fid"
+FINAL_METRICS = "attribute_accuracy,r_precision,shapes_fid,diversity,f2f_consistency"
+
+flags.DEFINE_list("rows", list(ROWS), f"Rows to run, from {list(ROWS)}.")
+flags.DEFINE_integer("seeds", 3, "Seeds per row: run k trains with --train_seed=k.")
+flags.DEFINE_string("out", "results/shapes_ablation", "Where the results JSON files go.")
+flags.DEFINE_string("runs", "runs/shapes_ablation", "Where the runs (checkpoints) go.")
+flags.DEFINE_string("damsm_config", "configs/shapes_damsm.cfg", "The shared DAMSM run.")
+flags.DEFINE_string("captioner_config", "configs/shapes_captioner.cfg",
+                    "The captioner of the re-captioning row.")
+flags.DEFINE_float("min_word_precision", 0.9, "The recap row runs only once the captioner's "
+                   "colour and shape words are each at least this often true.")
+flags.DEFINE_integer("num_images", 2000, "Test captions of the final evaluation.")
+flags.DEFINE_integer("eval_every", 500, "Steps between in-training evaluations (the curve).")
+flags.DEFINE_integer("max_runs", 0, "Stop after this many runs in this sitting (0: all).")
+flags.DEFINE_integer("train_steps", None, "Overrides every row's run length (try-outs; "
+                     "results of different lengths are not comparable).")
+flags.DEFINE_boolean("dry_run", False, "List the grid, finished and left, and exit.")
+
+
+def run_name(row: str, seed: int) -> str:
+    return f"{row}_seed{seed}"
+
+
+def plan(rows, seeds, out):
+    """(row, seed, results path, finished?) for every run of the grid, in order."""
+    return [(row, seed, os.path.join(out, run_name(row, seed) + ".json"),
+             os.path.exists(os.path.join(out, run_name(row, seed) + ".json")))
+            for seed in range(seeds) for row in rows]
+
+
+def pretrain(study, name, config, extra=()):
+    """A shared pretraining run (skipped once finished); returns its results JSON."""
+    model_dir = os.path.join(FLAGS.runs, name)
+    result = os.path.join(model_dir, {"damsm": "r_precision.json",
+                                      "captioner": "captioner_eval.json"}[name])
+    if not os.path.exists(result):
+        study.run([sys.executable, "-m", "tf_t2i.pretrain", f"--flagfile={config}",
+                   f"--model_dir={model_dir}", *extra], model_dir + ".log")
+    with open(result) as f:
+        return model_dir, json.load(f)
+
+
+def captioner_reads_shapes(captioner_eval) -> bool:
+    return min(captioner_eval.get("color_word_precision", 0.0),
+               captioner_eval.get("shape_word_precision", 0.0)) >= FLAGS.min_word_precision
+
+
+def train_and_evaluate(study, row, seed, damsm_dir, damsm, captioner_dir, out_path):
+    config = ROWS[row]
+    model_dir = os.path.join(FLAGS.runs, run_name(row, seed))
+    train = [sys.executable, "-m", "tf_t2i.train", f"--flagfile={config}",
+             f"--damsm_dir={damsm_dir}", f"--model_dir={model_dir}",
+             f"--train_seed={seed}", f"--eval_every={FLAGS.eval_every}",
+             f"--eval_metrics={CURVE_METRICS}", "--eval_num_images=1000"]
+    if captioner_dir:
+        train.append(f"--captioner_dir={captioner_dir}")
+    if FLAGS.train_steps:
+        train.append(f"--train_steps={FLAGS.train_steps}")
+    wall = study.run(train, model_dir + ".log")
+    steps = study.last_checkpoint_step(model_dir)
+    rows = study.read_rows(model_dir)
+    if study.final_row(rows, "f2f_consistency", steps) is None:
+        study.run([sys.executable, "-m", "tf_t2i.evaluate", f"--model_dir={model_dir}",
+                   f"--metrics={FINAL_METRICS}", f"--num_images={FLAGS.num_images}"],
+                  model_dir + ".log")
+        rows = study.read_rows(model_dir)
+    points = study.curve(rows)
+    with open(os.path.join(model_dir, "config.json")) as f:
+        cfg = json.load(f)
+    final = study.summarize(rows, steps, FLAGS.num_images, damsm["r_precision"])
+    consistency = study.final_row(rows, "f2f_consistency", steps)
+    if consistency is not None:
+        final["f2f_consistency"] = {k: v for k, v in consistency.items()
+                                    if k not in ("metric", "step", "ema", "seconds")}
+    result = {
+        "row": row, "seed": seed, "config": config, "train_seed": cfg["train"]["seed"],
+        "steps": steps, "batch_size": cfg["train"]["batch_size"],
+        "loss_weights": {k: v for k, v in cfg["loss"].items() if k.endswith("_weight")},
+        "mixed_precision": cfg["runtime"]["mixed_precision"],
+        "train_seconds": next((p["train_seconds"] for p in points if p["step"] == steps), None),
+        "command_seconds_last_sitting": round(wall, 1),
+        "damsm": {"config": FLAGS.damsm_config, "steps": damsm["step"],
+                  "r_precision_real_images": damsm["r_precision"]},
+        "machine": study.machine(), "num_images": FLAGS.num_images,
+        "final": final, "curve": points, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    files.atomic_write_json(out_path, result, indent=1)
+    print(f"Wrote {out_path}: attribute accuracy {final['attribute_accuracy']:.3f}, "
+          f"R-precision {final['r_precision']:.3f}, shapes-FID {final['shapes_fid']:.0f}",
+          flush=True)
+
+
+def main(argv):
+    if len(argv) > 1:
+        t2i_flags.fail(f"Unexpected arguments: {argv[1:]}")
+    unknown = [r for r in FLAGS.rows if r not in ROWS]
+    if unknown:
+        t2i_flags.fail(f"Unknown rows {unknown}; known: {list(ROWS)}.")
+    if FLAGS.seeds < 1:
+        t2i_flags.fail(f"--seeds must be >= 1, got {FLAGS.seeds}.")
+    for path in [ROWS[r] for r in FLAGS.rows] + [FLAGS.damsm_config, FLAGS.captioner_config]:
+        if not os.path.exists(path):
+            t2i_flags.fail(f"{path} does not exist (run from the repository root).")
+    grid = plan(FLAGS.rows, FLAGS.seeds, FLAGS.out)
+    left = [g for g in grid if not g[3]]
+    print(f"Ablation: {len(grid)} runs, {len(grid) - len(left)} finished, {len(left)} to go.",
+          flush=True)
+    for row, seed, path, done in grid:
+        print(f"  {'done' if done else 'todo'}  {run_name(row, seed)}  -> {path}")
+    if FLAGS.dry_run or not left:
+        return
+    # Heavy imports only once the flags are known to be valid.
+    from tf_t2i.eval import study  # pylint: disable=g-import-not-at-top
+    os.makedirs(FLAGS.runs, exist_ok=True)
+    damsm_dir, damsm = pretrain(study, "damsm", FLAGS.damsm_config)
+    captioner_dir = None
+    if any(row in RECAP_ROWS for row, _, _, _ in left):
+        captioner_dir, captioner_eval = pretrain(study, "captioner", FLAGS.captioner_config,
+                                                 [f"--damsm_dir={damsm_dir}"])
+        if not captioner_reads_shapes(captioner_eval):
+            print(f"Skipping the re-captioning row: the captioner's colour / shape words are "
+                  f"true {captioner_eval.get('color_word_precision', 0):.1%} / "
+                  f"{captioner_eval.get('shape_word_precision', 0):.1%} of the time, below "
+                  f"{FLAGS.min_word_precision:.0%} ({captioner_dir}).", flush=True)
+            left = [g for g in left if g[0] not in RECAP_ROWS]
+    if FLAGS.max_runs:
+        left = left[:FLAGS.max_runs]
+    for row, seed, path, _ in left:
+        train_and_evaluate(study, row, seed, damsm_dir, damsm,
+                           captioner_dir if row in RECAP_ROWS else None, path)
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=t2i_flags.parse_flags_or_fail)
