@@ -1,0 +1,44 @@
+r"""Prints one table of finished runs' metrics, with the paper's numbers beside its rows.
+
+  python -m tf_t2i.report runs/ablation/shapes_ssagan_s0 results/ablation/*.json
+  python -m tf_t2i.report results/shapes_quality --format=markdown
+
+Each argument is a run directory (its `metrics.jsonl`, or a DAMSM run's
+`r_precision.json`), a results JSON file (`tools/shapes_quality.py`, `tf_t2i.ablate`) or
+a directory of those; `tf_t2i/eval/report_lib.py` says exactly what is read. Results of
+one config (seeds) share a line: mean ± standard deviation and their number n. The
+cub_* and coco_* rows get the paper's IS / FID / R-precision (arXiv:2312.10854, Tables 1
+and 2) in the last columns. A path that cannot be read stops the command with one line
+(exit status 2); a JSON file without metrics inside a directory is skipped with a note
+on stderr.
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+
+from tf_t2i import flags as t2i_flags
+from tf_t2i.eval import report_lib
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("format", "text", report_lib.FORMATS, "text: an aligned table; "
+                  "markdown: a table for docs; json: the numbers, unrounded.")
+
+
+def main(argv):
+    paths = argv[1:]
+    if not paths:
+        t2i_flags.fail("Name one or more run directories or results JSON files "
+                       "(python -m tf_t2i.report PATH...).")
+    try:
+        report = report_lib.build_report(paths)
+    except report_lib.ReportInputError as e:
+        t2i_flags.fail(str(e))
+    for note in report.skipped:
+        print(f"skipped {note}", file=sys.stderr)
+    print(report_lib.format_report(report.rows, FLAGS.format))
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=t2i_flags.parse_flags_or_fail)
