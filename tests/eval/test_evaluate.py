@@ -16,7 +16,7 @@ from tf_t2i.eval import context as eval_context
 from tf_t2i.eval import eval_lib
 from tf_t2i.models import trained_run
 
-ALL_METRICS = "fid,is,r_precision,attribute_accuracy,shapes_fid,diversity"
+ALL_METRICS = "fid,is,r_precision,attribute_accuracy,shapes_fid,diversity,f2f_consistency"
 
 
 def run_evaluate(*args, cache=None, home=None):
@@ -40,14 +40,14 @@ class EvaluateCommandTest(tf.test.TestCase):
         shutil.copytree(gan_dir, model_dir)
         proc = run_evaluate(f"--model_dir={model_dir}", f"--metrics={ALL_METRICS}",
                             "--num_images=20", "--batch_size=10", "--diversity_captions=2",
-                            "--diversity_samples=3",
+                            "--diversity_samples=3", "--f2f_pairs=4",
                             f"--inception_weights={helpers.fake_inception_weights()}",
                             f"--is_classifier={helpers.fake_is_classifier()}")
         self.assertEqual(proc.returncode, 0, proc.stdout[-3000:] + proc.stderr[-3000:])
         rows = read_rows(model_dir)
         self.assertEqual([r["metric"] for r in rows],
                          ["fid20", "is20", "r_precision20", "attribute_accuracy20",
-                          "shapes_fid20", "diversity2x3"])
+                          "shapes_fid20", "diversity2x3", "f2f_consistency4"])
         for row in rows:
             self.assertTrue(helpers.finite(row["value"]), row)
             self.assertEqual(row["num_images"], 20)
@@ -70,6 +70,8 @@ class EvaluateCommandTest(tf.test.TestCase):
         self.assertEqual((spread["captions"], spread["samples_per_caption"]), (2, 3))
         self.assertAllClose(spread["value"],
                             spread["generated_distance"] / spread["real_distance"])
+        self.assertEqual(by_name["f2f_consistency4"]["pairs"], 4)
+        self.assertBetween(by_name["f2f_consistency4"]["value"], 0.0, 1.0)
         # Real statistics were computed once and cached in the pytorch-fid format.
         stats = by_name["fid20"]["real_stats"]
         self.assertTrue(stats.startswith(helpers.cache_dir()))
@@ -77,7 +79,7 @@ class EvaluateCommandTest(tf.test.TestCase):
             self.assertEqual(data["mu"].shape, (2048,))
             self.assertEqual(data["sigma"].shape, (2048, 2048))
         self.assertIn("metric", proc.stdout)
-        self.assertIn("Appended 6 line(s)", proc.stdout)
+        self.assertIn("Appended 7 line(s)", proc.stdout)
 
     def test_missing_classifier_fails_before_generating(self):
         _, gan_dir = helpers.tiny_runs()
@@ -95,6 +97,9 @@ class EvaluateCommandTest(tf.test.TestCase):
         proc = run_evaluate("--model_dir=/nonexistent", "--diversity_samples=1")
         self.assertEqual(proc.returncode, 2)
         self.assertIn("--diversity_samples", proc.stderr)
+        proc = run_evaluate("--model_dir=/nonexistent", "--f2f_pairs=0")
+        self.assertEqual(proc.returncode, 2)
+        self.assertIn("--f2f_pairs", proc.stderr)
 
 
 class EvalLibTest(tf.test.TestCase):

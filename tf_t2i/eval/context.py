@@ -54,6 +54,7 @@ class EvalOptions:
     classifier_extra_images: int = 10000   # on the train split plus this many more images.
     diversity_captions: int = 50           # Captions of the diversity metric,
     diversity_samples: int = 16            # each generated from this many noise vectors.
+    f2f_pairs: int = 500                   # F2F consistency: pairs of captions of one image.
 
 
 @dataclasses.dataclass(frozen=True)

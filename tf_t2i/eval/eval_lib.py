@@ -49,7 +49,7 @@ def default_metrics(dataset: str) -> List[str]:
     """Everything that applies to the dataset; those that cannot run are skipped."""
     names = ["fid", "is", "r_precision"]
     if dataset == "shapes":
-        names += ["attribute_accuracy", "shapes_fid", "diversity"]
+        names += ["attribute_accuracy", "shapes_fid", "diversity", "f2f_consistency"]
     return names
 
 
@@ -118,6 +118,9 @@ def format_table(rows: Sequence[Dict]) -> str:
         if "real_distance" in row:
             lines.append(f"  {'real images (reference)':<24}{row['real_distance']:>12.4f}"
                          f"  (generated {row['generated_distance']:.4f})")
+        if "distance_ratio" in row:
+            lines.append(f"  {'pair / unrelated distance':<24}{row['distance_ratio']:>12.4f}"
+                         f"  ({row['pair_distance']:.4f} / {row['unrelated_distance']:.4f})")
         if "real_images" in row and isinstance(row["real_images"], float):
             lines.append(f"  {'real images (reference)':<24}{row['real_images']:>12.4f}")
     return "\n".join(lines)

@@ -2,10 +2,11 @@
 
 `fid` (TF 2015 Inception pool3, `fid` + `inception`), `is` (`inception_score`),
 `r_precision` (the run's DAMSM encoders, `r_precision`), and on shapes
-`attribute_accuracy`, `shapes_fid` (the attribute classifier, `attributes`) and
-`diversity` (`diversity`). Each is a `prepare` step, which loads the networks it needs
-into the context or raises `MetricUnavailableError`, and a `compute` step over the
-streams `context.generate_and_collect` filled. Importing this module registers them.
+`attribute_accuracy`, `shapes_fid` (the attribute classifier, `attributes`),
+`diversity` (`diversity`) and `f2f_consistency` (`consistency`). Each is a `prepare`
+step, which loads the networks it needs into the context or raises
+`MetricUnavailableError`, and a `compute` step over the streams
+`context.generate_and_collect` filled. Importing this module registers them.
 """
 
 import os
@@ -17,6 +18,7 @@ import tensorflow as tf
 from tf_t2i.data import shapes_captions
 from tf_t2i.data import sources
 from tf_t2i.eval import attributes as attributes_lib
+from tf_t2i.eval import consistency as consistency_lib
 from tf_t2i.eval import context
 from tf_t2i.eval import diversity as diversity_lib
 from tf_t2i.eval import fid as fid_lib
@@ -64,7 +66,8 @@ def _prepare_attributes(ctx: context.EvalContext) -> None:
         return
     if ctx.cfg.data.dataset != "shapes":
         raise context.MetricUnavailableError(
-            f"attribute_accuracy and shapes_fid need the shapes dataset; this run uses "
+            f"the attribute classifier's metrics (attribute_accuracy, shapes_fid, diversity, "
+            f"f2f_consistency) need the shapes dataset; this run uses "
             f"{ctx.cfg.data.dataset!r}.")
     ctx.resources["attribute_classifier"] = attributes_lib.load_or_train_classifier(
         ctx.cfg.data, test_source=ctx.test_source, epochs=ctx.options.classifier_epochs,
@@ -218,4 +221,55 @@ def _diversity(ctx: context.EvalContext) -> Dict:
     out = diversity_lib.summarize(generated, real)
     out["std"] = None
     out["samples_per_caption"] = samples
+    return out
+
+
+def _prepare_f2f(ctx: context.EvalContext) -> None:
+    _prepare_attributes(ctx)
+    if len(ctx.test_source) < 2 or ctx.bank.captions_per_image < 2:
+        raise context.MetricUnavailableError(
+            f"f2f_consistency needs at least 2 test images with 2 captions each; the test "
+            f"split has {len(ctx.test_source)} with {ctx.bank.captions_per_image}.")
+
+
+@context.register_metric(
+    "f2f_consistency", [], _prepare_f2f,
+    "shapes: two captions of one image, same z: attributes agree, feature distance",
+    label=lambda o: context.metric_label("", o.f2f_pairs))
+def _f2f_consistency(ctx: context.EvalContext) -> Dict:
+    """See `tf_t2i.eval.consistency`; generates its own images, three per pair.
+
+    Pair k: two different captions of one test image and a caption of another test image
+    (the unrelated reference), all three from the same noise vector.
+    """
+    options, source = ctx.options, ctx.test_source
+    classifier = ctx.resources["attribute_classifier"]
+    rng = np.random.default_rng([options.seed, 5])
+    drawn = consistency_lib.draw_pairs(len(source), ctx.bank.captions_per_image,
+                                       options.f2f_pairs, rng)
+    z_all = rng.standard_normal((options.f2f_pairs, ctx.cfg.generator.z_dim)).astype(np.float32)
+    generate = context.make_generate_fn(ctx)
+    readings = {"first": [], "second": [], "other": []}
+    chunk = max(1, options.batch_size // 3)  # three images per pair in one call
+    for start in range(0, options.f2f_pairs, chunk):
+        part = slice(start, min(start + chunk, options.f2f_pairs))
+        images = np.concatenate([drawn["image"][part], drawn["image"][part],
+                                 drawn["other_image"][part]])
+        captions = np.concatenate([drawn["first"][part], drawn["second"][part],
+                                   drawn["other_caption"][part]])
+        z = np.tile(z_all[part], (3, 1))
+        pixels = generate(tf.constant(z), context.caption_ids(ctx, images, captions))[0]
+        reading = classifier(pixels.numpy())
+        for key, rows in zip(readings, np.split(np.arange(len(z)), 3)):
+            readings[key].append(reading.take(rows))
+    first, second, other = (attributes_lib.Reading.concat(readings[k]) for k in readings)
+    named = {key: [shapes_captions.parse_caption(source.captions[i][c])
+                   for i, c in zip(drawn["image"], drawn[key])]
+             for key in ("first", "second")}
+    out = consistency_lib.summarize(
+        consistency_lib.pair_agreement(first, second, named["first"], named["second"]),
+        consistency_lib.identical_scenes(first, second),
+        consistency_lib.pair_distances(first.features, second.features),
+        consistency_lib.pair_distances(first.features, other.features))
+    out["std"] = None
     return out
