@@ -12,6 +12,7 @@ import sys
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tests import strategies
@@ -278,6 +279,7 @@ class RunModelsTest(tf.test.TestCase):
         assert cls.cfg.train.ema_decay > 0
         cls.vocab = ["red", "blue", "circle", "square"]
 
+    @pytest.mark.slow
     def test_a_checkpoint_loads_into_the_same_models_built_later_in_the_process(self):
         model_dir = self.create_tempdir().full_path
         first = train_lib.GANComponents(self.cfg, len(self.vocab) + 2, model_dir)
@@ -323,6 +325,7 @@ class RunModelsTest(tf.test.TestCase):
                            projection_head=parts.projection_head)
         return model_dir
 
+    @pytest.mark.slow  # the library-level refusal is tested fast above
     def test_a_run_of_the_older_format_fails_to_load_with_one_line(self):
         model_dir = self._old_format_run()
         digests = _file_digests(model_dir)
