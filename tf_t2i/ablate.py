@@ -43,21 +43,25 @@ RECAP_ROWS = ("shapes_ssagan_cl_r2f_f2f_recap",)
 CURVE_METRICS = "attribute_accuracy,r_precision,shapes_fid"
 FINAL_METRICS = "attribute_accuracy,r_precision,shapes_fid,diversity,f2f_consistency"
 
-flags.DEFINE_list("rows", list(ROWS), f"Rows to run, from {list(ROWS)}.")
-flags.DEFINE_integer("seeds", 3, "Seeds per row: run k trains with --train_seed=k.")
-flags.DEFINE_string("out", "results/shapes_ablation", "Where the results JSON files go.")
-flags.DEFINE_string("runs", "runs/shapes_ablation", "Where the runs (checkpoints) go.")
-flags.DEFINE_string("damsm_config", "configs/shapes_damsm.cfg", "The shared DAMSM run.")
-flags.DEFINE_string("captioner_config", "configs/shapes_captioner.cfg",
-                    "The captioner of the re-captioning row.")
-flags.DEFINE_float("min_word_precision", 0.9, "The recap row runs only once the captioner's "
-                   "colour and shape words are each at least this often true.")
-flags.DEFINE_integer("num_images", 2000, "Test captions of the final evaluation.")
-flags.DEFINE_integer("eval_every", 500, "Steps between in-training evaluations (the curve).")
-flags.DEFINE_integer("max_runs", 0, "Stop after this many runs in this sitting (0: all).")
-flags.DEFINE_integer("train_steps", None, "Overrides every row's run length (try-outs; "
-                     "results of different lengths are not comparable).")
-flags.DEFINE_boolean("dry_run", False, "List the grid, finished and left, and exit.")
+
+def define_flags() -> None:
+    """The driver's flags; defined by its main only, so that importing the module (tests
+    read ROWS and plan) defines nothing beside the other binaries' flags."""
+    flags.DEFINE_list("rows", list(ROWS), f"Rows to run, from {list(ROWS)}.")
+    flags.DEFINE_integer("seeds", 3, "Seeds per row: run k trains with --train_seed=k.")
+    flags.DEFINE_string("out", "results/shapes_ablation", "Where the results JSON files go.")
+    flags.DEFINE_string("runs", "runs/shapes_ablation", "Where the runs (checkpoints) go.")
+    flags.DEFINE_string("damsm_config", "configs/shapes_damsm.cfg", "The shared DAMSM run.")
+    flags.DEFINE_string("captioner_config", "configs/shapes_captioner.cfg",
+                        "The captioner of the re-captioning row.")
+    flags.DEFINE_float("min_word_precision", 0.9, "The recap row runs only once the captioner's "
+                       "colour and shape words are each at least this often true.")
+    flags.DEFINE_integer("num_images", 2000, "Test captions of the final evaluation.")
+    flags.DEFINE_integer("eval_every", 500, "Steps between in-training evaluations (the curve).")
+    flags.DEFINE_integer("max_runs", 0, "Stop after this many runs in this sitting (0: all).")
+    flags.DEFINE_integer("train_steps", None, "Overrides every row's run length (try-outs; "
+                         "results of different lengths are not comparable).")
+    flags.DEFINE_boolean("dry_run", False, "List the grid, finished and left, and exit.")
 
 
 def run_name(row: str, seed: int) -> str:
@@ -174,4 +178,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main, flags_parser=t2i_flags.parse_flags_or_fail)

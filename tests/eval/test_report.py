@@ -70,7 +70,7 @@ def write_seeds(root):
         write_json(os.path.join(root, "ablation", "f2f_seed1.json"), {
             **common, "seed": 1, "train_seconds": 720.0,
             "metrics": {"attribute_accuracy": 0.7, "r_precision": 0.7, "shapes_fid2000": 800.0,
-                        "f2f_consistency": 0.3}}),
+                        "sharpness": 0.3}}),
     ]
 
 
@@ -179,8 +179,8 @@ class ReportTest(tf.test.TestCase):
                             (0.65, math.sqrt(2 * 0.05 ** 2), 2))
         self.assertAllClose((seeds.train_seconds.mean, seeds.train_seconds.std),
                             (660.0, math.sqrt(2 * 60.0 ** 2)))
-        self.assertEqual(seeds.metrics["f2f_consistency"].count, 1)
-        self.assertIsNone(seeds.metrics["f2f_consistency"].std)
+        self.assertEqual(seeds.metrics["sharpness"].count, 1)
+        self.assertIsNone(seeds.metrics["sharpness"].std)
 
     def test_text_table(self):
         lines = report_lib.format_report(self.rows, "text").splitlines()
@@ -205,7 +205,7 @@ class ReportTest(tf.test.TestCase):
         headers = [c.strip() for c in lines[0].strip("|").split("|")]
         self.assertEqual(headers, ["row", "n", "steps", "train min", "attr acc", "color",
                                    "shape", "size", "position", "all named", "R-prec %",
-                                   "shapes-FID", "FID", "IS", "diversity", "f2f_consistency",
+                                   "shapes-FID", "FID", "IS", "diversity", "sharpness",
                                    "paper IS", "paper FID", "paper R-prec %"])
         self.assertEqual(lines[1], "|---|" + "---:|" * (len(headers) - 1))
         cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]

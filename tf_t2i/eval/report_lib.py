@@ -60,6 +60,7 @@ COLUMNS = (
     ("fid", "FID", 1.0, 2),
     ("is", "IS", 1.0, 2),
     ("diversity", "diversity", 1.0, 3),
+    ("f2f_consistency", "F2F agree", 1.0, 3),
 )
 PAPER_HEADERS = ("paper IS", "paper FID", "paper R-prec %")
 _REFERENCE_SUFFIXES = ("_real_images", "_real_vs_real")

@@ -57,7 +57,8 @@ def render_grid(images: np.ndarray, captions: Sequence[str], samples_per_caption
         lines = textwrap.wrap(caption, width=34)[: max(1, h // 12)]
         draw.multiline_text((pad, y + 2), "\n".join(lines), fill="black", font=font, spacing=2)
         for c in range(samples_per_caption):
-            tile = Image.fromarray(images[r * samples_per_caption + c]).resize((w, h), Image.NEAREST)
+            tile = Image.fromarray(images[r * samples_per_caption + c])
+            tile = tile.resize((w, h), Image.NEAREST)
             grid.paste(tile, (text_width + pad + c * (w + pad), y))
     return grid
 

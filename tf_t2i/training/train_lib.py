@@ -130,13 +130,14 @@ class GANComponents:
 
     def parameter_counts(self) -> Dict[str, int]:
         """Trainable parameters of G and D; all weights of the frozen encoders."""
-        counts = {"generator": params.count_trainable_parameters(self.generator)}
+        trainable = params.count_trainable_parameters
+        counts = {"generator": trainable(self.generator)}
         if len(self.discriminators) == 1:
-            counts["discriminator"] = params.count_trainable_parameters(self.discriminator)
+            counts["discriminator"] = trainable(self.discriminator)
             if hasattr(self.discriminator, "head"):
-                counts["discriminator.head"] = params.count_trainable_parameters(self.discriminator.head)
+                counts["discriminator.head"] = trainable(self.discriminator.head)
         else:
-            counts.update({d.name: params.count_trainable_parameters(d) for d in self.discriminators})
+            counts.update({d.name: trainable(d) for d in self.discriminators})
         counts.update({"text_encoder (frozen)": params.count_weights(self.text_encoder.weights),
                        "image_encoder (frozen)": params.count_weights(self.image_encoder.weights)})
         return counts
