@@ -390,6 +390,7 @@ class ConvertedDirectoriesTest(RelativeErrorMixin, tf.test.TestCase):
         with self.assertRaisesRegex(convert_lib.ConversionError, "captions_pickle"):
             convert_lib.convert_damsm(self.out("x"), dataset="cub", text_input=self.text_pth)
 
+    @pytest.mark.slow
     def test_generator_directory_loads_for_export(self):
         output = self.out("ssagan")
         result = convert_lib.convert_ssagan_generator(self.netg_pth, output, self.damsm_dir,

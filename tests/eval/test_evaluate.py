@@ -8,6 +8,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tests.eval import helpers
@@ -34,6 +35,7 @@ def read_rows(model_dir):
 
 class EvaluateCommandTest(tf.test.TestCase):
 
+    @pytest.mark.slow  # every metric through the binary; each is unit-tested fast
     def test_all_metrics_end_to_end(self):
         _, gan_dir = helpers.tiny_runs()
         model_dir = os.path.join(self.create_tempdir().full_path, "gan")

@@ -146,6 +146,7 @@ class PaperLossesTest(tf.test.TestCase):
         for w, old in zip(frozen_vars, before):
             np.testing.assert_array_equal(w.numpy(), old, err_msg=w.path)
 
+    @pytest.mark.slow
     def test_mode_seeking_term_compares_two_noise_vectors_of_one_caption(self):
         cfg = helpers.tiny_gan_config(loss={"mode_seeking_weight": 0.5})
         parts = build(cfg)
