@@ -77,6 +77,7 @@ class PaperLossesTest(tf.test.TestCase):
         for name, values in history.items():
             self.assertTrue(math.isfinite(values[-1]), f"{name} = {values[-1]}")
 
+    @pytest.mark.slow  # test_objectives checks a weight of 0 builds no term, fast
     def test_weight_zero_removes_the_term(self):
         cfg = helpers.tiny_gan_config(loss={"f2r_weight": 0.2, "f2f_weight": 0.0,
                                             "recap_weight": 0.0})

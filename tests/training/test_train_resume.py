@@ -15,6 +15,7 @@ import sys
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tests.training import helpers
@@ -181,6 +182,7 @@ class ResumeTest(tf.test.TestCase):
                 self.assertAllEqual(from_two[k][key], from_zero[2 + k][key], msg=key)
         self.assertNotAllClose(from_zero[0]["z"], from_zero[2]["z"])
 
+    @pytest.mark.slow
     def test_time_budget_stops_after_one_step_and_checkpoints_it(self):
         # A budget already spent when the first step ends: the sitting runs one step
         # (2 -> 3), saves it, and a later sitting without a budget goes on to 4.
