@@ -49,11 +49,20 @@ class AblateTest(tf.test.TestCase):
 
     def test_bad_rows_and_seeds_are_one_line(self):
         for args, message in ((["--rows=shapes_ssagan,nope"], "Unknown rows ['nope']"),
-                              (["--seeds=0"], "--seeds must be >= 1")):
+                              (["--seeds=0"], "--seeds must be >= 1"),
+                              (["--seeds=three"], "invalid int value: 'three'"),
+                              (["--no_such_flag"], "unrecognized arguments: --no_such_flag")):
             result = _run("--dry_run", *args)
             self.assertEqual(result.returncode, 2)
             self.assertLen(result.stderr.strip().splitlines(), 1, result.stderr)
             self.assertIn(message, result.stderr)
+
+    def test_recap_row_waits_for_a_captioner_that_reads_shapes(self):
+        self.assertTrue(ablate.captioner_reads_shapes(
+            {"color_word_precision": 0.95, "shape_word_precision": 0.9}, 0.9))
+        self.assertFalse(ablate.captioner_reads_shapes(
+            {"color_word_precision": 0.99, "shape_word_precision": 0.348}, 0.9))
+        self.assertFalse(ablate.captioner_reads_shapes({}, 0.9))
 
 
 if __name__ == "__main__":

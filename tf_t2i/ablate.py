@@ -25,13 +25,9 @@ import os
 import sys
 import time
 
-from absl import app
-from absl import flags
-
 from tf_t2i import flags as t2i_flags
 from tf_t2i.io import files
 
-FLAGS = flags.FLAGS
 # Row name (the paper's, see shared paper_results) -> its flagfile.
 ROWS = {
     "shapes_ssagan": "configs/shapes_ssagan_30min.cfg",
@@ -44,24 +40,37 @@ CURVE_METRICS = "attribute_accuracy,r_precision,shapes_fid"
 FINAL_METRICS = "attribute_accuracy,r_precision,shapes_fid,diversity,f2f_consistency"
 
 
-def define_flags() -> None:
-    """The driver's flags; defined by its main only, so that importing the module (tests
-    read ROWS and plan) defines nothing beside the other binaries' flags."""
-    flags.DEFINE_list("rows", list(ROWS), f"Rows to run, from {list(ROWS)}.")
-    flags.DEFINE_integer("seeds", 3, "Seeds per row: run k trains with --train_seed=k.")
-    flags.DEFINE_string("out", "results/shapes_ablation", "Where the results JSON files go.")
-    flags.DEFINE_string("runs", "runs/shapes_ablation", "Where the runs (checkpoints) go.")
-    flags.DEFINE_string("damsm_config", "configs/shapes_damsm.cfg", "The shared DAMSM run.")
-    flags.DEFINE_string("captioner_config", "configs/shapes_captioner.cfg",
-                        "The captioner of the re-captioning row.")
-    flags.DEFINE_float("min_word_precision", 0.9, "The recap row runs only once the captioner's "
-                       "colour and shape words are each at least this often true.")
-    flags.DEFINE_integer("num_images", 2000, "Test captions of the final evaluation.")
-    flags.DEFINE_integer("eval_every", 500, "Steps between in-training evaluations (the curve).")
-    flags.DEFINE_integer("max_runs", 0, "Stop after this many runs in this sitting (0: all).")
-    flags.DEFINE_integer("train_steps", None, "Overrides every row's run length (try-outs; "
-                         "results of different lengths are not comparable).")
-    flags.DEFINE_boolean("dry_run", False, "List the grid, finished and left, and exit.")
+def parse_args(argv):
+    """The driver's arguments (argparse: this binary takes no config flags)."""
+    parser = t2i_flags.OneLineArgumentParser(prog="python -m tf_t2i.ablate",
+                                             description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=lambda s: [r for r in s.split(",") if r],
+                        default=list(ROWS), help=f"Rows to run, from {list(ROWS)}.")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="Seeds per row: run k trains with --train_seed=k.")
+    parser.add_argument("--out", default="results/shapes_ablation",
+                        help="Where the results JSON files go.")
+    parser.add_argument("--runs", default="runs/shapes_ablation",
+                        help="Where the runs (checkpoints) go.")
+    parser.add_argument("--damsm_config", default="configs/shapes_damsm.cfg",
+                        help="The shared DAMSM run.")
+    parser.add_argument("--captioner_config", default="configs/shapes_captioner.cfg",
+                        help="The captioner of the re-captioning row.")
+    parser.add_argument("--min_word_precision", type=float, default=0.9,
+                        help="The recap row runs only once the captioner's colour and shape "
+                             "words are each at least this often true.")
+    parser.add_argument("--num_images", type=int, default=2000,
+                        help="Test captions of the final evaluation.")
+    parser.add_argument("--eval_every", type=int, default=500,
+                        help="Steps between in-training evaluations (the curve).")
+    parser.add_argument("--max_runs", type=int, default=0,
+                        help="Stop after this many runs in this sitting (0: all).")
+    parser.add_argument("--train_steps", type=int, default=None,
+                        help="Overrides every row's run length (try-outs; results of "
+                             "different lengths are not comparable).")
+    parser.add_argument("--dry_run", action="store_true",
+                        help="List the grid, finished and left, and exit.")
+    return parser.parse_args(argv)
 
 
 def run_name(row: str, seed: int) -> str:
@@ -75,9 +84,9 @@ def plan(rows, seeds, out):
             for seed in range(seeds) for row in rows]
 
 
-def pretrain(study, name, config, extra=()):
+def pretrain(args, study, name, config, extra=()):
     """A shared pretraining run (skipped once finished); returns its results JSON."""
-    model_dir = os.path.join(FLAGS.runs, name)
+    model_dir = os.path.join(args.runs, name)
     result = os.path.join(model_dir, {"damsm": "r_precision.json",
                                       "captioner": "captioner_eval.json"}[name])
     if not os.path.exists(result):
@@ -87,34 +96,34 @@ def pretrain(study, name, config, extra=()):
         return model_dir, json.load(f)
 
 
-def captioner_reads_shapes(captioner_eval) -> bool:
+def captioner_reads_shapes(captioner_eval, min_word_precision: float) -> bool:
     return min(captioner_eval.get("color_word_precision", 0.0),
-               captioner_eval.get("shape_word_precision", 0.0)) >= FLAGS.min_word_precision
+               captioner_eval.get("shape_word_precision", 0.0)) >= min_word_precision
 
 
-def train_and_evaluate(study, row, seed, damsm_dir, damsm, captioner_dir, out_path):
+def train_and_evaluate(args, study, row, seed, damsm_dir, damsm, captioner_dir, out_path):
     config = ROWS[row]
-    model_dir = os.path.join(FLAGS.runs, run_name(row, seed))
+    model_dir = os.path.join(args.runs, run_name(row, seed))
     train = [sys.executable, "-m", "tf_t2i.train", f"--flagfile={config}",
              f"--damsm_dir={damsm_dir}", f"--model_dir={model_dir}",
-             f"--train_seed={seed}", f"--eval_every={FLAGS.eval_every}",
+             f"--train_seed={seed}", f"--eval_every={args.eval_every}",
              f"--eval_metrics={CURVE_METRICS}", "--eval_num_images=1000"]
     if captioner_dir:
         train.append(f"--captioner_dir={captioner_dir}")
-    if FLAGS.train_steps:
-        train.append(f"--train_steps={FLAGS.train_steps}")
+    if args.train_steps:
+        train.append(f"--train_steps={args.train_steps}")
     wall = study.run(train, model_dir + ".log")
     steps = study.last_checkpoint_step(model_dir)
     rows = study.read_rows(model_dir)
     if study.final_row(rows, "f2f_consistency", steps) is None:
         study.run([sys.executable, "-m", "tf_t2i.evaluate", f"--model_dir={model_dir}",
-                   f"--metrics={FINAL_METRICS}", f"--num_images={FLAGS.num_images}"],
+                   f"--metrics={FINAL_METRICS}", f"--num_images={args.num_images}"],
                   model_dir + ".log")
         rows = study.read_rows(model_dir)
     points = study.curve(rows)
     with open(os.path.join(model_dir, "config.json")) as f:
         cfg = json.load(f)
-    final = study.summarize(rows, steps, FLAGS.num_images, damsm["r_precision"])
+    final = study.summarize(rows, steps, args.num_images, damsm["r_precision"])
     consistency = study.final_row(rows, "f2f_consistency", steps)
     if consistency is not None:
         final["f2f_consistency"] = {k: v for k, v in consistency.items()
@@ -126,9 +135,9 @@ def train_and_evaluate(study, row, seed, damsm_dir, damsm, captioner_dir, out_pa
         "mixed_precision": cfg["runtime"]["mixed_precision"],
         "train_seconds": next((p["train_seconds"] for p in points if p["step"] == steps), None),
         "command_seconds_last_sitting": round(wall, 1),
-        "damsm": {"config": FLAGS.damsm_config, "steps": damsm["step"],
+        "damsm": {"config": args.damsm_config, "steps": damsm["step"],
                   "r_precision_real_images": damsm["r_precision"]},
-        "machine": study.machine(), "num_images": FLAGS.num_images,
+        "machine": study.machine(), "num_images": args.num_images,
         "final": final, "curve": points, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     files.atomic_write_json(out_path, result, indent=1)
@@ -137,46 +146,44 @@ def train_and_evaluate(study, row, seed, damsm_dir, damsm, captioner_dir, out_pa
           flush=True)
 
 
-def main(argv):
-    if len(argv) > 1:
-        t2i_flags.fail(f"Unexpected arguments: {argv[1:]}")
-    unknown = [r for r in FLAGS.rows if r not in ROWS]
+def main(argv=None):
+    args = parse_args(argv)
+    unknown = [r for r in args.rows if r not in ROWS]
     if unknown:
         t2i_flags.fail(f"Unknown rows {unknown}; known: {list(ROWS)}.")
-    if FLAGS.seeds < 1:
-        t2i_flags.fail(f"--seeds must be >= 1, got {FLAGS.seeds}.")
-    for path in [ROWS[r] for r in FLAGS.rows] + [FLAGS.damsm_config, FLAGS.captioner_config]:
+    if args.seeds < 1:
+        t2i_flags.fail(f"--seeds must be >= 1, got {args.seeds}.")
+    for path in [ROWS[r] for r in args.rows] + [args.damsm_config, args.captioner_config]:
         if not os.path.exists(path):
             t2i_flags.fail(f"{path} does not exist (run from the repository root).")
-    grid = plan(FLAGS.rows, FLAGS.seeds, FLAGS.out)
+    grid = plan(args.rows, args.seeds, args.out)
     left = [g for g in grid if not g[3]]
     print(f"Ablation: {len(grid)} runs, {len(grid) - len(left)} finished, {len(left)} to go.",
           flush=True)
     for row, seed, path, done in grid:
         print(f"  {'done' if done else 'todo'}  {run_name(row, seed)}  -> {path}")
-    if FLAGS.dry_run or not left:
+    if args.dry_run or not left:
         return
     # Heavy imports only once the flags are known to be valid.
     from tf_t2i.eval import study  # pylint: disable=g-import-not-at-top
-    os.makedirs(FLAGS.runs, exist_ok=True)
-    damsm_dir, damsm = pretrain(study, "damsm", FLAGS.damsm_config)
+    os.makedirs(args.runs, exist_ok=True)
+    damsm_dir, damsm = pretrain(args, study, "damsm", args.damsm_config)
     captioner_dir = None
     if any(row in RECAP_ROWS for row, _, _, _ in left):
-        captioner_dir, captioner_eval = pretrain(study, "captioner", FLAGS.captioner_config,
+        captioner_dir, captioner_eval = pretrain(args, study, "captioner", args.captioner_config,
                                                  [f"--damsm_dir={damsm_dir}"])
-        if not captioner_reads_shapes(captioner_eval):
+        if not captioner_reads_shapes(captioner_eval, args.min_word_precision):
             print(f"Skipping the re-captioning row: the captioner's colour / shape words are "
                   f"true {captioner_eval.get('color_word_precision', 0):.1%} / "
                   f"{captioner_eval.get('shape_word_precision', 0):.1%} of the time, below "
-                  f"{FLAGS.min_word_precision:.0%} ({captioner_dir}).", flush=True)
+                  f"{args.min_word_precision:.0%} ({captioner_dir}).", flush=True)
             left = [g for g in left if g[0] not in RECAP_ROWS]
-    if FLAGS.max_runs:
-        left = left[:FLAGS.max_runs]
+    if args.max_runs:
+        left = left[:args.max_runs]
     for row, seed, path, _ in left:
-        train_and_evaluate(study, row, seed, damsm_dir, damsm,
+        train_and_evaluate(args, study, row, seed, damsm_dir, damsm,
                            captioner_dir if row in RECAP_ROWS else None, path)
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main, flags_parser=t2i_flags.parse_flags_or_fail)
+    main()

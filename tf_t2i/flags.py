@@ -14,6 +14,7 @@ their base with `--flagfile=common.cfg`), so the binaries run from any directory
 the command line is relative to the working directory, as usual.
 """
 
+import argparse
 import dataclasses
 import os
 import sys
@@ -246,3 +247,11 @@ def fail(message: str, status: int = 2) -> None:
     """Prints a one-line error and exits (status 2: bad input, before any work starts)."""
     print(f"error: {message}", file=sys.stderr)
     sys.exit(status)
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse for the binaries that take no config flags (report, ablate): a bad
+    argument is one `error: ...` line and exit status 2, as for every other binary."""
+
+    def error(self, message):
+        fail(message)

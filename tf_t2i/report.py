@@ -15,19 +15,21 @@ on stderr.
 
 import sys
 
-from absl import app
-from absl import flags
-
 from tf_t2i import flags as t2i_flags
 from tf_t2i.eval import report_lib
 
-FLAGS = flags.FLAGS
-flags.DEFINE_enum("format", "text", report_lib.FORMATS, "text: an aligned table; "
-                  "markdown: a table for docs; json: the numbers, unrounded.")
 
 
-def main(argv):
-    paths = argv[1:]
+def main(argv=None):
+    parser = t2i_flags.OneLineArgumentParser(prog="python -m tf_t2i.report",
+                                             description=__doc__.split("\n")[0])
+    parser.add_argument("paths", nargs="*", help="Run directories, results JSON files or "
+                        "directories of them.")
+    parser.add_argument("--format", choices=report_lib.FORMATS, default="text",
+                        help="text: an aligned table; markdown: a table for docs; json: the "
+                             "numbers, unrounded.")
+    args = parser.parse_args(argv)
+    paths = args.paths
     if not paths:
         t2i_flags.fail("Name one or more run directories or results JSON files "
                        "(python -m tf_t2i.report PATH...).")
@@ -37,8 +39,8 @@ def main(argv):
         t2i_flags.fail(str(e))
     for note in report.skipped:
         print(f"skipped {note}", file=sys.stderr)
-    print(report_lib.format_report(report.rows, FLAGS.format))
+    print(report_lib.format_report(report.rows, args.format))
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=t2i_flags.parse_flags_or_fail)
+    main()
