@@ -86,6 +86,9 @@ class ConfigTest(parameterized.TestCase, tf.test.TestCase):
         (dict(loss={"f2r_weight": -1.0}), "f2r_weight"),
         (dict(text={"hidden_dim": 255}), "hidden_dim"),
         (dict(loss={"ma_gp_mode": "bogus"}), "ma_gp_mode"),
+        (dict(data={"shapes_hard_negatives": 1.5}), "shapes_hard_negatives"),
+        (dict(data={"dataset": "cub", "manual_dir": "x", "shapes_hard_negatives": 0.5}),
+         "shapes_hard_negatives=0.5 applies to the shapes dataset only"),
     )
     def test_validate_names_the_field(self, change, field):
         cfg = config_lib.ExperimentConfig().replace(train={"task": "damsm"}).replace(**change)
@@ -104,7 +107,8 @@ class ConfigTest(parameterized.TestCase, tf.test.TestCase):
         ("attngan", {"loss": {"ma_gp_mode": "joint"}}, "loss.ma_gp_mode='joint' applies to "
          "ssagan only, but generator.arch='attngan'"),
         ("style2_attngan", {"generator": {"residual_blocks": 3}}, "residual_blocks"),
-        ("attngan", {"discriminator": {"residual_gate_init": 1.0}}, "residual_gate_init"))
+        ("attngan", {"discriminator": {"residual_gate_init": 1.0}}, "residual_gate_init"),
+        ("attngan", {"generator": {"noise_in_affine": True}}, "noise_in_affine"))
     def test_field_of_another_architecture_cannot_be_set(self, arch, change, message):
         cfg = config_lib.ExperimentConfig().replace(generator={"arch": arch}).replace(**change)
         with self.assertRaisesRegex(config_lib.ConfigError, message):

@@ -57,6 +57,11 @@ class DataConfig:
     shapes_train_size: int = _field(10000, "Number of training images of the shapes dataset.")
     shapes_test_size: int = _field(2000, "Number of test images of the shapes dataset.")
     shapes_seed: int = _field(0, "Seed that determines the shapes dataset's content.")
+    shapes_hard_negatives: float = _field(
+        0.0, "Shapes, GAN training: share of the discriminator's mismatched captions that are "
+        "the image's own caption with its shape words changed (same colours, sizes and "
+        "positions), so that matching takes reading the shape. 0: all are captions of other "
+        "images (the reference).")
     shuffle_buffer: int = _field(2048, "tf.data shuffle buffer, in images.")
     cache: bool = _field(True, "Cache decoded images in memory (small datasets).")
     skip_corrupt_images: bool = _field(False, "CUB/COCO: skip unreadable or truncated images "
@@ -67,6 +72,12 @@ class DataConfig:
         _check_choices(self)
         _check_positive(self, "max_caption_length", "shapes_train_size", "shapes_test_size",
                         "shuffle_buffer")
+        if not 0.0 <= self.shapes_hard_negatives <= 1.0:
+            raise ConfigError(f"data.shapes_hard_negatives must be in [0, 1], got "
+                              f"{self.shapes_hard_negatives}.")
+        if self.shapes_hard_negatives and self.dataset != "shapes":
+            raise ConfigError(f"data.shapes_hard_negatives={self.shapes_hard_negatives} applies "
+                              f"to the shapes dataset only, but data.dataset={self.dataset!r}.")
         if self.dataset in ("cub", "coco") and not self.manual_dir and not self.data_dir:
             raise ConfigError(f"data.dataset={self.dataset!r} needs --data_manual_dir (the raw "
                               "files) or --data_data_dir (an already prepared TFDS directory).")
@@ -144,6 +155,9 @@ class GeneratorConfig:
     residual_gate_init: float = _field(0.0, "SSA-GAN: initial value of each G block's residual "
                                        "gate (reference: 0, the block starts as its shortcut).",
                                        applies_to=SSAGAN)
+    noise_in_affine: bool = _field(False, "SSA-GAN: every SSCBN reads [sentence, z], not the "
+                                   "sentence alone (reference: false; z enters only by fc).",
+                                   applies_to=SSAGAN)
 
     def validate(self):
         _check_choices(self)

@@ -85,6 +85,42 @@ class PipelineTest(tf.test.TestCase):
                 im, _ = owner(tok, batch["mismatched_ids"][b])
                 self.assertNotEqual(classes[im], batch["class_id"][b])
 
+    def test_hard_negatives_replace_the_given_share_of_mismatched_captions(self):
+        source = make_source(n=12, c=4)
+        tok = tokenizer_lib.CaptionTokenizer.build(source.all_captions(), max_length=18)
+        # Caption j of image i's hard negative is caption (j + 1) % 4 of the same image;
+        # image 0 has none, so it always keeps a caption of another image.
+        hard = [[None] * 4] + [[caps[(j + 1) % 4] for j in range(4)]
+                               for caps in source.captions[1:]]
+        bank = pipeline.CaptionBank(source, tok, hard_negatives=hard)
+        kw = dict(batch_size=6, image_size=8, noise_dim=2, seed=3)
+        plain = take(pipeline.make_train_dataset(source, bank, **kw), 20)
+        mixed = take(pipeline.make_train_dataset(source, bank, hard_negative_fraction=0.5, **kw),
+                     20)
+        hard_count = 0
+        for a, b in zip(plain, mixed):
+            # Everything but the mismatched pair is as without hard negatives.
+            for key in ("caption_ids", "caption_ids_2", "image_id", "z"):
+                np.testing.assert_array_equal(a[key], b[key])
+            for row in range(6):
+                image = b["image_id"][row] - 100
+                _, matched = owner(tok, b["caption_ids"][row])
+                other, other_caption = owner(tok, b["mismatched_ids"][row])
+                if other == image:
+                    hard_count += 1
+                    self.assertNotEqual(image, 0)
+                    self.assertEqual(other_caption, (matched + 1) % 4)
+                else:
+                    np.testing.assert_array_equal(b["mismatched_ids"][row],
+                                                  a["mismatched_ids"][row])
+                self.assertEqual(other, b["mismatched_image_id"][row] - 100)
+        self.assertBetween(hard_count, 30, 80)   # about half of 120, less image 0's
+        with self.assertRaisesRegex(ValueError, "hard_negatives"):
+            pipeline.make_train_dataset(source, pipeline.CaptionBank(source, tok),
+                                        hard_negative_fraction=0.5, **kw)
+        with self.assertRaisesRegex(ValueError, "one entry per caption"):
+            pipeline.CaptionBank(source, tok, hard_negatives=hard[1:])
+
     def test_epoch_visits_every_image_once(self):
         source = make_source(n=12)
         _, bank = setup(source)

@@ -1,5 +1,6 @@
 """Shapes caption readers: hand-written captions and token tables."""
 
+import numpy as np
 import tensorflow as tf
 
 from tf_t2i.data import shapes
@@ -59,6 +60,50 @@ class TokenAttributesTest(tf.test.TestCase):
         for word in ("small", "round", "circles", "snow", "five", "pointed", "grey"):
             self.assertNotIn(word, table)
         self.assertLen(table, 32)
+
+
+class SwapShapesTest(tf.test.TestCase):
+
+    def test_every_shape_word_changes_and_nothing_else(self):
+        cases = {
+            ("a small crimson disc in the top left corner", 1):
+                "a small crimson square in the top left corner",
+            # Multi-word names and plurals; one offset for both objects.
+            ("a red disc and two blue five-pointed stars", 2):
+                "a red triangle and two blue crosses",
+            ("a pair of plus signs: a red one and a blue one", 1):
+                "a pair of circles: a red one and a blue one",
+            # Adjectives stay adjectives; "square" is read as the shape.
+            ("a red round shape", 2): "a red triangular shape",
+            ("a cyan square object near the top", 5): "a cyan circle object near the top",
+        }
+        for (caption, offset), expected in cases.items():
+            self.assertEqual(shapes_captions.swap_shapes(caption, offset), expected, caption)
+        self.assertIsNone(shapes_captions.swap_shapes("a red object on the left", 1))
+        with self.assertRaisesRegex(ValueError, "itself"):
+            shapes_captions.swap_shapes("a red disc", 6)
+
+    def test_swapped_captions_name_other_shapes_and_keep_the_rest(self):
+        captions = [list(shapes.generate_example(i, image_size=32).captions) for i in range(30)]
+        swapped = shapes_captions.shape_swapped_captions(captions, seed=1)
+        named = 0
+        for caps, swaps in zip(captions, swapped):
+            for caption, swap in zip(caps, swaps):
+                before = shapes_captions.parse_caption(caption)
+                if not before.shape:
+                    self.assertIsNone(swap)
+                    continue
+                named += 1
+                after = shapes_captions.parse_caption(swap)
+                self.assertEqual((after.color, after.size, after.position),
+                                 (before.color, before.size, before.position), swap)
+                self.assertEqual(len(after.shape), len(before.shape), swap)
+                # Each object gets another shape (two objects may trade theirs).
+                if before.color_shape:
+                    self.assertTrue(after.color_shape.isdisjoint(before.color_shape), swap)
+                if len(before.shape) == 1:
+                    self.assertTrue(after.shape.isdisjoint(before.shape), swap)
+        self.assertGreater(named, 100)
 
 
 if __name__ == "__main__":

@@ -172,6 +172,33 @@ class SSAGANGeneratorTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(opened(z, sentence, training=True)[0],
                             closed(z, sentence, training=True)[0])
 
+    def test_noise_in_affine_gives_z_a_path_into_every_block(self):
+        # With fc's weights at zero, z reaches the image only through the SSCBNs.
+        generator = ssagan_generator.SSAGANGenerator(ngf=8, image_size=64,
+                                                     noise_in_affine=True)
+        plain = ssagan_generator.SSAGANGenerator(ngf=8, image_size=64)
+        z_a, sentence = helpers.noise_and_sentence(0)
+        z_b, _ = helpers.noise_and_sentence(1)
+        for g in (generator, plain):
+            g.build()
+            g.fc.kernel.assign(np.zeros(g.fc.kernel.shape))
+            for block in g.blocks:
+                block.gamma.assign(1.0)
+        # Each of the 4 hidden layers (gamma, beta; in, out) of the 5 blocks reads
+        # z_dim more inputs.
+        self.assertEqual(params.count_trainable_parameters(generator)
+                         - params.count_trainable_parameters(plain), 5 * 4 * 100 * 256)
+        self.assertTrue(generator.get_config()["noise_in_affine"])
+        # At init the SSCBN output layers are zero: z still has no way in.
+        self.assertAllEqual(generator(z_a, sentence, training=True)[0],
+                            generator(z_b, sentence, training=True)[0])
+        for g in (generator, plain):
+            self._perturb_sscbn(g.blocks)
+        self.assertGreater(np.abs(generator(z_a, sentence, training=True)[0]
+                                  - generator(z_b, sentence, training=True)[0]).max(), 1e-3)
+        self.assertAllEqual(plain(z_a, sentence, training=True)[0],
+                            plain(z_b, sentence, training=True)[0])
+
     def _perturb_sscbn(self, blocks):
         rng = np.random.default_rng(5)
         for block in blocks:

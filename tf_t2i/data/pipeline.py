@@ -23,7 +23,7 @@ evaluation a centre crop without flip.
 """
 
 import dataclasses
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -37,6 +37,7 @@ _MISMATCH_TRIES = 16
 ATTNGAN_LOAD_SCALE = 76 / 64
 # fold_in keys of the per-element stateless seed; 7 is the noise.
 _AUGMENT_KEY = 11
+_HARD_NEGATIVE_KEY = 13
 
 
 @dataclasses.dataclass
@@ -120,14 +121,31 @@ class CaptionBank:
     Args:
       source: the split.
       tokenizer: the vocabulary.
+      hard_negatives: optional N lists of C captions: for each caption, a wrong caption of
+        the same image (e.g. `shapes_captions.shape_swapped_captions`), or None where it
+        has none; `make_train_dataset(hard_negative_fraction=...)` draws mismatched
+        captions from them.
     """
 
-    def __init__(self, source: ImageCaptionSource, tokenizer: tokenizer_lib.CaptionTokenizer):
+    def __init__(self, source: ImageCaptionSource, tokenizer: tokenizer_lib.CaptionTokenizer,
+                 hard_negatives: Optional[Sequence[Sequence[Optional[str]]]] = None):
         ids, lengths = tokenizer_lib.encode_caption_bank(tokenizer, source.captions, source.name)
         self.ids = ids            # int32 [N, C, L]
         self.lengths = lengths    # int32 [N, C]
         self.class_ids = np.asarray(source.class_ids, np.int64)
         self.num_images, self.captions_per_image, self.max_tokens = ids.shape
+        self.hard_negative_ids = self.hard_negative_lengths = None
+        if hard_negatives is not None:
+            if [len(c) for c in hard_negatives] != [len(c) for c in source.captions]:
+                raise ValueError(f"{source.name}: hard_negatives must give one entry per "
+                                 "caption.")
+            # A placeholder word where a caption has none; its length 0 marks it unusable.
+            hard_ids, hard_lengths = tokenizer_lib.encode_caption_bank(
+                tokenizer, [[c or "none" for c in caps] for caps in hard_negatives],
+                source.name + " (hard negatives)")
+            missing = np.array([[c is None for c in caps] for caps in hard_negatives])
+            self.hard_negative_ids = hard_ids                                  # [N, C, L']
+            self.hard_negative_lengths = np.where(missing, 0, hard_lengths).astype(np.int32)
 
 
 def select_words(ids, length, max_length, seed):
@@ -156,10 +174,16 @@ def select_words(ids, length, max_length, seed):
 
 
 def _element_fn(bank: CaptionBank, max_length: int, seed: int, noise_dim: int,
-                augment_seed: bool = False):
+                augment_seed: bool = False, hard_negative_fraction: float = 0.0):
+    if hard_negative_fraction and bank.hard_negative_ids is None:
+        raise ValueError("hard_negative_fraction > 0 needs a CaptionBank built with "
+                         "hard_negatives.")
     bank_ids = tf.constant(bank.ids)
     bank_lengths = tf.constant(bank.lengths)
     class_ids = tf.constant(bank.class_ids)
+    if hard_negative_fraction:
+        hard_ids = tf.constant(bank.hard_negative_ids)
+        hard_lengths = tf.constant(bank.hard_negative_lengths)
     n = bank.num_images
     c = bank.captions_per_image
 
@@ -187,13 +211,27 @@ def _element_fn(bank: CaptionBank, max_length: int, seed: int, noise_dim: int,
         other = tf.cond(tf.reduce_any(ok),
                         lambda: tf.boolean_mask(candidates, ok)[0], lambda: fallback)
         other_caption = tf.random.stateless_uniform([], seeds[3], 0, c, dtype=tf.int32)
+        mismatched_ids = caption(other, other_caption,
+                                 tf.random.experimental.stateless_fold_in(seeds[5], 1))
+        if hard_negative_fraction:
+            # The first caption's hard negative, its words kept at the same positions.
+            at = tf.stack([image, tf.cast(first, tf.int64)])
+            hard_length = tf.gather_nd(hard_lengths, at)
+            draw = tf.random.stateless_uniform(
+                [], tf.random.experimental.stateless_fold_in(base, _HARD_NEGATIVE_KEY))
+            use_hard = tf.logical_and(draw < hard_negative_fraction, hard_length > 0)
+            mismatched_ids = tf.cond(
+                use_hard,
+                lambda: select_words(tf.gather_nd(hard_ids, at), hard_length, max_length,
+                                     seeds[4]),
+                lambda: mismatched_ids)
+            other = tf.where(use_hard, image, other)
 
         out = {
             "index": image,
             "caption_ids": caption(image, first, seeds[4]),
             "caption_ids_2": caption(image, second, seeds[5]),
-            "mismatched_ids": caption(other, other_caption,
-                                      tf.random.experimental.stateless_fold_in(seeds[5], 1)),
+            "mismatched_ids": mismatched_ids,
             "mismatched_index": other,
         }
         if noise_dim:
@@ -303,7 +341,8 @@ def _attach_images(source: ImageCaptionSource, image_size: int):
 
 def make_train_dataset(source: ImageCaptionSource, bank: CaptionBank, *, batch_size: int,
                        image_size: int, max_length: int = 18, seed: int = 0,
-                       start_step: int = 0, noise_dim: int = 0) -> tf.data.Dataset:
+                       start_step: int = 0, noise_dim: int = 0,
+                       hard_negative_fraction: float = 0.0) -> tf.data.Dataset:
     """The infinite, deterministic training stream of global batches.
 
     Args:
@@ -316,6 +355,10 @@ def make_train_dataset(source: ImageCaptionSource, bank: CaptionBank, *, batch_s
       seed: determines order, caption choices and noise.
       start_step: first batch to emit (resume); batch k is identical whatever start_step.
       noise_dim: when > 0, each element also carries `z` [B, noise_dim] ~ N(0, 1).
+      hard_negative_fraction: the share of elements whose mismatched caption is the hard
+        negative of its matched caption (`CaptionBank(hard_negatives=...)`; elements whose
+        caption has none keep a caption of another image); their mismatched_image_id is
+        their own image.
 
     Returns:
       A dataset of dicts: real_images float32 [B,S,S,3] in [-1,1]; caption_ids,
@@ -325,7 +368,8 @@ def make_train_dataset(source: ImageCaptionSource, bank: CaptionBank, *, batch_s
     """
     stream = _index_stream(len(source), seed, start_step * batch_size)
     ds = stream.map(_element_fn(bank, max_length, seed, noise_dim,
-                                augment_seed=source.is_encoded),
+                                augment_seed=source.is_encoded,
+                                hard_negative_fraction=hard_negative_fraction),
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if source.is_encoded:
         ds = ds.map(_decode_element(source, image_size, training=True),

@@ -17,7 +17,9 @@ Example:
 
 import dataclasses
 import re
-from typing import Dict, FrozenSet, Tuple
+from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
+
+import numpy as np
 
 from tf_t2i.data import shapes
 from tf_t2i.data import tokenizer as tokenizer_lib
@@ -117,3 +119,60 @@ def token_attributes() -> Dict[str, Tuple[str, int]]:
     table.pop("sign", None)
     table["plus"] = ("shape", shapes.SHAPES.index("cross"))
     return table
+
+
+def _shape_forms() -> Dict[str, Tuple[int, str]]:
+    """surface form -> (shape id, "noun" | "plural" | "adjective"); multi-word forms too."""
+    forms = {}
+    for i, words in enumerate(shapes.SHAPE_SYNONYMS):
+        for w in words:
+            forms[w] = (i, "noun")
+            forms[_plural(w)] = (i, "plural")
+    for i, words in enumerate(shapes.SHAPE_ADJECTIVES):
+        for w in words:
+            forms.setdefault(w, (i, "adjective"))
+    return forms
+
+
+_SHAPE_FORMS = _shape_forms()
+# Longest first, so "five-pointed star" wins over "star"; hyphens are part of a word.
+_SHAPE_FORM = re.compile(r"(?<![\w-])({})(?![\w-])".format("|".join(
+    sorted(map(re.escape, _SHAPE_FORMS), key=len, reverse=True))))
+
+
+def swap_shapes(caption: str, offset: int) -> Optional[str]:
+    """The caption with every shape word naming shape (s + offset) mod 6 instead of s.
+
+    A hard negative for the discriminator's mismatched pair: same colours, sizes,
+    positions and sentence, other shapes, so telling it from the true caption takes
+    reading the shape. One offset for every object of the caption, so each names a
+    shape it does not have. None when the caption names no shape ("a red object").
+
+    Example:
+        >>> swap_shapes("a red disc and two blue five-pointed stars", 2)
+        'a red triangle and two blue crosses'
+    """
+    if offset % len(shapes.SHAPES) == 0:
+        raise ValueError(f"offset {offset} maps every shape to itself.")
+    text = caption.lower()
+    found = False
+
+    def replace(match):
+        nonlocal found
+        found = True
+        shape_id, kind = _SHAPE_FORMS[match.group(1)]
+        new = (shape_id + offset) % len(shapes.SHAPES)
+        if kind == "adjective":
+            return shapes.SHAPE_ADJECTIVES[new][0]
+        return _plural(shapes.SHAPES[new]) if kind == "plural" else shapes.SHAPES[new]
+
+    swapped = _SHAPE_FORM.sub(replace, text)
+    return swapped if found else None
+
+
+def shape_swapped_captions(captions_per_image: Sequence[Sequence[str]],
+                           seed: int) -> List[List[Optional[str]]]:
+    """`swap_shapes` of every caption, each with its own offset in 1..5 drawn from `seed`."""
+    rng = np.random.default_rng(seed)
+    return [[swap_shapes(c, int(rng.integers(1, len(shapes.SHAPES)))) for c in caps]
+            for caps in captions_per_image]

@@ -266,6 +266,12 @@ class SSAGANGenerator(keras.Model):
         image_size: int, S; one of 64, 128, 256.
         mask_channels: int, hidden width of the mask predictors.
         residual_gate_init: float, initial gamma of every block (reference: 0).
+        noise_in_affine: bool; when true every SSCBN reads [sentence, z] instead
+            of the sentence alone (the reference: false). In the reference z
+            enters only through fc, and a short run can learn to ignore it (one
+            image per caption); this gives z a path into every block, as
+            BigGAN's conditional batch norms read [class embedding, z chunk]
+            (Brock et al. 2019, Sec. 3 "hierarchical latent spaces").
         **kwargs: `keras.Model` arguments (name, dtype, ...).
 
     Example:
@@ -277,10 +283,12 @@ class SSAGANGenerator(keras.Model):
     """
 
     def __init__(self, ngf=64, z_dim=100, sentence_dim=256, image_size=256,
-                 mask_channels=100, residual_gate_init=0.0, **kwargs):
+                 mask_channels=100, residual_gate_init=0.0, noise_in_affine=False,
+                 **kwargs):
         super().__init__(**kwargs)
         log_size = check_image_size(image_size)
         self.residual_gate_init = float(residual_gate_init)
+        self.noise_in_affine = bool(noise_in_affine)
         self.ngf = ngf
         self.z_dim = z_dim
         self.sentence_dim = sentence_dim
@@ -295,8 +303,9 @@ class SSAGANGenerator(keras.Model):
             z_dim, 8 * ngf * 4 * 4, dtype=dtype, name="fc")
         self.initial_mask_predictor = MaskPredictor(
             8 * ngf, mask_channels, dtype=dtype, name="initial_mask_predictor")
+        affine_dim = sentence_dim + (z_dim if self.noise_in_affine else 0)
         self.blocks = [
-            SSAGANBlock(w_in * ngf, w_out * ngf, sentence_dim, mask_channels,
+            SSAGANBlock(w_in * ngf, w_out * ngf, affine_dim, mask_channels,
                         predict_mask=i < num_blocks - 1,
                         gate_init=residual_gate_init, dtype=dtype, name=f"block{i}")
             for i, (w_in, w_out) in enumerate(widths)
@@ -325,6 +334,9 @@ class SSAGANGenerator(keras.Model):
         x = tf.reshape(x, [-1, 8 * self.ngf, 4, 4])
         x = tf.transpose(x, [0, 2, 3, 1])  # [B, 4, 4, 8ngf]
         logits = self.initial_mask_predictor(x, training=training)
+        if self.noise_in_affine:
+            sentence_embedding = tf.concat(
+                [sentence_embedding, tf.cast(z, sentence_embedding.dtype)], axis=-1)
         masks = []
         for i, block in enumerate(self.blocks):
             if i > 0:
@@ -352,5 +364,6 @@ class SSAGANGenerator(keras.Model):
             "image_size": self.image_size,
             "mask_channels": self.mask_channels,
             "residual_gate_init": self.residual_gate_init,
+            "noise_in_affine": self.noise_in_affine,
         })
         return config

@@ -84,6 +84,10 @@ class Task:
     def dataset_options(self) -> Dict:
         return {}
 
+    def caption_bank(self, source, tokenizer) -> pipeline.CaptionBank:
+        """The training captions as token ids (a task may add hard negatives)."""
+        return pipeline.CaptionBank(source, tokenizer)
+
     def callbacks(self, built: Built, tokenizer, model_dir: str) -> Sequence:
         """Callbacks run after each checkpoint (sample grids ...)."""
         return ()
@@ -125,7 +129,7 @@ def run(task: Task, model_dir: str, strategy: Optional[tf.distribute.Strategy] =
     tok = task.prepare(model_dir, train_source)
     cfg = task.cfg
     config_lib.save_config(cfg, model_dir)
-    bank = pipeline.CaptionBank(train_source, tok)
+    bank = task.caption_bank(train_source, tok)
     runtime.log_info(f"Data: {len(train_source)} training images ({time.time() - started:.1f}s); "
                      f"{strategy.num_replicas_in_sync} replica(s).")
 
