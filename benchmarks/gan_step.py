@@ -4,6 +4,7 @@
   python benchmarks/gan_step.py --compare=losses    # each paper loss vs plain SSA-GAN
   python benchmarks/gan_step.py --compare=archs     # AttnGAN family vs SSA-GAN
   python benchmarks/gan_step.py --compare=callbacks # per-step host work the loop removed
+  python benchmarks/gan_step.py --compare=noise     # z into every SSCBN vs fc only
 
 Random weights (no DAMSM or captioner run needed): builds the models exactly as
 `tf_t2i.train` does, feeds one fixed batch, and reports seconds per step and images per
@@ -16,6 +17,9 @@ of its configs/shapes_*.cfg (SSA-GAN ngf 8 / ndf 16, AttnGAN 16 / 16, the style 
 `--compare=callbacks` times the bare step against the step with the per-step host work
 the training loop did before the redesign: the EMA copy's BatchNorm statistics copied
 every step, and the step variable and every logged value read on the host every step.
+`--compare=noise` times the generator with z in every SSCBN (`--gen_noise_in_affine`,
+configs/shapes_ssagan_30min.cfg) against the reference's z-in-fc-only, alternating the
+two three times so that drift of the machine hits both.
 """
 
 import argparse
@@ -133,7 +137,7 @@ def main():
     parser.add_argument("--mixed_precision", default="none",
                         choices=["none", "mixed_bfloat16", "mixed_float16"])
     parser.add_argument("--compare", default="ma_gp",
-                        choices=["ma_gp", "losses", "archs", "callbacks"])
+                        choices=["ma_gp", "losses", "archs", "callbacks", "noise"])
     args = parser.parse_args()
     if args.mixed_precision != "none":
         keras.mixed_precision.set_global_policy(args.mixed_precision)
@@ -154,6 +158,18 @@ def main():
             results[name] = seconds
             print(f"  {name:30s}: {seconds:.4f} s/step, "
                   f"x{seconds / results['bare step']:.3f} of the bare step")
+        return
+    if args.compare == "noise":
+        variants = {"z in fc only": False, "z in every SSCBN": True}
+        for _ in range(3):
+            for name, noise_in_affine in variants.items():
+                cfg = make_cfg(args, generator={"ngf": args.ngf,
+                                                "noise_in_affine": noise_in_affine})
+                results.setdefault(name, []).append(time_variant(cfg, args))
+        base = np.mean(results["z in fc only"])
+        for name, times in results.items():
+            print(f"  {name:18s}: {np.mean(times):.4f} s/step (runs {np.round(times, 4)}), "
+                  f"x{np.mean(times) / base:.3f}")
         return
     if args.compare == "archs":
         for name, (generator, discriminator, loss) in ARCH_VARIANTS.items():

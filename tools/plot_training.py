@@ -3,6 +3,7 @@
   python tools/plot_training.py --run=runs/ssagan_30min --output=docs/shapes_training.png
   python tools/plot_training.py --run=main=runs/a --run=other=runs/b --output=curves.png
   python tools/plot_training.py --run=runs/a --ablation=base=runs/b --ablation=gates=runs/c
+  python tools/plot_training.py --run=results/shapes_quality/ssagan_30min.json
 
 The first run is drawn in detail (attribute accuracy per attribute, all-named,
 R-precision, shapes-FID against steps, with the issue's targets as dashed lines); every
@@ -25,11 +26,33 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 ATTRIBUTES = ("color", "shape", "size", "position")
 
 
+def read_curve(results_json: str) -> List[Dict]:
+    """The rows of a results JSON's learning curve (tools/shapes_quality.py, tf_t2i.ablate),
+    so that figures can be redrawn from committed results without the runs."""
+    with open(results_json) as f:
+        points = json.load(f).get("curve") or []
+    rows = []
+    for point in points:
+        for base in ("attribute_accuracy", "r_precision", "shapes_fid"):
+            if base not in point:
+                continue
+            row = {"base": base, "metric": base, "value": point[base], "step": point["step"],
+                   "train_seconds": point.get("train_seconds")}
+            if base == "attribute_accuracy":
+                row["per_attribute"] = {k: point[k] for k in ATTRIBUTES + ("all_named",)
+                                        if k in point}
+            rows.append(row)
+    return sorted(rows, key=lambda r: (r["base"], r["step"]))
+
+
 def read_rows(model_dir: str) -> List[Dict]:
     """The run's metric rows, the last row per (metric base name, step).
 
     A final evaluation replaces the in-training row of its step but keeps its training
-    seconds (tf_t2i.evaluate does not know them)."""
+    seconds (tf_t2i.evaluate does not know them). A results JSON instead of a model_dir
+    gives its learning curve (`read_curve`)."""
+    if model_dir.endswith(".json"):
+        return read_curve(model_dir)
     path = os.path.join(model_dir, "metrics.jsonl")
     if not os.path.exists(path):
         raise SystemExit(f"error: {path} does not exist (train with --eval_every).")
@@ -112,7 +135,8 @@ def plot(runs: Dict[str, List[Dict]], output: str, targets: Dict[str, float],
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", action="append", required=True,
-                        help="A run's model_dir, or NAME=model_dir; repeat for several.")
+                        help="A run's model_dir or results JSON, or NAME=path; repeat for "
+                             "several.")
     parser.add_argument("--ablation", action="append", default=[],
                         help="NAME=model_dir of a short run drawn in an extra panel, "
                              "overall attribute accuracy against steps; repeat.")
