@@ -84,6 +84,22 @@ class PlotTrainingTest(tf.test.TestCase):
         self.assertEqual(steps, [250, 500])
         self.assertEqual(values[-1], 0.8375)
         self.assertEqual(seconds, [100.0, 200.0])
+        # The same curve read back from a results JSON (no run needed).
+        results = os.path.join(model_dir, "run.json")
+        with open(results, "w") as f:
+            json.dump({"curve": [
+                {"step": 250, "train_seconds": 100.0, "attribute_accuracy": 0.75, "color": 0.9,
+                 "shape": 0.7, "size": 0.8, "position": 0.95, "all_named": 0.5,
+                 "r_precision": 0.6},
+                {"step": 500, "train_seconds": 200.0, "attribute_accuracy": 0.8,
+                 "color": 0.9, "shape": 0.75, "size": 0.8, "position": 0.95,
+                 "all_named": 0.55, "r_precision": 0.7, "shapes_fid": 300.0}]}, f)
+        from_json = tool.read_runs([results])["run.json"]
+        self.assertEqual(tool.series(from_json, "attribute_accuracy"),
+                         ([250, 500], [0.75, 0.8], [100.0, 200.0]))
+        self.assertEqual(tool.series(from_json, "attribute_accuracy", "shape")[1], [0.7, 0.75])
+        self.assertEqual(tool.series(from_json, "r_precision")[:2], ([250, 500], [0.6, 0.7]))
+        self.assertEqual(tool.series(from_json, "shapes_fid")[:2], ([500], [300.0]))
         output = os.path.join(model_dir, "curves.png")
         tool.plot(runs, output, {"overall": 0.85, "attribute": 0.75, "all_named": 0.6},
                   ablation=runs)
