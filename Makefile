@@ -54,7 +54,7 @@ demo: install
 	@echo "  Served images (gRPC client):   $(RUNS)/demo_served.png"
 
 test: install
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -rs -m "not slow" tests
 
 # The paper's ablation on shapes (4 SSA-GAN rows x 3 seeds, about 30 min a run on 2 cores):
 # results/shapes_ablation/<row>_seed<k>.json; finished runs are skipped, so it can be
@@ -64,7 +64,7 @@ ablation: install
 	$(PY) -m tf_t2i.ablate $(ABLATION_FLAGS)
 
 test-slow: install
-	$(PY) -m pytest -q -m slow tests
+	$(PY) -m pytest -q -rs -m slow tests
 
 bench: install
 	@if ls benchmarks/*.py >/dev/null 2>&1; then for b in benchmarks/*.py; do $(PY) $$b || exit 1; done; \
