@@ -1,5 +1,6 @@
 """The ablation driver: its grid, what it skips, and its one-line errors (no training)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -33,13 +34,69 @@ class AblateTest(tf.test.TestCase):
         out = self.create_tempdir().full_path
         open(os.path.join(out, "b_seed1.json"), "w").close()
         grid = ablate.plan(["a", "b"], 2, out)
-        self.assertEqual([(r, s, done) for r, s, _, done in grid],
-                         [("a", 0, False), ("b", 0, False), ("a", 1, False), ("b", 1, True)])
+        self.assertEqual([(r, s, status) for r, s, _, status in grid],
+                         [("a", 0, "todo"), ("b", 0, "todo"), ("a", 1, "todo"),
+                          ("b", 1, "done")])
         self.assertEqual(grid[3][2], os.path.join(out, "b_seed1.json"))
+
+    def test_row_settings_expand_the_chain(self):
+        os.chdir(ROOT)
+        base = ablate.row_settings(ablate.ROWS["shapes_ssagan"])
+        f2f = ablate.row_settings(ablate.ROWS["shapes_ssagan_cl_f2f"])
+        self.assertEqual(f2f["loss_f2f_weight"], "0.2")
+        self.assertEqual(f2f["experiment_name"], "shapes_ssagan_cl_f2f")  # the last wins
+        self.assertEqual(f2f["gen_noise_in_affine"], base["gen_noise_in_affine"])
+        self.assertNotIn("flagfile", f2f)
+        self.assertEqual({k: v for k, v in f2f.items() if base.get(k) != v},
+                         {"loss_f2f_weight": "0.2", "experiment_name": "shapes_ssagan_cl_f2f"})
+        short = ablate.row_settings(ablate.ROWS["shapes_ssagan"], train_steps=50)
+        self.assertEqual(short["train_steps"], "50")
+        self.assertNotEqual(ablate.settings_digest(short), ablate.settings_digest(base))
+
+    def test_a_changed_row_makes_its_runs_stale(self):
+        out = self.create_tempdir().full_path
+        path = lambda name: os.path.join(out, name + ".json")
+        for name, content in (("same", {"settings_digest": "d1"}), ("older", {}),
+                              ("changed", {"settings_digest": "d0"})):
+            with open(path(name), "w") as f:
+                json.dump(content, f)
+        with open(path("corrupt"), "w") as f:
+            f.write("{not json")
+        self.assertEqual({n: ablate.run_status(path(n), "d1")
+                          for n in ("same", "older", "changed", "corrupt", "missing")},
+                         {"same": "done", "older": "done", "changed": "stale",
+                          "corrupt": "stale", "missing": "todo"})
+
+    def test_supersede_keeps_every_old_result(self):
+        out = self.create_tempdir().full_path
+        path = os.path.join(out, "r_seed0.json")
+        for text in ("first", "second"):
+            with open(path, "w") as f:
+                f.write(text)
+            os.utime(path, (0, 0))  # the same stamp twice: the second must not overwrite
+            ablate.supersede(path)
+            self.assertFalse(os.path.exists(path))
+        kept = sorted(os.listdir(os.path.join(out, "superseded")))
+        self.assertLen(kept, 2)
+        self.assertTrue(all(k.startswith("r_seed0.") for k in kept))
+        texts = {open(os.path.join(out, "superseded", k)).read() for k in kept}
+        self.assertEqual(texts, {"first", "second"})
+        ablate.supersede(path)  # nothing there: nothing happens
+
+    def test_dry_run_lists_stale_runs(self):
+        out = self.create_tempdir().full_path
+        with open(os.path.join(out, "shapes_ssagan_seed0.json"), "w") as f:
+            json.dump({"settings_digest": "0" * 16}, f)
+        result = _run("--dry_run", f"--out={out}", "--rows=shapes_ssagan", "--seeds=1")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("Ablation: 1 runs, 0 finished, 1 to go (1 stale: their row changed "
+                      "since they ran).", result.stdout)
+        self.assertIn("stale shapes_ssagan_seed0", result.stdout)
 
     def test_dry_run_lists_the_grid_and_skips_finished(self):
         out = self.create_tempdir().full_path
-        open(os.path.join(out, "shapes_ssagan_seed0.json"), "w").close()
+        with open(os.path.join(out, "shapes_ssagan_seed0.json"), "w") as f:
+            f.write("{}")  # a result from before settings were recorded
         result = _run("--dry_run", f"--out={out}", "--rows=shapes_ssagan,shapes_ssagan_cl_f2f",
                       "--seeds=2")
         self.assertEqual(result.returncode, 0, result.stderr)

@@ -16,12 +16,17 @@ write at least --min_word_precision true colour and shape words.
 Each finished run writes <out>/<row>_seed<k>.json (settings, machine, wall time, final
 metrics on --num_images test captions with the EMA generator, learning curve); a run
 whose JSON exists is skipped, so the grid can be finished over several sittings and on
-several machines (commit the JSON files, never the runs under --runs). Every step runs
+several machines (commit the JSON files, never the runs under --runs). Each JSON records
+the row's settings (its flagfile, expanded) and their digest: a run whose row has
+changed since is *stale*, listed as such and run again; its old JSON moves to
+<out>/superseded/ when the new one is written, so no result is lost. Every step runs
 the project's own binaries. `python -m tf_t2i.report <out>/*.json` tabulates them.
 """
 
+import hashlib
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -77,11 +82,63 @@ def run_name(row: str, seed: int) -> str:
     return f"{row}_seed{seed}"
 
 
-def plan(rows, seeds, out):
-    """(row, seed, results path, finished?) for every run of the grid, in order."""
-    return [(row, seed, os.path.join(out, run_name(row, seed) + ".json"),
-             os.path.exists(os.path.join(out, run_name(row, seed) + ".json")))
-            for seed in range(seeds) for row in rows]
+def row_settings(config: str, train_steps=None) -> dict:
+    """The flags a run of this row trains with: its flagfile expanded (later flags win),
+    plus the driver's --train_steps override."""
+    settings = {}
+    for arg in t2i_flags.expand_flagfiles(["ablate", f"--flagfile={config}"])[1:]:
+        name, _, value = arg.lstrip("-").partition("=")
+        settings[name] = value
+    if train_steps:
+        settings["train_steps"] = str(train_steps)
+    return settings
+
+
+def settings_digest(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run_status(path: str, digest: str) -> str:
+    """"todo" (no JSON), "done" (same settings, or a JSON from before settings were
+    recorded) or "stale" (the row changed since, or the JSON is unreadable)."""
+    if not os.path.exists(path):
+        return "todo"
+    try:
+        with open(path) as f:
+            recorded = json.load(f).get("settings_digest")
+    except (OSError, ValueError, AttributeError):
+        return "stale"
+    return "done" if recorded in (None, digest) else "stale"
+
+
+def plan(rows, seeds, out, digests=None):
+    """(row, seed, results path, status) for every run of the grid, seed-major; status
+    as `run_status` (with `digests` {row: settings digest}; without, any JSON is done)."""
+    grid = []
+    for seed in range(seeds):
+        for row in rows:
+            path = os.path.join(out, run_name(row, seed) + ".json")
+            if digests is None:
+                status = "done" if os.path.exists(path) else "todo"
+            else:
+                status = run_status(path, digests[row])
+            grid.append((row, seed, path, status))
+    return grid
+
+
+def supersede(path: str) -> None:
+    """Moves an existing results JSON to <dir>/superseded/, stamped, never overwriting."""
+    if not os.path.exists(path):
+        return
+    folder = os.path.join(os.path.dirname(path), "superseded")
+    os.makedirs(folder, exist_ok=True)
+    stem = os.path.splitext(os.path.basename(path))[0]
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(os.path.getmtime(path)))
+    target, k = os.path.join(folder, f"{stem}.{stamp}.json"), 1
+    while os.path.exists(target):
+        target, k = os.path.join(folder, f"{stem}.{stamp}.{k}.json"), k + 1
+    shutil.move(path, target)
+    print(f"Moved the stale {path} to {target}.", flush=True)
 
 
 def pretrain(args, study, name, config, extra=()):
@@ -124,12 +181,14 @@ def train_and_evaluate(args, study, row, seed, damsm_dir, damsm, captioner_dir, 
     with open(os.path.join(model_dir, "config.json")) as f:
         cfg = json.load(f)
     final = study.summarize(rows, steps, args.num_images, damsm["r_precision"])
+    settings = row_settings(config, args.train_steps)
     consistency = study.final_row(rows, "f2f_consistency", steps)
     if consistency is not None:
         final["f2f_consistency"] = {k: v for k, v in consistency.items()
                                     if k not in ("metric", "step", "ema", "seconds")}
     result = {
         "row": row, "seed": seed, "config": config, "train_seed": cfg["train"]["seed"],
+        "settings": settings, "settings_digest": settings_digest(settings),
         "steps": steps, "batch_size": cfg["train"]["batch_size"],
         "loss_weights": {k: v for k, v in cfg["loss"].items() if k.endswith("_weight")},
         "mixed_precision": cfg["runtime"]["mixed_precision"],
@@ -140,6 +199,7 @@ def train_and_evaluate(args, study, row, seed, damsm_dir, damsm, captioner_dir, 
         "machine": study.machine(), "num_images": args.num_images,
         "final": final, "curve": points, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+    supersede(out_path)
     files.atomic_write_json(out_path, result, indent=1)
     print(f"Wrote {out_path}: attribute accuracy {final['attribute_accuracy']:.3f}, "
           f"R-precision {final['r_precision']:.3f}, shapes-FID {final['shapes_fid']:.0f}",
@@ -156,12 +216,16 @@ def main(argv=None):
     for path in [ROWS[r] for r in args.rows] + [args.damsm_config, args.captioner_config]:
         if not os.path.exists(path):
             t2i_flags.fail(f"{path} does not exist (run from the repository root).")
-    grid = plan(args.rows, args.seeds, args.out)
-    left = [g for g in grid if not g[3]]
-    print(f"Ablation: {len(grid)} runs, {len(grid) - len(left)} finished, {len(left)} to go.",
+    digests = {row: settings_digest(row_settings(ROWS[row], args.train_steps))
+               for row in args.rows}
+    grid = plan(args.rows, args.seeds, args.out, digests)
+    left = [g for g in grid if g[3] != "done"]
+    stale = sum(g[3] == "stale" for g in grid)
+    print(f"Ablation: {len(grid)} runs, {len(grid) - len(left)} finished, {len(left)} to go"
+          f"{f' ({stale} stale: their row changed since they ran)' if stale else ''}.",
           flush=True)
-    for row, seed, path, done in grid:
-        print(f"  {'done' if done else 'todo'}  {run_name(row, seed)}  -> {path}")
+    for row, seed, path, status in grid:
+        print(f"  {status:5s} {run_name(row, seed)}  -> {path}")
     if args.dry_run or not left:
         return
     # Heavy imports only once the flags are known to be valid.

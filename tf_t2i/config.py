@@ -243,6 +243,10 @@ class TrainConfig:
     d_learning_rate: float = _field(4e-4, "Discriminator Adam learning rate.")
     beta1: float = _field(0.0, "Adam beta1 for G and D.")
     beta2: float = _field(0.9, "Adam beta2 for G and D.")
+    lr_decay_start: float = _field(1.0, "GAN training: from this fraction of `steps` on, "
+                                   "both learning rates fall linearly to 0 at `steps` "
+                                   "(pix2pix's schedule); 1.0 keeps them constant (the "
+                                   "reference).")
     ema_decay: float = _field(0.999, "EMA decay of the generator copy; 0 disables the EMA copy.")
     damsm_learning_rate: float = _field(0.002, "DAMSM pretraining Adam learning rate.")
     damsm_beta1: float = _field(0.5, "DAMSM pretraining Adam beta1.")
@@ -263,6 +267,9 @@ class TrainConfig:
         for name in ("beta1", "beta2", "damsm_beta1", "damsm_beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"train.{name} must be in [0, 1), got {getattr(self, name)}.")
+        if not 0.0 <= self.lr_decay_start <= 1.0:
+            raise ConfigError(f"train.lr_decay_start must be in [0, 1], got "
+                              f"{self.lr_decay_start}.")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}.")
         if self.max_seconds < 0:

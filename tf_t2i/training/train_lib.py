@@ -30,6 +30,7 @@ from tf_t2i.training import gan as gan_lib
 from tf_t2i.training import objectives
 from tf_t2i.training import runner
 from tf_t2i.training import runtime
+from tf_t2i.training import schedules
 
 # Sections of the DAMSM run that the GAN run must share (its encoders are reused).
 ENCODER_SECTIONS = ("text", "image_encoder")
@@ -108,8 +109,10 @@ class GANComponents:
             image_encoder=self.image_encoder if uses_image_encoder else None,
             ema_generator=self.ema_generator, ema_decay=cfg.train.ema_decay)
         adam = lambda lr: keras.optimizers.Adam(lr, beta_1=cfg.train.beta1, beta_2=cfg.train.beta2)
-        self.g_optimizer = adam(cfg.train.g_learning_rate)
-        self.d_optimizer = adam(cfg.train.d_learning_rate)
+        self.g_optimizer = adam(schedules.gan_learning_rate(cfg.train, cfg.train.g_learning_rate))
+        # G's optimizer updates once per GAN step: its `iterations` is the run's step.
+        self.d_optimizer = adam(schedules.gan_learning_rate(cfg.train, cfg.train.d_learning_rate,
+                                                            self.g_optimizer.iterations))
         self.gan.compile(g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer,
                          jit_compile=cfg.runtime.jit_compile)
         self.g_optimizer.build(self.gan.generator_variables)

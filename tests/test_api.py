@@ -1,0 +1,105 @@
+"""The Python API: `tf_t2i.TextToImage` from a run and from its export draws the same
+images, as the server does; bad input is refused with one clear message."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+import tf_t2i
+from tests.serving import helpers as serving
+from tests.training import helpers
+from tf_t2i.serving import export_lib
+
+# The server's test captions without its empty one (the API refuses empty captions).
+CAPTIONS = [c for c in serving.CAPTIONS if c]
+SEEDS = [s for c, s in zip(serving.CAPTIONS, serving.SEEDS) if c]
+
+
+class TextToImageTest(tf.test.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.exported = serving.exported()
+        cls.from_run = tf_t2i.TextToImage.from_run(serving.trained_run())
+        cls.from_export = tf_t2i.TextToImage.from_export(cls.exported["version_dir"])
+
+    def test_run_and_export_draw_the_same_images(self):
+        images = self.from_run.generate(CAPTIONS, seeds=SEEDS)
+        self.assertEqual(images.shape, (len(CAPTIONS), 64, 64, 3))
+        self.assertEqual(images.dtype, np.uint8)
+        self.assertAllEqual(self.from_export.generate(CAPTIONS, seeds=SEEDS), images)
+        # ... and the server's function, computed in memory.
+        self.assertAllEqual(serving.reference_images(CAPTIONS, SEEDS), images)
+        self.assertNotAllEqual(images[0], images[1])
+
+    def test_an_image_depends_on_its_caption_and_seed_only(self):
+        both = self.from_run.generate(CAPTIONS[:2], seeds=[7, 8])
+        alone = self.from_export.generate(CAPTIONS[1], seeds=8)
+        self.assertAllEqual(alone[0], both[1])
+        other_seed = self.from_run.generate(CAPTIONS[1], seeds=9)
+        self.assertNotAllEqual(other_seed[0], both[1])
+
+    def test_default_seeds_are_the_servers_caption_hashes(self):
+        unseeded = self.from_run.generate(CAPTIONS)
+        hashed = export_lib.caption_seeds(CAPTIONS).numpy()
+        self.assertAllEqual(unseeded, self.from_run.generate(CAPTIONS, seeds=hashed))
+        self.assertAllEqual(self.from_export.generate(CAPTIONS), unseeded)
+
+    def test_export_base_means_its_newest_version(self):
+        model = tf_t2i.TextToImage.from_export(self.exported["base"])
+        self.assertEqual(model.source, self.exported["version_dir"])
+        self.assertEqual(model.image_size, 64)
+        self.assertTrue(model.use_ema)
+
+    def test_save_grid(self):
+        path = os.path.join(self.create_tempdir().full_path, "grid.png")
+        self.assertEqual(self.from_export.save_grid(CAPTIONS[:2], path, samples_per_caption=3,
+                                                    seed=5), path)
+        with Image.open(path) as grid:
+            width, height = grid.size
+        self.assertGreaterEqual(width, 3 * 64)
+        self.assertGreaterEqual(height, 2 * 64)
+
+    def test_bad_input_is_refused_with_one_line(self):
+        with self.assertRaisesRegex(ValueError, "Empty caption"):
+            self.from_run.generate(["a red circle", "   "])
+        with self.assertRaisesRegex(ValueError, "2 seeds for 1 captions"):
+            self.from_export.generate(["a red circle"], seeds=[1, 2])
+        with self.assertRaisesRegex(ValueError, "truncation_psi applies to the style"):
+            self.from_run.generate(["a red circle"], seeds=[1], truncation_psi=0.5)
+        with self.assertRaisesRegex(ValueError, "samples_per_caption"):
+            self.from_run.save_grid(["a red circle"], "unused.png", samples_per_caption=0)
+        missing = os.path.join(self.create_tempdir().full_path, "nothing")
+        with self.assertRaisesRegex(FileNotFoundError, "No SavedModel at"):
+            tf_t2i.TextToImage.from_export(missing)
+        with self.assertRaisesRegex(FileNotFoundError, "not a training run"):
+            tf_t2i.TextToImage.from_run(missing)
+
+
+@pytest.mark.slow
+class StyleTruncationTest(tf.test.TestCase):
+    """truncation_psi reaches a style generator for one call, then is put back."""
+
+    def test_truncation(self):
+        from tf_t2i.training import train_lib  # pylint: disable=g-import-not-at-top
+        cfg = helpers.tiny_gan_config(generator={"arch": "style1_attngan", "ngf": 4},
+                                      train={"steps": 1, "sample_every": 1000})
+        model_dir = os.path.join(helpers.scratch_dir(), "api_style_run")
+        train_lib.run_training(cfg, model_dir, verbose=0)
+        model = tf_t2i.TextToImage.from_run(model_dir)
+        caption, seeds = ["a red circle", "a red circle"], [1, 2]
+        plain = model.generate(caption, seeds)
+        self.assertAllEqual(model.generate(caption, seeds, truncation_psi=1.0), plain)
+        # psi = 0: every w below the cutoff is the average, so the two seeds' images
+        # move together.
+        truncated = model.generate(caption, seeds, truncation_psi=0.0)
+        self.assertNotAllEqual(truncated, plain)
+        spread = lambda x: np.abs(x[0].astype(int) - x[1]).mean()
+        self.assertLess(spread(truncated), spread(plain))
+        self.assertAllEqual(model.generate(caption, seeds), plain)  # put back
+        with self.assertRaisesRegex(ValueError, r"in \[0, 1\]"):
+            model.generate(caption, seeds, truncation_psi=2.0)

@@ -1,0 +1,192 @@
+"""The Python API: a trained generator as an object, from a run or from an export.
+
+    import tf_t2i
+    model = tf_t2i.TextToImage.from_run("runs/ssagan")         # the training directory
+    model = tf_t2i.TextToImage.from_export("exports/t2i")      # or the served SavedModel
+    images = model.generate(["a large red circle in the center"], seeds=[0])
+    model.save_grid(["a small blue square on the left"], "grid.png", samples_per_caption=8)
+
+Both constructors compute the same function the server does (`export_lib.generate`):
+the caption is tokenized with the run's vocabulary and the noise of each image comes from
+its seed alone (stateless RNG), so one (caption, seed) gives the same image from the run,
+from its export, and from a TF Serving request.
+"""
+
+import json
+import os
+from typing import Callable, Optional, Sequence, Union
+
+import numpy as np
+
+Seeds = Union[None, int, Sequence[int]]
+
+
+class TextToImage:
+    """Captions in, uint8 images out. Build it with `from_run` or `from_export`.
+
+    Attributes:
+      image_size: side of the generated images in pixels.
+      source: where the model came from (a run's checkpoint or an export's directory).
+      use_ema: whether the EMA copy of the generator draws (None when unknown).
+    """
+
+    def __init__(self, generate_fn: Callable, image_size: int, source: str,
+                 use_ema: Optional[bool] = None, truncation=None):
+        self._generate_fn = generate_fn
+        self._truncation = truncation
+        self.image_size = int(image_size)
+        self.source = source
+        self.use_ema = use_ema
+
+    @classmethod
+    def from_run(cls, model_dir: str, use_ema: bool = True) -> "TextToImage":
+        """The latest checkpoint of a training directory (EMA generator by default).
+
+        Raises:
+          FileNotFoundError: no run or no checkpoint in `model_dir`.
+          ValueError: `use_ema` asked of a run trained without an EMA copy.
+        """
+        if not os.path.isfile(os.path.join(model_dir, "config.json")):
+            raise FileNotFoundError(f"{model_dir} is not a training run (no config.json).")
+        from tf_t2i.serving import export_lib  # pylint: disable=g-import-not-at-top
+        module, _, _, info = export_lib.build_module(model_dir, use_ema=use_ema)
+
+        def generate(captions, seeds):
+            return module(captions, seeds)["images"].numpy()
+
+        truncation = _StyleTruncation(module.generator)
+        return cls(generate, module.image_size, info["checkpoint"], use_ema,
+                   truncation if truncation.supported else None)
+
+    @classmethod
+    def from_export(cls, path: str) -> "TextToImage":
+        """An exported SavedModel: a version directory, or an export base (its newest
+        version). Needs TensorFlow only, not the run or its checkpoints.
+
+        Raises:
+          FileNotFoundError: no SavedModel at `path`.
+        """
+        import tensorflow as tf  # pylint: disable=g-import-not-at-top
+        from tf_t2i.serving import export_lib  # pylint: disable=g-import-not-at-top
+        version_dir = _version_dir(path)
+        loaded = tf.saved_model.load(version_dir)
+        signature = loaded.signatures[export_lib.SERVING_DEFAULT]
+        info_path = os.path.join(version_dir, export_lib.ASSETS_EXTRA,
+                                 export_lib.EXPORT_INFO_FILENAME)
+        info = {}
+        if os.path.isfile(info_path):
+            with open(info_path) as f:
+                info = json.load(f)
+        image_size = info.get("image_size") or int(
+            signature.structured_outputs[export_lib.IMAGES].shape[1])
+
+        def generate(captions, seeds):
+            out = signature(captions=tf.constant(captions, tf.string),
+                            seeds=tf.constant(seeds, tf.int64))
+            return out[export_lib.IMAGES].numpy()
+
+        model = cls(generate, image_size, version_dir, info.get("use_ema"))
+        model._loaded = loaded  # keeps the SavedModel's variables and tables alive
+        return model
+
+    def generate(self, captions: Union[str, Sequence[str]], seeds: Seeds = None,
+                 truncation_psi: Optional[float] = None) -> np.ndarray:
+        """Draws one image per caption.
+
+        Args:
+          captions: a caption or a list of them.
+          seeds: one noise seed per caption; an int gives every caption that seed; None
+            hashes each caption into its seed (as the server's `generate_unseeded`), so
+            a caption always gives the same image.
+          truncation_psi: style generators of a run only: pull the style vectors toward
+            their average (1 = none; the config's value when None).
+
+        Returns:
+          uint8 [B, H, W, 3].
+
+        Raises:
+          ValueError: an empty caption, a seed count that does not match, or a
+            truncation the model cannot apply.
+        """
+        captions = [captions] if isinstance(captions, str) else list(captions)
+        for caption in captions:
+            if not isinstance(caption, str) or not caption.split():
+                raise ValueError(f"Empty caption {caption!r}: a caption needs at least one "
+                                 f"word.")
+        seeds = self._seeds(captions, seeds)
+        if truncation_psi is None:
+            return self._generate_fn(captions, seeds)
+        if self._truncation is None:
+            raise ValueError(f"truncation_psi applies to the style generators of a run "
+                             f"(from_run); {self.source} has none to set.")
+        with self._truncation.set(truncation_psi):
+            return self._generate_fn(captions, seeds)
+
+    def save_grid(self, captions: Union[str, Sequence[str]], path: str,
+                  samples_per_caption: int = 4, seed: int = 0,
+                  truncation_psi: Optional[float] = None) -> str:
+        """A PNG grid: one row per caption, `samples_per_caption` images with seeds
+        seed, seed + 1, ... (the same noise down each column). Returns the path."""
+        from tf_t2i.training import callbacks  # pylint: disable=g-import-not-at-top
+        captions = [captions] if isinstance(captions, str) else list(captions)
+        if samples_per_caption < 1:
+            raise ValueError(f"samples_per_caption must be >= 1, got {samples_per_caption}.")
+        rows = [c for c in captions for _ in range(samples_per_caption)]
+        seeds = [seed + j for _ in captions for j in range(samples_per_caption)]
+        images = self.generate(rows, seeds, truncation_psi)
+        grid = callbacks.render_grid(images, captions, samples_per_caption)
+        return callbacks.save_png_atomic(grid, path)
+
+    @staticmethod
+    def _seeds(captions, seeds) -> np.ndarray:
+        if seeds is None:
+            from tf_t2i.serving import export_lib  # pylint: disable=g-import-not-at-top
+            return export_lib.caption_seeds(captions).numpy()
+        if isinstance(seeds, (int, np.integer)):
+            return np.full([len(captions)], int(seeds), np.int64)
+        seeds = np.asarray(seeds, np.int64).reshape([-1])
+        if len(seeds) != len(captions):
+            raise ValueError(f"{len(seeds)} seeds for {len(captions)} captions: give one "
+                             f"seed per caption (or one int for all).")
+        return seeds
+
+
+class _StyleTruncation:
+    """Sets a style generator's truncation for one call (the generators read
+    `truncation_psi` when they run; SSA-GAN and AttnGAN have none)."""
+
+    def __init__(self, generator):
+        self.generator = generator
+        self.supported = hasattr(generator, "truncation_psi")
+
+    def set(self, psi: float):
+        if not 0.0 <= psi <= 1.0:
+            raise ValueError(f"truncation_psi must be in [0, 1], got {psi}.")
+        return _Attribute(self.generator, "truncation_psi", float(psi))
+
+
+class _Attribute:
+    """Context manager: `obj.name = value` inside, the old value restored after."""
+
+    def __init__(self, obj, name, value):
+        self.obj, self.name, self.value = obj, name, value
+
+    def __enter__(self):
+        self.old = getattr(self.obj, self.name)
+        setattr(self.obj, self.name, self.value)
+
+    def __exit__(self, *exc):
+        setattr(self.obj, self.name, self.old)
+
+
+def _version_dir(path: str) -> str:
+    """`path` if it holds a SavedModel, else the newest numeric version inside it."""
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return path
+    if os.path.isdir(path):
+        versions = sorted((int(n) for n in os.listdir(path) if n.isdigit()
+                           and os.path.isfile(os.path.join(path, n, "saved_model.pb"))))
+        if versions:
+            return os.path.join(path, str(versions[-1]))
+    raise FileNotFoundError(f"No SavedModel at {path} (neither a version directory with "
+                            f"saved_model.pb nor an export base with numbered versions).")

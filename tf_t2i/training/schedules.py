@@ -1,0 +1,63 @@
+"""Learning-rate schedules of GAN training.
+
+`LinearDecayTail` is pix2pix's schedule (Isola et al. 2017; CycleGAN, Zhu et al. 2017):
+constant, then a linear fall to zero at the last step. On a fixed budget a schedule that
+ends at zero beats a constant rate (Li, Yumer and Ramanan, "Budgeted Training", ICLR
+2020); for a GAN the small late steps let the generator settle on details the high early
+rate keeps overshooting.
+"""
+
+from typing import Optional
+
+import keras
+import tensorflow as tf
+
+
+class LinearDecayTail(keras.optimizers.schedules.LearningRateSchedule):
+    """`initial` until `decay_start * total_steps`, then linearly down to 0 at `total_steps`.
+
+    The rate is a function of the run's GAN step, not of the optimizer's own update
+    count: the discriminator's optimizer may update several times a step (MA-GP as a
+    second step, one update per AttnGAN stage), so both optimizers read `step`, the
+    variable that counts GAN steps (the generator optimizer's `iterations`). A resumed
+    run therefore continues the schedule where it stopped.
+
+    Args:
+      initial: the learning rate before the decay.
+      total_steps: the run's last step (the rate reaches 0 there).
+      decay_start: fraction of `total_steps` where the decay begins; 1.0 = constant.
+      step: the GAN step variable; None reads the optimizer's own `iterations`.
+    """
+
+    def __init__(self, initial: float, total_steps: int, decay_start: float,
+                 step: Optional[tf.Variable] = None):
+        if not 0.0 <= decay_start <= 1.0:
+            raise ValueError(f"decay_start must be in [0, 1], got {decay_start}.")
+        self.initial = float(initial)
+        self.total_steps = int(total_steps)
+        self.decay_start = float(decay_start)
+        self.step = step
+
+    def factor(self, step) -> tf.Tensor:
+        """The multiplier of `initial` at `step` (1 before the decay, 0 at the end)."""
+        step = tf.cast(step, tf.float32)
+        begin = self.decay_start * self.total_steps
+        length = max(self.total_steps - begin, 1e-6)
+        return tf.clip_by_value(1.0 - (step - begin) / length, 0.0, 1.0)
+
+    def __call__(self, iterations):
+        step = iterations if self.step is None else self.step
+        return self.initial * self.factor(step)
+
+    def get_config(self):
+        return {"initial": self.initial, "total_steps": self.total_steps,
+                "decay_start": self.decay_start}
+
+
+def gan_learning_rate(train_cfg, rate: float, step: Optional[tf.Variable] = None):
+    """An optimizer's rate for this run: the float `rate` when constant (the reference;
+    checkpoints keep their `learning_rate` variable), else a `LinearDecayTail` on `step`
+    (None: the optimizer's own updates, right for the generator's)."""
+    if train_cfg.lr_decay_start >= 1.0:
+        return rate
+    return LinearDecayTail(rate, train_cfg.steps, train_cfg.lr_decay_start, step)
