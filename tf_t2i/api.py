@@ -14,7 +14,7 @@ from its export, and from a TF Serving request.
 
 import json
 import os
-from typing import Callable, Optional, Sequence, Union
+from typing import Callable, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -31,12 +31,22 @@ class TextToImage:
     """
 
     def __init__(self, generate_fn: Callable, image_size: int, source: str,
-                 use_ema: Optional[bool] = None, truncation=None):
+                 use_ema: Optional[bool] = None, truncation=None, vocabulary=None):
         self._generate_fn = generate_fn
         self._truncation = truncation
         self.image_size = int(image_size)
         self.source = source
         self.use_ema = use_ema
+        self.vocabulary = frozenset(vocabulary) if vocabulary is not None else None
+
+    def unknown_words(self, captions: Sequence[str]) -> List[str]:
+        """Words of `captions` outside the training vocabulary (read as [UNK]); empty
+        when the vocabulary is not known (an export)."""
+        if self.vocabulary is None:
+            return []
+        from tf_t2i.data import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
+        return sorted({w for c in captions for w in tokenizer_lib.split_words(c)}
+                      - self.vocabulary)
 
     @classmethod
     def from_run(cls, model_dir: str, use_ema: bool = True) -> "TextToImage":
@@ -49,14 +59,14 @@ class TextToImage:
         if not os.path.isfile(os.path.join(model_dir, "config.json")):
             raise FileNotFoundError(f"{model_dir} is not a training run (no config.json).")
         from tf_t2i.serving import export_lib  # pylint: disable=g-import-not-at-top
-        module, _, _, info = export_lib.build_module(model_dir, use_ema=use_ema)
+        module, _, tokenizer, info = export_lib.build_module(model_dir, use_ema=use_ema)
 
         def generate(captions, seeds):
             return module(captions, seeds)["images"].numpy()
 
         truncation = _StyleTruncation(module.generator)
         return cls(generate, module.image_size, info["checkpoint"], use_ema,
-                   truncation if truncation.supported else None)
+                   truncation if truncation.supported else None, tokenizer.vocabulary)
 
     @classmethod
     def from_export(cls, path: str) -> "TextToImage":
@@ -109,10 +119,7 @@ class TextToImage:
             truncation the model cannot apply.
         """
         captions = [captions] if isinstance(captions, str) else list(captions)
-        for caption in captions:
-            if not isinstance(caption, str) or not caption.split():
-                raise ValueError(f"Empty caption {caption!r}: a caption needs at least one "
-                                 f"word.")
+        check_captions(captions)
         seeds = self._seeds(captions, seeds)
         if truncation_psi is None:
             return self._generate_fn(captions, seeds)
@@ -149,6 +156,14 @@ class TextToImage:
             raise ValueError(f"{len(seeds)} seeds for {len(captions)} captions: give one "
                              f"seed per caption (or one int for all).")
         return seeds
+
+
+def check_captions(captions: Sequence[str]) -> None:
+    """Raises ValueError naming the first caption with no word in it."""
+    from tf_t2i.data import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
+    for caption in captions:
+        if not isinstance(caption, str) or not tokenizer_lib.split_words(caption):
+            raise ValueError(f"Empty caption {caption!r}: a caption needs at least one word.")
 
 
 class _StyleTruncation:

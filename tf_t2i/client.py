@@ -97,5 +97,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    t2i_flags.define_flags()
+    t2i_flags.define_flags(with_config=False, with_model_dir=False)
     app.run(main, flags_parser=t2i_flags.parse_flags_or_fail)

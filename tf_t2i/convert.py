@@ -32,7 +32,7 @@ KINDS = ("damsm", "damsm_text", "damsm_image", "ssagan_generator")
 
 def define_flags() -> None:
     """Defines this binary's flags (once)."""
-    t2i_flags.define_flags(with_config=False)
+    t2i_flags.define_flags(with_config=False, with_model_dir=False)
     if "kind" in FLAGS:
         return
     flags.DEFINE_enum("kind", None, KINDS, "What --input holds: damsm_text (RNN_ENCODER), "

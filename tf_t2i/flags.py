@@ -44,16 +44,23 @@ def _flag_name(section: str, field: str) -> str:
     return f"{prefix}_{field}" if prefix else field
 
 
-def define_flags(with_config: bool = True) -> None:
-    """Defines the common flags once (idempotent). Binaries add their own beside these."""
-    if "model_dir" in FLAGS:
+def define_flags(with_config: bool = True, with_model_dir: bool = True) -> None:
+    """Defines the common flags once (idempotent). Binaries add their own beside these.
+
+    A binary defines only the flags it reads (a flag it accepted and ignored would mislead):
+    `--dry_run` always; `--model_dir` where it reads or writes a run; the config flags
+    and `--experiment_name` only where it builds a config (pretrain, train). The others
+    read the run's config.json and refuse config flags as unknown.
+    """
+    if "dry_run" in FLAGS:
         return
-    flags.DEFINE_string("model_dir", None, "Directory for checkpoints, config.json, logs and "
-                        "outputs of this run.")
-    flags.DEFINE_boolean("dry_run", False, "Print the resolved config (and model sizes) and exit.")
-    flags.DEFINE_string("experiment_name", None, "Experiment name.")
+    flags.DEFINE_boolean("dry_run", False, "Print what would be done and exit.")
+    if with_model_dir:
+        flags.DEFINE_string("model_dir", None, "Directory of the run (checkpoints, "
+                            "config.json, logs and outputs).")
     if not with_config:
         return
+    flags.DEFINE_string("experiment_name", None, "Experiment name.")
     for section, section_cls in config_lib.SECTION_CLASSES.items():
         defaults = section_cls()
         for f in dataclasses.fields(section_cls):

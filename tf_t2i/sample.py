@@ -3,6 +3,10 @@ r"""Writes a grid of generated images for the given captions.
   python -m tf_t2i.sample --model_dir=runs/ssagan \
       --caption="a small red circle on the left" --caption="a blue square" \
       --num_samples=8 --output=grid.png
+
+Image j of every row is drawn with noise seed --seed + j, as `tf_t2i.TextToImage`
+and the exported model draw it: the grid shows what the server returns for those
+(caption, seed) pairs.
 """
 
 from absl import app
@@ -14,8 +18,11 @@ FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("caption", None, "A caption (repeat the flag for several rows).")
 flags.DEFINE_integer("num_samples", 8, "Images per caption.")
 flags.DEFINE_string("output", "samples.png", "PNG file to write.")
-flags.DEFINE_integer("seed", 0, "Noise seed.")
-flags.DEFINE_boolean("use_ema", True, "Sample from the EMA generator (when the run has one).")
+flags.DEFINE_integer("seed", 0, "Noise seed of the first column (column j: seed + j).")
+flags.DEFINE_boolean("use_ema", True, "Sample from the EMA generator (--nouse_ema: the raw "
+                     "generator).")
+flags.DEFINE_float("truncation_psi", None, "Style generators: truncation toward the average "
+                   "style for this grid (1: none); default: the run's config.")
 
 
 def main(argv):
@@ -24,36 +31,35 @@ def main(argv):
     captions = FLAGS.caption or []
     if not captions:
         t2i_flags.fail("Give at least one --caption.")
-    from tf_t2i.data import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
-    for c in captions:
-        if not tokenizer_lib.split_words(c):
-            t2i_flags.fail(f"Empty caption {c!r}: a caption needs at least one word.")
+    from tf_t2i import api  # pylint: disable=g-import-not-at-top
+    try:
+        api.check_captions(captions)
+    except ValueError as e:
+        t2i_flags.fail(str(e))
     if FLAGS.num_samples < 1:
         t2i_flags.fail(f"--num_samples must be >= 1, got {FLAGS.num_samples}.")
+    psi = FLAGS.truncation_psi
+    if psi is not None and not 0.0 <= psi <= 1.0:
+        t2i_flags.fail(f"--truncation_psi must be in [0, 1], got {psi}.")
     model_dir = t2i_flags.require_model_dir(must_exist=True)
     print(f"Sampling {FLAGS.num_samples} images for each of {len(captions)} caption(s) from "
           f"{model_dir} -> {FLAGS.output}", flush=True)
     if FLAGS.dry_run:
         return
-    from tf_t2i.training import callbacks  # pylint: disable=g-import-not-at-top
-    from tf_t2i.models import trained_run  # pylint: disable=g-import-not-at-top
+    from tf_t2i.io import checkpoints  # pylint: disable=g-import-not-at-top
     try:
-        run = trained_run.load_run(model_dir)
-    except (FileNotFoundError, ValueError) as e:
+        model = api.TextToImage.from_run(model_dir, use_ema=FLAGS.use_ema)
+        unknown = model.unknown_words(captions)
+        if unknown:
+            print(f"warning: words not in the training vocabulary (read as [UNK]): {unknown}")
+        path = model.save_grid(captions, FLAGS.output, samples_per_caption=FLAGS.num_samples,
+                               seed=FLAGS.seed, truncation_psi=psi)
+    except (FileNotFoundError, ValueError, checkpoints.CheckpointMismatchError) as e:
         t2i_flags.fail(str(e))
-    cfg, tok = run.cfg, run.tokenizer
-    unknown = sorted({w for c in captions for w in tokenizer_lib.split_words(c)}
-                     - set(tok.vocabulary))
-    if unknown:
-        print(f"warning: words not in the training vocabulary (read as [UNK]): {unknown}")
-    use_ema = FLAGS.use_ema and run.ema_generator is not None
-    images = callbacks.generate_grid(run, tok, captions, FLAGS.num_samples,
-                                     cfg.generator.z_dim, seed=FLAGS.seed, use_ema=use_ema)
-    grid = callbacks.render_grid(images, captions, FLAGS.num_samples)
-    print(f"Wrote {callbacks.save_png_atomic(grid, FLAGS.output)} "
-          f"({'EMA' if use_ema else 'raw'} generator)")
+    print(f"Wrote {path} ({'EMA' if FLAGS.use_ema else 'raw'} generator"
+          f"{f', truncation {psi:g}' if psi is not None else ''})")
 
 
 if __name__ == "__main__":
-    t2i_flags.define_flags()
+    t2i_flags.define_flags(with_config=False)
     app.run(main, flags_parser=t2i_flags.parse_flags_or_fail)

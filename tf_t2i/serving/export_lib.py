@@ -302,8 +302,8 @@ def _publish(tmp: str, final: str) -> None:
 def module_from_run(cfg, tokenizer, parts, use_ema: bool = True) -> TextToImageExport:
     """Wraps the models of a `trained_run.TrainedRun` for export (EMA or raw generator)."""
     if use_ema and parts.ema_generator is None:
-        raise ExportError("The run has no EMA generator (train_ema_decay was 0); export the "
-                          "raw generator with --nouse_ema.")
+        raise ExportError("The run has no EMA generator (train_ema_decay was 0); use the "
+                          "raw generator (--nouse_ema; use_ema=False in Python).")
     generator = parts.ema_generator if use_ema else parts.generator
     return TextToImageExport(generator, parts.text_encoder, tokenizer, cfg.generator.z_dim,
                              cfg.data.image_size)
