@@ -25,6 +25,7 @@ import os  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from tf_t2i import console  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tf_t2i import flags as t2i_flags  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tf_t2i.io import files  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -78,6 +79,7 @@ def main(argv):
           f"({'REST' if FLAGS.rest else 'gRPC'}) -> {FLAGS.output}", flush=True)
     if FLAGS.dry_run:
         return
+    console.import_tensorflow_quietly()  # TF start-up lines held back
     from tf_t2i.serving import client as client_lib  # pylint: disable=g-import-not-at-top
     client = client_lib.make_client(FLAGS.server, FLAGS.model, rest=FLAGS.rest,
                                     version=FLAGS.model_version,

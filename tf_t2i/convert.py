@@ -23,6 +23,7 @@ from absl import app
 from absl import flags
 
 from tf_t2i import config as config_lib
+from tf_t2i import console
 from tf_t2i import flags as t2i_flags
 
 FLAGS = flags.FLAGS
@@ -57,6 +58,7 @@ def define_flags() -> None:
 
 def load_converted(directory, kind=None):
     """The converted Keras model of a directory; see `convert_lib.load_converted`."""
+    console.import_tensorflow_quietly()  # TF start-up lines held back
     from tf_t2i.training import convert_lib  # pylint: disable=g-import-not-at-top
     return convert_lib.load_converted(directory, kind)
 
@@ -104,6 +106,7 @@ def main(argv):
     print(_check_flags(), flush=True)
     if FLAGS.dry_run:
         return
+    console.import_tensorflow_quietly()  # TF start-up lines held back
     from tf_t2i.training import convert_lib  # pylint: disable=g-import-not-at-top
     kind = FLAGS.kind
     if kind == "ssagan_generator":

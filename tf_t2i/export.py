@@ -15,6 +15,7 @@ import os
 from absl import app
 from absl import flags
 
+from tf_t2i import console
 from tf_t2i import flags as t2i_flags
 
 FLAGS = flags.FLAGS
@@ -59,6 +60,7 @@ def main(argv):
           f"as model {FLAGS.model_name!r}", flush=True)
     if FLAGS.dry_run:
         return
+    console.import_tensorflow_quietly()  # TF start-up lines held back
     from tf_t2i.serving import export_lib  # pylint: disable=g-import-not-at-top
     from tf_t2i.io import checkpoints  # pylint: disable=g-import-not-at-top
     result = t2i_flags.run_or_fail(

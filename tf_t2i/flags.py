@@ -23,6 +23,7 @@ from typing import Optional
 from absl import flags
 
 from tf_t2i import config as config_lib
+from tf_t2i import console
 
 FLAGS = flags.FLAGS
 
@@ -110,6 +111,26 @@ def config_from_flags(base: Optional[config_lib.ExperimentConfig] = None,
     return cfg
 
 
+def describe_config(cfg: config_lib.ExperimentConfig, heading: str) -> str:
+    """What a run prints about its config: the full JSON under --dry_run, otherwise only
+    the settings that differ from the defaults, as the flags that set them (the full
+    config is written to <model_dir>/config.json)."""
+    if FLAGS.dry_run:
+        return f"{heading} with config:\n{cfg.to_json()}"
+    defaults = config_lib.ExperimentConfig()
+    lines = [f"--experiment_name={cfg.name}"] if cfg.name != defaults.name else []
+    for section in config_lib.SECTIONS:
+        ours, theirs = getattr(cfg, section), getattr(defaults, section)
+        for f in dataclasses.fields(ours):
+            value = getattr(ours, f.name)
+            if value != getattr(theirs, f.name):
+                shown = str(value).lower() if isinstance(value, bool) else value
+                lines.append(f"--{_flag_name(section, f.name)}={shown}")
+    where = f"{FLAGS.model_dir}/config.json" if FLAGS.model_dir else "config.json"
+    return (f"{heading}; settings other than the defaults (all of them: {where}):\n  "
+            + "\n  ".join(lines))
+
+
 def resolve_config(argv, tasks, **placeholders) -> config_lib.ExperimentConfig:
     """A binary's first step: flags -> the validated config of its task, or a one-line error.
 
@@ -173,9 +194,12 @@ def parse_flags_or_fail(argv):
     the binary prints `error: ...` and exits 2 before any work starts.
     """
     try:
-        return FLAGS(expand_flagfiles(argv))
+        remaining = FLAGS(expand_flagfiles(argv))
     except flags.Error as e:
         fail(str(e))
+    # Quiet console unless the user asked for absl's --verbosity (0: INFO, 1+: debug).
+    console.setup(verbose=FLAGS["verbosity"].present > 0)
+    return remaining
 
 
 def expand_flagfiles(argv):

@@ -13,6 +13,7 @@ real-image R-precision of the test split is printed and written to r_precision.j
 from absl import app
 from absl import flags
 
+from tf_t2i import console
 from tf_t2i import flags as t2i_flags
 
 FLAGS = flags.FLAGS
@@ -22,7 +23,8 @@ def main(argv):
     cfg = t2i_flags.resolve_config(argv, ("damsm", "captioner"))
     task = cfg.train.task
     what = "DAMSM encoders" if task == "damsm" else "the captioner"
-    print(f"Pretraining {what} with config:\n" + cfg.to_json(), flush=True)
+    print(t2i_flags.describe_config(cfg, f"Pretraining {what}"), flush=True)
+    console.import_tensorflow_quietly()  # TF start-up lines held back
     # Heavy imports only once the flags are known to be valid.
     from tf_t2i.data import sources  # pylint: disable=g-import-not-at-top
     from tf_t2i.data import raw_files  # pylint: disable=g-import-not-at-top

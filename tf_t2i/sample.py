@@ -12,6 +12,7 @@ and the exported model draw it: the grid shows what the server returns for those
 from absl import app
 from absl import flags
 
+from tf_t2i import console
 from tf_t2i import flags as t2i_flags
 
 FLAGS = flags.FLAGS
@@ -31,6 +32,7 @@ def main(argv):
     captions = FLAGS.caption or []
     if not captions:
         t2i_flags.fail("Give at least one --caption.")
+    console.import_tensorflow_quietly()  # TF start-up lines held back
     from tf_t2i import api  # pylint: disable=g-import-not-at-top
     try:
         api.check_captions(captions)

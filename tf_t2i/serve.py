@@ -30,6 +30,7 @@ import threading  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
 from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from tf_t2i import console  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tf_t2i import flags as t2i_flags  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
@@ -104,6 +105,7 @@ def main(argv):
         return
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    console.import_tensorflow_quietly()  # TF start-up lines held back
     from tf_t2i.serving import server as server_lib  # pylint: disable=g-import-not-at-top
     from tf_t2i.serving import errors  # pylint: disable=g-import-not-at-top
     from tf_t2i.serving import model_config  # pylint: disable=g-import-not-at-top

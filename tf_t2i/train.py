@@ -11,6 +11,7 @@ count of every model, and exits.
 from absl import app
 from absl import flags
 
+from tf_t2i import console
 from tf_t2i import flags as t2i_flags
 
 FLAGS = flags.FLAGS
@@ -24,6 +25,7 @@ DRY_RUN_VOCAB_SIZE = 5450 + 2  # CUB's DAMSM vocabulary, + padding and OOV ids
 def main(argv):
     cfg = t2i_flags.resolve_config(
         argv, ("gan",), **({"damsm_dir": "(none: --dry_run)"} if FLAGS.dry_run else {}))
+    console.import_tensorflow_quietly()  # TF start-up lines held back
     # Heavy imports only once the flags are known to be valid.
     from tf_t2i.data import raw_files  # pylint: disable=g-import-not-at-top
     from tf_t2i.data import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
@@ -38,7 +40,7 @@ def main(argv):
     if cfg.runtime.damsm_dir or not FLAGS.dry_run:
         cfg = t2i_flags.run_or_fail(train_lib.adopt_damsm_config, input_errors, cfg)
         vocab_size = tokenizer_lib.CaptionTokenizer.load(cfg.runtime.damsm_dir).vocab_size
-    print("Training a text-to-image GAN with config:\n" + cfg.to_json(), flush=True)
+    print(t2i_flags.describe_config(cfg, "Training a text-to-image GAN"), flush=True)
     if FLAGS.dry_run:
         if vocab_size is None:
             vocab_size = DRY_RUN_VOCAB_SIZE

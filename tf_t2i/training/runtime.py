@@ -1,7 +1,6 @@
 """Distribution strategy, precision policy and cross-replica helpers."""
 
 import json
-import logging
 import os
 from typing import List, Optional
 
@@ -96,5 +95,5 @@ def _scale(grad, factor):
 
 
 def log_info(message: str) -> None:
-    logging.info(message)
+    """A progress line for the user: stdout only (not again through logging)."""
     print(message, flush=True)
