@@ -105,6 +105,9 @@ def main(argv):
         return
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # The server's own log (versions loaded, requests refused) is its output: INFO,
+    # whatever level the console set for the libraries.
+    logging.getLogger("tf_t2i.serve").setLevel(logging.INFO)
     console.import_tensorflow_quietly()  # TF start-up lines held back
     from tf_t2i.serving import server as server_lib  # pylint: disable=g-import-not-at-top
     from tf_t2i.serving import errors  # pylint: disable=g-import-not-at-top
