@@ -113,3 +113,25 @@ class ShapesT2IBuilderTest(tf.test.TestCase):
 
 if __name__ == "__main__":
     tf.test.main()
+
+
+class ConcurrentPrepareTest(tf.test.TestCase):
+
+    def test_two_processes_prepare_one_new_dataset(self):
+        # Two runs started at once on a fresh machine: without the lock the second to
+        # finish fails to rename its incomplete.* folder into place.
+        import subprocess  # pylint: disable=g-import-not-at-top
+        import sys  # pylint: disable=g-import-not-at-top
+        data_dir = self.create_tempdir().full_path
+        script = ("import sys\nfrom tf_t2i.data import shapes_tfds\n"
+                  "b = shapes_tfds.make_builder(image_size=64, train_size=24, test_size=8, "
+                  "seed=7, data_dir=sys.argv[1])\n"
+                  "print(b.info.splits['train'].num_examples)\n")
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+        procs = [subprocess.Popen([sys.executable, "-c", script, data_dir], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+        outputs = [p.communicate(timeout=300) for p in procs]
+        for proc, (out, err) in zip(procs, outputs):
+            self.assertEqual(proc.returncode, 0, err[-2000:])
+            self.assertEqual(out.strip().splitlines()[-1], "24")

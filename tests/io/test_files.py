@@ -81,3 +81,30 @@ class AtomicWriteTest(tf.test.TestCase):
 
 if __name__ == "__main__":
     tf.test.main()
+
+
+class InterprocessLockTest(tf.test.TestCase):
+
+    def test_a_second_process_waits_for_the_first(self):
+        import subprocess  # pylint: disable=g-import-not-at-top
+        import sys  # pylint: disable=g-import-not-at-top
+        tmp = self.create_tempdir().full_path
+        lock, log = os.path.join(tmp, "sub", "x.lock"), os.path.join(tmp, "log.txt")
+        # Each process appends "<name> in" and, 0.5 s later, "<name> out" while it holds
+        # the lock; with the lock the two pairs cannot interleave.
+        script = ("import sys, time\nfrom tf_t2i.io import files\n"
+                  "with files.interprocess_lock(sys.argv[1]):\n"
+                  "    open(sys.argv[2], 'a').write(sys.argv[3] + ' in\\n')\n"
+                  "    time.sleep(0.5)\n"
+                  "    open(sys.argv[2], 'a').write(sys.argv[3] + ' out\\n')\n")
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        procs = [subprocess.Popen([sys.executable, "-c", script, lock, log, name], cwd=root)
+                 for name in ("a", "b")]
+        self.assertEqual([p.wait(timeout=60) for p in procs], [0, 0])
+        with open(log) as f:
+            lines = f.read().split()
+        events = [" ".join(lines[i:i + 2]) for i in range(0, len(lines), 2)]
+        self.assertLen(events, 4)
+        for first in (0, 2):
+            name = events[first].split()[0]
+            self.assertEqual(events[first:first + 2], [f"{name} in", f"{name} out"])

@@ -35,6 +35,7 @@ import tensorflow_datasets as tfds
 from tf_t2i.data import coco
 from tf_t2i.data import cub
 from tf_t2i.data import raw_files
+from tf_t2i.io import files
 
 VERSION = tfds.core.Version("1.0.0")
 NAMES = {"cub": "cub_t2i", "coco": "coco_t2i"}
@@ -228,8 +229,10 @@ def prepare(builder: _ManualT2IBuilder, manual_dir: Optional[str]) -> None:
     builder.check_manual_dir(manual_dir)
     logging.info("Preparing %s from %s into %s (first run only).", builder.name, manual_dir,
                  builder.data_dir)
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    with files.interprocess_lock(os.path.join(os.path.dirname(builder.data_dir),
+                                              ".prepare.lock")):
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
 
 
 def vocabulary(builder: _ManualT2IBuilder) -> Optional[List[str]]:

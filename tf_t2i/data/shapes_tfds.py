@@ -19,12 +19,14 @@ as "no class" (a mismatched caption then only needs another image).
 
 import dataclasses
 import io
+import os
 
 import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
 from tf_t2i.data import shapes
+from tf_t2i.io import files
 
 VERSION = tfds.core.Version("1.0.0")
 NO_CLASS = -1
@@ -175,5 +177,12 @@ def make_builder(image_size: int = 64, train_size: int = DEFAULT_TRAIN_SIZE,
                                  description=_describe(image_size, train_size, test_size, seed))
     builder = ShapesT2I(config=config, data_dir=data_dir)
     if prepare:
-        builder.download_and_prepare()
+        # Two runs started at once on a fresh machine would both generate the records,
+        # and the second to finish would fail to move its copy into place.
+        with files.interprocess_lock(os.path.join(os.path.dirname(builder.data_dir),
+                                                  ".prepare.lock")):
+            # Made again under the lock: a builder reads what is on disk when it is made,
+            # and another process may have written the records meanwhile.
+            builder = ShapesT2I(config=config, data_dir=data_dir)
+            builder.download_and_prepare()
     return builder

@@ -39,10 +39,14 @@ def load_source(data: config_lib.DataConfig, split: str) -> pipeline.ImageCaptio
 
 def real_builder(data: config_lib.DataConfig, prepare: bool = True):
     """The prepared TFDS builder of CUB or COCO (preparing it from manual_dir if needed)."""
-    builder = real_tfds.make_builder(data.dataset, data_dir=data.data_dir or None,
-                                     skip_corrupt_images=data.skip_corrupt_images)
+    make = lambda: real_tfds.make_builder(data.dataset, data_dir=data.data_dir or None,
+                                          skip_corrupt_images=data.skip_corrupt_images)
+    builder = make()
     if prepare:
         real_tfds.prepare(builder, data.manual_dir or None)
+        # Made again: a builder reads what is on disk when it is made, and another
+        # process may have prepared the dataset while this one waited for its lock.
+        builder = make()
     return builder
 
 
@@ -55,8 +59,7 @@ def shapes_builder(data: config_lib.DataConfig):
 
 
 def _load_shapes(data: config_lib.DataConfig, split: str) -> pipeline.ImageCaptionSource:
-    builder = shapes_builder(data)
-    builder.download_and_prepare()
+    builder = shapes_builder(data)  # prepared (once, under a lock) by make_builder
     arrays = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1, shuffle_files=False))
     captions = [[c.decode("utf-8") for c in row] for row in arrays["captions"]]
     return pipeline.ImageCaptionSource(

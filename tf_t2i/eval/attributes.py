@@ -277,6 +277,14 @@ def load_or_train_classifier(data, train_source=None, test_source=None,
         raise ValueError(f"attribute_accuracy and shapes_fid need the shapes dataset, not "
                          f"{data.dataset!r}.")
     path = classifier_path(data, cache_root)
+    # Runs evaluated at once on a fresh machine train it once: the others wait, then load.
+    with files.interprocess_lock(path[:-len(".keras")] + ".lock"):
+        return _load_or_train(data, path, train_source, test_source, epochs, extra_images,
+                              verbose, log)
+
+
+def _load_or_train(data, path, train_source, test_source, epochs, extra_images, verbose,
+                   log) -> AttributeClassifier:
     meta_path = path[:-len(".keras")] + ".json"
     if os.path.exists(path) and os.path.exists(meta_path):
         with open(meta_path) as f:
