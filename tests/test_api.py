@@ -103,3 +103,45 @@ class StyleTruncationTest(tf.test.TestCase):
         self.assertAllEqual(model.generate(caption, seeds), plain)  # put back
         with self.assertRaisesRegex(ValueError, r"in \[0, 1\]"):
             model.generate(caption, seeds, truncation_psi=2.0)
+
+
+class FIDTest(tf.test.TestCase):
+    """The FID functions' plumbing with a stand-in feature extractor (the FID Inception
+    network has its own parity tests): arrays and pytorch-fid .npz files alike."""
+
+    @staticmethod
+    def features(images):
+        # A fixed linear map of the pixels: deterministic, distribution-sensitive.
+        x = np.asarray(images, np.float64).reshape(len(images), -1)
+        return x @ np.random.default_rng(0).normal(size=(x.shape[1], 5))
+
+    def test_fid_matches_the_reference_formula(self):
+        rng = np.random.default_rng(1)
+        a = rng.integers(0, 256, (40, 4, 4, 3), dtype=np.uint8)
+        b = rng.integers(0, 128, (30, 4, 4, 3), dtype=np.uint8)
+        fa, fb = self.features(a), self.features(b)
+        from scipy import linalg  # pylint: disable=g-import-not-at-top
+        s1, s2 = np.cov(fa, rowvar=False), np.cov(fb, rowvar=False)
+        expected = (np.sum((fa.mean(0) - fb.mean(0)) ** 2) + np.trace(s1) + np.trace(s2)
+                    - 2 * np.trace(linalg.sqrtm(s1 @ s2).real))
+        self.assertAllClose(tf_t2i.fid(a, b, features=self.features), expected, rtol=1e-6)
+        self.assertAllClose(tf_t2i.fid(a, a, features=self.features), 0.0, atol=1e-6)
+
+    def test_npz_statistics_stand_for_images(self):
+        rng = np.random.default_rng(2)
+        a = rng.integers(0, 256, (20, 4, 4, 3), dtype=np.uint8)
+        b = rng.integers(50, 256, (25, 4, 4, 3), dtype=np.uint8)
+        path = os.path.join(self.create_tempdir().full_path, "b.npz")
+        mu, sigma = tf_t2i.fid_statistics(b, save_to=path, features=self.features)
+        with np.load(path) as saved:  # the pytorch-fid layout
+            self.assertAllClose(saved["mu"], mu)
+            self.assertAllClose(saved["sigma"], sigma)
+        direct = tf_t2i.fid(a, b, features=self.features)
+        self.assertAllClose(tf_t2i.fid(a, path, features=self.features), direct)
+        self.assertAllClose(tf_t2i.fid(path, path), 0.0, atol=1e-6)
+
+    def test_bad_input(self):
+        with self.assertRaisesRegex(ValueError, r"Expected images \[N, H, W, 3\]"):
+            tf_t2i.fid_statistics(np.zeros([4, 4, 4]), features=self.features)
+        with self.assertRaisesRegex(FileNotFoundError, "No statistics file"):
+            tf_t2i.fid("nothing.npz", "nothing.npz")

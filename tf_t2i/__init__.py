@@ -3,17 +3,19 @@
 The public Python API (README, "Python API"):
 
 * `tf_t2i.TextToImage`: a trained generator, `from_run(model_dir)` or
-  `from_export(path)`, with `generate(captions, seeds)` and `save_grid(...)`.
+  `from_export(path)`, with `generate(captions, seeds)` and `save_grid(...)`;
+* `tf_t2i.fid(a, b)` and `tf_t2i.fid_statistics(images, save_to=...)`: FID between
+  image arrays or pytorch-fid `.npz` statistics files.
 
 Everything else is internal. The names load lazily, so that `import tf_t2i` (which every
 binary does) stays cheap.
 """
 
-__all__ = ["TextToImage"]
+__all__ = ["TextToImage", "fid", "fid_statistics"]
 
 
 def __getattr__(name):
-    if name == "TextToImage":
-        from tf_t2i.api import TextToImage  # pylint: disable=g-import-not-at-top
-        return TextToImage
+    if name in __all__:
+        from tf_t2i import api  # pylint: disable=g-import-not-at-top
+        return getattr(api, name)
     raise AttributeError(f"module 'tf_t2i' has no attribute {name!r}")

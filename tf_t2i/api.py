@@ -205,3 +205,57 @@ def _version_dir(path: str) -> str:
             return os.path.join(path, str(versions[-1]))
     raise FileNotFoundError(f"No SavedModel at {path} (neither a version directory with "
                             f"saved_model.pb nor an export base with numbered versions).")
+
+
+# --- Metrics on a user's own images. ---------------------------------------------------
+Images = Union[np.ndarray, str]
+
+
+def fid_statistics(images: np.ndarray, save_to: Optional[str] = None,
+                   weights_path: Optional[str] = None, features=None):
+    """FID statistics (mu [2048], sigma [2048, 2048]) of uint8 images [N, H, W, 3], N >= 2.
+
+    Args:
+      images: uint8 (or 0..255 float) RGB images; other sizes than 299 are resized with
+        TF1's bilinear resize, as the TTUR / pytorch-fid reference.
+      save_to: also write them as a pytorch-fid `.npz` (keys `mu`, `sigma`).
+      weights_path: the FID Inception TorchScript file; default: the cache that
+        `python -m tf_t2i.evaluate --fetch_inception` fills.
+      features: a feature extractor images -> [N, D] to use instead of FID Inception.
+
+    Raises:
+      tf_t2i.eval.inception.InceptionWeightsError: the weights are missing or corrupt.
+      ValueError: images of the wrong shape or fewer than 2.
+    """
+    from tf_t2i.eval import fid as fid_lib  # pylint: disable=g-import-not-at-top
+    if features is None:
+        from tf_t2i.eval import inception  # pylint: disable=g-import-not-at-top
+        features = inception.fid_inception(weights_path)
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"Expected images [N, H, W, 3], got shape {images.shape}.")
+    mu, sigma = fid_lib.feature_statistics(features(images))
+    if save_to:
+        fid_lib.save_statistics(save_to, mu, sigma)
+    return mu, sigma
+
+
+def fid(first: Images, second: Images, weights_path: Optional[str] = None,
+        features=None) -> float:
+    """Frechet Inception Distance (Heusel et al. 2017) between two image sets.
+
+    Each side is uint8 images [N, H, W, 3] or the path of a pytorch-fid / TTUR `.npz`
+    of statistics (e.g. a dataset's published reference statistics). Arguments as
+    `fid_statistics`.
+    """
+    from tf_t2i.eval import fid as fid_lib  # pylint: disable=g-import-not-at-top
+    if features is None and not (isinstance(first, str) and isinstance(second, str)):
+        from tf_t2i.eval import inception  # pylint: disable=g-import-not-at-top
+        features = inception.fid_inception(weights_path)
+
+    def statistics(side):
+        if isinstance(side, str):
+            return fid_lib.load_statistics(side)
+        return fid_statistics(side, features=features)
+
+    return fid_lib.frechet_distance(*statistics(first), *statistics(second))
