@@ -3,6 +3,7 @@ r"""Runs the paper's ablation on shapes: SSA-GAN rows x seeds, one results JSON 
   python -m tf_t2i.ablate                                    # the whole grid (make ablation)
   python -m tf_t2i.ablate --rows=shapes_ssagan,shapes_ssagan_cl_f2f --seeds=1 --max_runs=1
   python -m tf_t2i.ablate --dry_run                          # what is finished, what is left
+  python -m tf_t2i.ablate & python -m tf_t2i.ablate          # two drivers share the grid
 
 The rows are the paper's SSA-GAN rows on the built-in shapes dataset, each the improved
 shapes baseline (configs/shapes_ssagan_30min.cfg) plus its terms: `shapes_ssagan`,
@@ -146,9 +147,11 @@ def pretrain(args, study, name, config, extra=()):
     model_dir = os.path.join(args.runs, name)
     result = os.path.join(model_dir, {"damsm": "r_precision.json",
                                       "captioner": "captioner_eval.json"}[name])
-    if not os.path.exists(result):
-        study.run([sys.executable, "-m", "tf_t2i.pretrain", f"--flagfile={config}",
-                   f"--model_dir={model_dir}", *extra], model_dir + ".log")
+    # Blocking: a second driver waits for the first one's pretraining, then reads it.
+    with files.interprocess_lock(model_dir + ".lock"):
+        if not os.path.exists(result):
+            study.run([sys.executable, "-m", "tf_t2i.pretrain", f"--flagfile={config}",
+                       f"--model_dir={model_dir}", *extra], model_dir + ".log")
     with open(result) as f:
         return model_dir, json.load(f)
 
@@ -242,11 +245,24 @@ def main(argv=None):
                   f"{captioner_eval.get('shape_word_precision', 0):.1%} of the time, below "
                   f"{args.min_word_precision:.0%} ({captioner_dir}).", flush=True)
             left = [g for g in left if g[0] not in RECAP_ROWS]
-    if args.max_runs:
-        left = left[:args.max_runs]
+    trained = 0
     for row, seed, path, _ in left:
-        train_and_evaluate(args, study, row, seed, damsm_dir, damsm,
-                           captioner_dir if row in RECAP_ROWS else None, path)
+        if args.max_runs and trained >= args.max_runs:
+            break
+        # Several drivers may work one grid at once (one per core or machine sharing
+        # the runs folder): each run is claimed by a lock, and one already claimed, or
+        # finished meanwhile, is left to its owner.
+        try:
+            with files.interprocess_lock(os.path.join(args.runs, run_name(row, seed) + ".lock"),
+                                         wait=False):
+                if run_status(path, settings_digest(row_settings(
+                        ROWS[row], args.train_steps))) == "done":
+                    continue
+                train_and_evaluate(args, study, row, seed, damsm_dir, damsm,
+                                   captioner_dir if row in RECAP_ROWS else None, path)
+                trained += 1
+        except files.LockHeld:
+            print(f"{run_name(row, seed)} is running in another driver; next.", flush=True)
 
 
 if __name__ == "__main__":

@@ -108,3 +108,27 @@ class InterprocessLockTest(tf.test.TestCase):
         for first in (0, 2):
             name = events[first].split()[0]
             self.assertEqual(events[first:first + 2], [f"{name} in", f"{name} out"])
+
+    def test_without_waiting_a_held_lock_raises(self):
+        import subprocess  # pylint: disable=g-import-not-at-top
+        import sys  # pylint: disable=g-import-not-at-top
+        import time  # pylint: disable=g-import-not-at-top
+        tmp = self.create_tempdir().full_path
+        lock, ready = os.path.join(tmp, "run.lock"), os.path.join(tmp, "ready")
+        script = ("import sys, time\nfrom tf_t2i.io import files\n"
+                  "with files.interprocess_lock(sys.argv[1]):\n"
+                  "    open(sys.argv[2], 'w').close()\n"
+                  "    time.sleep(3)\n")
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        holder = subprocess.Popen([sys.executable, "-c", script, lock, ready], cwd=root)
+        try:
+            deadline = time.time() + 30
+            while not os.path.exists(ready) and time.time() < deadline:
+                time.sleep(0.05)
+            with self.assertRaisesRegex(files.LockHeld, "held by another process"):
+                with files.interprocess_lock(lock, wait=False):
+                    pass
+        finally:
+            self.assertEqual(holder.wait(timeout=60), 0)
+        with files.interprocess_lock(lock, wait=False):  # free again once it exits
+            pass

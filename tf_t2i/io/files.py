@@ -75,20 +75,28 @@ def atomic_write_json(path: str, value: Any, **dump_kwargs) -> str:
     return atomic_write_text(path, json.dumps(value, **dump_kwargs))
 
 
+class LockHeld(RuntimeError):
+    """`interprocess_lock(..., wait=False)`: another process holds the lock."""
+
+
 @contextlib.contextmanager
-def interprocess_lock(path: str) -> Iterator[None]:
+def interprocess_lock(path: str, wait: bool = True) -> Iterator[None]:
     """Holds an exclusive lock on the file `path` (created, with its folder) while inside.
 
     For work that two processes may start at once on one machine and that must happen
     once: preparing a TFDS dataset (TFDS renames its `incomplete.*` folder into place and
     the second process to finish fails), training the cached attribute classifier. The
     second process waits, then finds the work done. POSIX `flock`; released when the
-    process dies, so a killed run never leaves a stale lock.
+    process dies, so a killed run never leaves a stale lock. With `wait=False` a lock
+    held elsewhere raises `LockHeld` at once (work that another process is doing).
     """
     import fcntl  # pylint: disable=g-import-not-at-top
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise LockHeld(f"{path} is held by another process.") from None
         try:
             yield
         finally:
