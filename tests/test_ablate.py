@@ -124,3 +124,30 @@ class AblateTest(tf.test.TestCase):
 
 if __name__ == "__main__":
     tf.test.main()
+
+
+class ClaimModelDirTest(tf.test.TestCase):
+
+    def test_a_run_of_other_settings_is_moved_aside_and_its_own_resumed(self):
+        root = self.create_tempdir().full_path
+        model_dir = os.path.join(root, "r_seed0")
+        ablate.claim_model_dir(model_dir, {"train_steps": "10"})  # fresh
+        with open(os.path.join(model_dir, "ckpt"), "w") as f:
+            f.write("step 5")
+        ablate.claim_model_dir(model_dir, {"train_steps": "10"})  # same settings: resumed
+        self.assertTrue(os.path.exists(os.path.join(model_dir, "ckpt")))
+        ablate.claim_model_dir(model_dir, {"train_steps": "20"})  # changed: moved aside
+        self.assertFalse(os.path.exists(os.path.join(model_dir, "ckpt")))
+        moved = [n for n in os.listdir(root) if n.startswith("r_seed0.superseded-")]
+        self.assertLen(moved, 1)
+        with open(os.path.join(root, moved[0], "ckpt")) as f:
+            self.assertEqual(f.read(), "step 5")  # nothing lost
+        with open(os.path.join(model_dir, "ablation_settings.json")) as f:
+            self.assertEqual(json.load(f)["settings"], {"train_steps": "20"})
+
+    def test_a_folder_without_recorded_settings_is_not_resumed(self):
+        root = self.create_tempdir().full_path
+        model_dir = os.path.join(root, "r_seed1")
+        os.makedirs(model_dir)
+        ablate.claim_model_dir(model_dir, {"a": "1"})
+        self.assertLen([n for n in os.listdir(root) if ".superseded-" in n], 1)

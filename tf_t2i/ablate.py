@@ -142,6 +142,28 @@ def supersede(path: str) -> None:
     print(f"Moved the stale {path} to {target}.", flush=True)
 
 
+def claim_model_dir(model_dir: str, settings: dict) -> None:
+    """Makes `model_dir` this row's: a folder left by a run of other settings (or of
+    unknown ones) is moved aside to `<model_dir>.superseded-<time>`, never resumed with
+    the new settings, and never deleted; then the settings are recorded in it."""
+    digest = settings_digest(settings)
+    marker = os.path.join(model_dir, "ablation_settings.json")
+    if os.path.isdir(model_dir):
+        try:
+            with open(marker) as f:
+                recorded = json.load(f).get("settings_digest")
+        except (OSError, ValueError, AttributeError):
+            recorded = None
+        if recorded == digest:
+            return  # this row's own run, resumed
+        target = f"{model_dir}.superseded-{time.strftime('%Y%m%dT%H%M%S')}"
+        shutil.move(model_dir, target)
+        print(f"Moved {model_dir}, trained with other settings, to {target}.", flush=True)
+    os.makedirs(model_dir)
+    files.atomic_write_json(marker, {"settings_digest": digest, "settings": settings},
+                            indent=1)
+
+
 def pretrain(args, study, name, config, extra=()):
     """A shared pretraining run (skipped once finished); returns its results JSON."""
     model_dir = os.path.join(args.runs, name)
@@ -164,6 +186,7 @@ def captioner_reads_shapes(captioner_eval, min_word_precision: float) -> bool:
 def train_and_evaluate(args, study, row, seed, damsm_dir, damsm, captioner_dir, out_path):
     config = ROWS[row]
     model_dir = os.path.join(args.runs, run_name(row, seed))
+    claim_model_dir(model_dir, row_settings(config, args.train_steps))
     train = [sys.executable, "-m", "tf_t2i.train", f"--flagfile={config}",
              f"--damsm_dir={damsm_dir}", f"--model_dir={model_dir}",
              f"--train_seed={seed}", f"--eval_every={args.eval_every}",
