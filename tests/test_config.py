@@ -189,7 +189,10 @@ class FlagsTest(parameterized.TestCase, tf.test.TestCase):
             os.chdir(cwd)
         self.assertEqual(elsewhere, from_root)
         self.assertEqual(elsewhere.loss.f2f_weight, 0.2)  # its own line
-        self.assertEqual(elsewhere.train.steps, 2700)  # from shapes_ssagan_30min.cfg
+        # From shapes_ssagan_30min.cfg, two files up the chain (not the default).
+        base = parse_flagfile(os.path.join(ROOT, "configs", "shapes_ssagan_30min.cfg"))
+        self.assertEqual(elsewhere.train.steps, base.train.steps)
+        self.assertNotEqual(base.train.steps, config_lib.TrainConfig().steps)
         self.assertEqual(elsewhere.generator.ngf, 8)  # from shapes_ssagan.cfg
         self.assertEqual(elsewhere.text.embedding_dim, 300)  # from common.cfg
 
