@@ -145,3 +145,59 @@ class FIDTest(tf.test.TestCase):
             tf_t2i.fid_statistics(np.zeros([4, 4, 4]), features=self.features)
         with self.assertRaisesRegex(FileNotFoundError, "No statistics file"):
             tf_t2i.fid("nothing.npz", "nothing.npz")
+
+
+class RPrecisionTest(tf.test.TestCase):
+    """`tf_t2i.r_precision` on the tiny DAMSM run, against R-precision computed by hand
+    (cosine scores, strict win over every mismatched caption) on the same encodings."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        from tf_t2i.data import sources  # pylint: disable=g-import-not-at-top
+        cfg = helpers.tiny_config()
+        test = sources.load_source(cfg.data, "test")
+        cls.images = np.asarray(test.images)
+        cls.captions = [c[0] for c in test.captions]
+        cls.damsm_dir = helpers.damsm_run()
+
+    def test_matches_the_protocol_by_hand(self):
+        from tf_t2i import api  # pylint: disable=g-import-not-at-top
+        from tf_t2i import config as config_lib  # pylint: disable=g-import-not-at-top
+        from tf_t2i.data import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
+        from tf_t2i.training import pretrain_lib, train_lib  # pylint: disable=g-import-not-at-top
+        mean, std = tf_t2i.r_precision(self.images, self.captions, self.damsm_dir,
+                                       candidates=8, folds=2, seed=3)
+        cfg = config_lib.load_config(self.damsm_dir)
+        tok = tokenizer_lib.CaptionTokenizer.load(self.damsm_dir, cfg.data.max_caption_length)
+        text_encoder, image_encoder = pretrain_lib.build_encoders(cfg, tok.vocab_size)
+        train_lib.restore_encoders(text_encoder, image_encoder, self.damsm_dir)
+        codes = image_encoder(self.images.astype(np.float32) / 127.5 - 1.0)[1].numpy()
+        sentences = text_encoder(tf.cast(tok.encode(self.captions), tf.int32))[1].numpy()
+        cos = lambda a, b: a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
+        mismatched = api._mismatched_captions(self.captions, 7, 3)  # pylint: disable=protected-access
+        wins = [all(cos(codes[i], sentences[i]) > cos(codes[i], sentences[j])
+                    for j in mismatched[i]) for i in range(len(codes))]
+        half = len(wins) // 2
+        folds = [np.mean(wins[:half]), np.mean(wins[half:])]
+        self.assertAllClose(mean, np.mean(folds), atol=1e-9)
+        self.assertAllClose(std, np.std(folds), atol=1e-9)
+
+    def test_mismatched_captions_differ_from_the_true_one(self):
+        from tf_t2i import api  # pylint: disable=g-import-not-at-top
+        captions = ["a", "a", "b", "c", "d", "e"]
+        rows = api._mismatched_captions(captions, 4, seed=0)  # pylint: disable=protected-access
+        self.assertEqual(rows.shape, (6, 4))
+        for i, row in enumerate(rows):
+            self.assertLen(set(row), 4)
+            self.assertNotIn(captions[i], [captions[j] for j in row])
+        self.assertAllEqual(rows, api._mismatched_captions(captions, 4, seed=0))  # pylint: disable=protected-access
+        with self.assertRaisesRegex(ValueError, "needs at least 5 captions different"):
+            api._mismatched_captions(captions, 5, seed=0)  # pylint: disable=protected-access
+
+    def test_bad_input(self):
+        with self.assertRaisesRegex(ValueError, "3 captions for 32 images"):
+            tf_t2i.r_precision(self.images, self.captions[:3], self.damsm_dir)
+        with self.assertRaisesRegex(FileNotFoundError, "is not a DAMSM pretraining run"):
+            tf_t2i.r_precision(self.images, self.captions, self.create_tempdir().full_path,
+                               candidates=8, folds=2)

@@ -5,13 +5,15 @@ The public Python API (README, "Python API"):
 * `tf_t2i.TextToImage`: a trained generator, `from_run(model_dir)` or
   `from_export(path)`, with `generate(captions, seeds)` and `save_grid(...)`;
 * `tf_t2i.fid(a, b)` and `tf_t2i.fid_statistics(images, save_to=...)`: FID between
-  image arrays or pytorch-fid `.npz` statistics files.
+  image arrays or pytorch-fid `.npz` statistics files;
+* `tf_t2i.r_precision(images, captions, damsm_dir)`: R-precision of images against
+  their captions with a DAMSM run's encoders.
 
 Everything else is internal. The names load lazily, so that `import tf_t2i` (which every
 binary does) stays cheap.
 """
 
-__all__ = ["TextToImage", "fid", "fid_statistics"]
+__all__ = ["TextToImage", "fid", "fid_statistics", "r_precision"]
 
 
 def __getattr__(name):

@@ -259,3 +259,72 @@ def fid(first: Images, second: Images, weights_path: Optional[str] = None,
         return fid_statistics(side, features=features)
 
     return fid_lib.frechet_distance(*statistics(first), *statistics(second))
+
+
+def r_precision(images: np.ndarray, captions: Sequence[str], damsm_dir: str,
+                candidates: int = 100, folds: int = 10, seed: int = 0):
+    """R-precision (Xu et al. 2018, AttnGAN) of images against their captions, with the
+    encoders of a DAMSM run: for each image, does its own caption's sentence vector score
+    above `candidates - 1` captions of other images (cosine with the global image code)?
+
+    Args:
+      images: uint8 RGB [N, H, W, 3] (resized to the run's image size when different).
+      captions: N captions, captions[i] describing images[i].
+      damsm_dir: a finished `tf_t2i.pretrain` run.
+      candidates: 1 true + candidates - 1 mismatched captions per image, drawn (with
+        `seed`) from the other images' captions that differ from the true one.
+      folds: contiguous folds of the images for the mean and std.
+
+    Returns:
+      (mean, std) over the folds.
+
+    Raises:
+      FileNotFoundError / ValueError: not a DAMSM run; shapes, counts or captions that
+        do not allow the protocol (one line each).
+    """
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    from tf_t2i import config as config_lib  # pylint: disable=g-import-not-at-top
+    from tf_t2i import images as images_lib  # pylint: disable=g-import-not-at-top
+    from tf_t2i.data import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
+    from tf_t2i.eval import r_precision as r_precision_lib  # pylint: disable=g-import-not-at-top
+    from tf_t2i.training import pretrain_lib, train_lib  # pylint: disable=g-import-not-at-top
+    images, captions = np.asarray(images), list(captions)
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"Expected images [N, H, W, 3], got shape {images.shape}.")
+    if len(captions) != len(images):
+        raise ValueError(f"{len(captions)} captions for {len(images)} images: give one "
+                         f"caption per image.")
+    check_captions(captions)
+    if not os.path.isfile(os.path.join(damsm_dir, "config.json")):
+        raise FileNotFoundError(f"{damsm_dir} is not a DAMSM pretraining run (no config.json).")
+    mismatched = _mismatched_captions(captions, candidates - 1, seed)
+    cfg = config_lib.load_config(damsm_dir)
+    tok = tokenizer_lib.CaptionTokenizer.load(damsm_dir, cfg.data.max_caption_length)
+    text_encoder, image_encoder = pretrain_lib.build_encoders(cfg, tok.vocab_size)
+    train_lib.restore_encoders(text_encoder, image_encoder, damsm_dir)
+    size = cfg.data.image_size
+    codes, sentences = [], []
+    for i in range(0, len(images), 100):
+        x = images_lib.from_uint8(images[i:i + 100])
+        if x.shape[1] != size or x.shape[2] != size:
+            x = tf.image.resize(x, [size, size], antialias=True)
+        codes.append(image_encoder(x, training=False)[1].numpy())
+        ids = tf.cast(tok.encode(captions[i:i + 100]), tf.int32)
+        sentences.append(text_encoder(ids, training=False)[1].numpy())
+    return r_precision_lib.r_precision_indexed(np.concatenate(codes), np.concatenate(sentences),
+                                               mismatched, folds=folds)
+
+
+def _mismatched_captions(captions: Sequence[str], count: int, seed: int) -> np.ndarray:
+    """int [N, count]: for each caption, `count` indices of other, different captions."""
+    rng = np.random.default_rng(seed)
+    names = np.asarray(captions, dtype=object)
+    rows = []
+    for i, caption in enumerate(captions):
+        pool = np.flatnonzero(names != caption)
+        if len(pool) < count:
+            raise ValueError(f"R-precision with {count + 1} candidates needs at least "
+                             f"{count} captions different from each one; {caption!r} has "
+                             f"{len(pool)}.")
+        rows.append(rng.choice(pool, count, replace=False))
+    return np.asarray(rows, np.int64).reshape([len(captions), count])
