@@ -186,7 +186,8 @@ def captioner_reads_shapes(captioner_eval, min_word_precision: float) -> bool:
 def train_and_evaluate(args, study, row, seed, damsm_dir, damsm, captioner_dir, out_path):
     config = ROWS[row]
     model_dir = os.path.join(args.runs, run_name(row, seed))
-    claim_model_dir(model_dir, row_settings(config, args.train_steps))
+    settings = row_settings(config, args.train_steps)
+    claim_model_dir(model_dir, settings)
     train = [sys.executable, "-m", "tf_t2i.train", f"--flagfile={config}",
              f"--damsm_dir={damsm_dir}", f"--model_dir={model_dir}",
              f"--train_seed={seed}", f"--eval_every={args.eval_every}",
@@ -207,7 +208,6 @@ def train_and_evaluate(args, study, row, seed, damsm_dir, damsm, captioner_dir, 
     with open(os.path.join(model_dir, "config.json")) as f:
         cfg = json.load(f)
     final = study.summarize(rows, steps, args.num_images, damsm["r_precision"])
-    settings = row_settings(config, args.train_steps)
     consistency = study.final_row(rows, "f2f_consistency", steps)
     if consistency is not None:
         final["f2f_consistency"] = {k: v for k, v in consistency.items()
@@ -278,8 +278,7 @@ def main(argv=None):
         try:
             with files.interprocess_lock(os.path.join(args.runs, run_name(row, seed) + ".lock"),
                                          wait=False):
-                if run_status(path, settings_digest(row_settings(
-                        ROWS[row], args.train_steps))) == "done":
+                if run_status(path, digests[row]) == "done":  # finished meanwhile
                     continue
                 train_and_evaluate(args, study, row, seed, damsm_dir, damsm,
                                    captioner_dir if row in RECAP_ROWS else None, path)

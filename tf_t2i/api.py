@@ -12,6 +12,7 @@ its seed alone (stateless RNG), so one (caption, seed) gives the same image from
 from its export, and from a TF Serving request.
 """
 
+import contextlib
 import json
 import os
 from typing import Callable, List, Optional, Sequence, Union
@@ -31,9 +32,9 @@ class TextToImage:
     """
 
     def __init__(self, generate_fn: Callable, image_size: int, source: str,
-                 use_ema: Optional[bool] = None, truncation=None, vocabulary=None):
+                 use_ema: Optional[bool] = None, style_generator=None, vocabulary=None):
         self._generate_fn = generate_fn
-        self._truncation = truncation
+        self._style_generator = style_generator
         self.image_size = int(image_size)
         self.source = source
         self.use_ema = use_ema
@@ -64,9 +65,10 @@ class TextToImage:
         def generate(captions, seeds):
             return module(captions, seeds)["images"].numpy()
 
-        truncation = _StyleTruncation(module.generator)
-        return cls(generate, module.image_size, info["checkpoint"], use_ema,
-                   truncation if truncation.supported else None, tokenizer.vocabulary)
+        # Style generators read `truncation_psi`; SSA-GAN and AttnGAN have none.
+        style = module.generator if hasattr(module.generator, "truncation_psi") else None
+        return cls(generate, module.image_size, info["checkpoint"], use_ema, style,
+                   tokenizer.vocabulary)
 
     @classmethod
     def from_export(cls, path: str) -> "TextToImage":
@@ -123,10 +125,10 @@ class TextToImage:
         seeds = self._seeds(captions, seeds)
         if truncation_psi is None:
             return self._generate_fn(captions, seeds)
-        if self._truncation is None:
+        if self._style_generator is None:
             raise ValueError(f"truncation_psi applies to the style generators of a run "
                              f"(from_run); {self.source} has none to set.")
-        with self._truncation.set(truncation_psi):
+        with _truncation(self._style_generator, truncation_psi):
             return self._generate_fn(captions, seeds)
 
     def save_grid(self, captions: Union[str, Sequence[str]], path: str,
@@ -166,32 +168,17 @@ def check_captions(captions: Sequence[str]) -> None:
             raise ValueError(f"Empty caption {caption!r}: a caption needs at least one word.")
 
 
-class _StyleTruncation:
-    """Sets a style generator's truncation for one call (the generators read
-    `truncation_psi` when they run; SSA-GAN and AttnGAN have none)."""
-
-    def __init__(self, generator):
-        self.generator = generator
-        self.supported = hasattr(generator, "truncation_psi")
-
-    def set(self, psi: float):
-        if not 0.0 <= psi <= 1.0:
-            raise ValueError(f"truncation_psi must be in [0, 1], got {psi}.")
-        return _Attribute(self.generator, "truncation_psi", float(psi))
-
-
-class _Attribute:
-    """Context manager: `obj.name = value` inside, the old value restored after."""
-
-    def __init__(self, obj, name, value):
-        self.obj, self.name, self.value = obj, name, value
-
-    def __enter__(self):
-        self.old = getattr(self.obj, self.name)
-        setattr(self.obj, self.name, self.value)
-
-    def __exit__(self, *exc):
-        setattr(self.obj, self.name, self.old)
+@contextlib.contextmanager
+def _truncation(generator, psi: float):
+    """A style generator's `truncation_psi` (read when it runs) set for one call, then
+    put back."""
+    if not 0.0 <= psi <= 1.0:
+        raise ValueError(f"truncation_psi must be in [0, 1], got {psi}.")
+    old, generator.truncation_psi = generator.truncation_psi, float(psi)
+    try:
+        yield
+    finally:
+        generator.truncation_psi = old
 
 
 def _version_dir(path: str) -> str:

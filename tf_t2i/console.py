@@ -2,12 +2,12 @@
 
 TensorFlow writes a start-up block to the process's stderr while it is imported (oneDNN,
 CUDA stubs, CPU features; twice, once per shared library) before its logging is
-initialised, so neither TF_CPP_MIN_LOG_LEVEL nor Python can silence it. `setup` imports
-TensorFlow with file descriptor 2 held back and replays only lines that are not that
-block (each binary calls it where its heavy imports begin, after its flags are checked,
-so that a bad flag still fails at once). `setup` sets Python (absl) logging to WARNING
-and drops warnings nobody can act on. `--verbosity=0` (absl's flag; 1 for more) shows
-everything.
+initialised, so neither TF_CPP_MIN_LOG_LEVEL nor Python can silence it.
+`import_tensorflow_quietly` imports TensorFlow with file descriptor 2 held back and
+replays only lines that are not that block; each binary calls it where its heavy imports
+begin, after its flags are checked, so that a bad flag still fails at once. `setup`
+(called by `flags.parse_flags_or_fail`) sets Python (absl) logging to WARNING and drops
+warnings nobody can act on. `--verbosity=0` (absl's flag; 1 for more) shows everything.
 """
 
 import logging

@@ -111,11 +111,12 @@ def config_from_flags(base: Optional[config_lib.ExperimentConfig] = None,
     return cfg
 
 
-def describe_config(cfg: config_lib.ExperimentConfig, heading: str) -> str:
-    """What a run prints about its config: the full JSON under --dry_run, otherwise only
-    the settings that differ from the defaults, as the flags that set them (the full
-    config is written to <model_dir>/config.json)."""
-    if FLAGS.dry_run:
+def describe_config(cfg: config_lib.ExperimentConfig, heading: str, full: bool = False,
+                    where: str = "config.json") -> str:
+    """What a run prints about its config: the whole JSON when `full` (--dry_run),
+    otherwise only the settings that differ from the defaults, as the flags that set
+    them (the whole config is in `where`)."""
+    if full:
         return f"{heading} with config:\n{cfg.to_json()}"
     defaults = config_lib.ExperimentConfig()
     lines = [f"--experiment_name={cfg.name}"] if cfg.name != defaults.name else []
@@ -126,7 +127,6 @@ def describe_config(cfg: config_lib.ExperimentConfig, heading: str) -> str:
             if value != getattr(theirs, f.name):
                 shown = str(value).lower() if isinstance(value, bool) else value
                 lines.append(f"--{_flag_name(section, f.name)}={shown}")
-    where = f"{FLAGS.model_dir}/config.json" if FLAGS.model_dir else "config.json"
     return (f"{heading}; settings other than the defaults (all of them: {where}):\n  "
             + "\n  ".join(lines))
 

@@ -10,6 +10,8 @@ Rerunning with the same --model_dir resumes from the last checkpoint. At the end
 real-image R-precision of the test split is printed and written to r_precision.json.
 """
 
+import os
+
 from absl import app
 from absl import flags
 
@@ -23,7 +25,9 @@ def main(argv):
     cfg = t2i_flags.resolve_config(argv, ("damsm", "captioner"))
     task = cfg.train.task
     what = "DAMSM encoders" if task == "damsm" else "the captioner"
-    print(t2i_flags.describe_config(cfg, f"Pretraining {what}"), flush=True)
+    print(t2i_flags.describe_config(
+        cfg, f"Pretraining {what}", full=FLAGS.dry_run,
+        where=os.path.join(FLAGS.model_dir or "<model_dir>", "config.json")), flush=True)
     console.import_tensorflow_quietly()  # TF start-up lines held back
     # Heavy imports only once the flags are known to be valid.
     from tf_t2i.data import sources  # pylint: disable=g-import-not-at-top

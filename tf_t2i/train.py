@@ -8,6 +8,8 @@ extends or shortens the run. --dry_run prints the resolved config and the parame
 count of every model, and exits.
 """
 
+import os
+
 from absl import app
 from absl import flags
 
@@ -40,7 +42,9 @@ def main(argv):
     if cfg.runtime.damsm_dir or not FLAGS.dry_run:
         cfg = t2i_flags.run_or_fail(train_lib.adopt_damsm_config, input_errors, cfg)
         vocab_size = tokenizer_lib.CaptionTokenizer.load(cfg.runtime.damsm_dir).vocab_size
-    print(t2i_flags.describe_config(cfg, "Training a text-to-image GAN"), flush=True)
+    print(t2i_flags.describe_config(
+        cfg, "Training a text-to-image GAN", full=FLAGS.dry_run,
+        where=os.path.join(FLAGS.model_dir or "<model_dir>", "config.json")), flush=True)
     if FLAGS.dry_run:
         if vocab_size is None:
             vocab_size = DRY_RUN_VOCAB_SIZE

@@ -74,5 +74,27 @@ class NonFiniteGuardTest(tf.test.TestCase):
         self.assertEqual(stopped, 6)
 
 
+class ProgressLogTest(tf.test.TestCase):
+
+    def test_a_line_every_n_steps_and_at_the_end_with_rate_and_eta(self):
+        # A resumed sitting: steps 3..7 of 7, 2 s a step, a line every 2 steps.
+        lines = []
+        progress = loop.ProgressLog(lambda: self.step, total_steps=7, every=2,
+                                    clock=lambda: self.now, write=lambda s, **_: lines.append(s))
+        self.step, self.now = 3, 100.0
+        progress.on_train_begin()
+        for self.step in range(4, 8):
+            self.now += 2.0
+            progress.on_train_batch_end(0, {"g_loss": 1.23456, "d_loss": 2, "note": "x"})
+        self.assertEqual(lines, [
+            "step 4/7  2.00 s/step  ETA 0:06  d_loss 2.000  g_loss 1.235",
+            "step 6/7  2.00 s/step  ETA 0:02  d_loss 2.000  g_loss 1.235",
+            "step 7/7  2.00 s/step  ETA 0:00  d_loss 2.000  g_loss 1.235"])
+
+    def test_durations(self):
+        self.assertEqual(loop._duration(59.6), "1:00")  # pylint: disable=protected-access
+        self.assertEqual(loop._duration(3725), "1:02:05")  # pylint: disable=protected-access
+
+
 if __name__ == "__main__":
     tf.test.main()
