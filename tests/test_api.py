@@ -11,6 +11,7 @@ from PIL import Image
 import tf_t2i
 from tests.serving import helpers as serving
 from tests.training import helpers
+from tf_t2i import api
 from tf_t2i.serving import export_lib
 
 # The server's test captions without its empty one (the API refuses empty captions).
@@ -64,6 +65,32 @@ class TextToImageTest(tf.test.TestCase):
         self.assertGreaterEqual(width, 3 * 64)
         self.assertGreaterEqual(height, 2 * 64)
 
+    def test_many_images_are_drawn_in_bounded_batches_with_the_same_result(self):
+        count = api.GENERATE_BATCH + 3
+        captions = [CAPTIONS[i % len(CAPTIONS)] for i in range(count)]
+        seeds = np.arange(count) + 11
+        calls = []
+        model = self.from_export
+        original = model._generate_fn  # pylint: disable=protected-access
+        def recording(c, s):
+            calls.append(len(c))
+            return original(c, s)
+        model._generate_fn = recording  # pylint: disable=protected-access
+        try:
+            images = model.generate(captions, seeds=seeds)
+        finally:
+            model._generate_fn = original  # pylint: disable=protected-access
+        self.assertEqual(calls, [api.GENERATE_BATCH, 3])
+        self.assertAllEqual(images[-3:], model.generate(captions[-3:], seeds=seeds[-3:]))
+        self.assertAllEqual(images[:2], model.generate(captions[:2], seeds=seeds[:2]))
+
+    def test_captions_longer_than_the_model_reads_are_named(self):
+        limit = self.from_run.max_words
+        self.assertEqual(self.from_export.max_words, limit)
+        long_caption = " ".join(["red"] * (limit + 1))
+        self.assertEqual(self.from_run.too_long([CAPTIONS[0], long_caption]), [long_caption])
+        self.assertEqual(self.from_run.too_long([" ".join(["red"] * limit)]), [])
+
     def test_bad_input_is_refused_with_one_line(self):
         with self.assertRaisesRegex(ValueError, "Empty caption"):
             self.from_run.generate(["a red circle", "   "])
@@ -73,6 +100,9 @@ class TextToImageTest(tf.test.TestCase):
             self.from_run.generate(["a red circle"], seeds=[1], truncation_psi=0.5)
         with self.assertRaisesRegex(ValueError, "samples_per_caption"):
             self.from_run.save_grid(["a red circle"], "unused.png", samples_per_caption=0)
+        with self.assertRaisesRegex(ValueError, "more than a grid holds"):
+            self.from_run.save_grid(["a red circle"] * 2, "unused.png",
+                                    samples_per_caption=api.MAX_GRID_IMAGES)
         missing = os.path.join(self.create_tempdir().full_path, "nothing")
         with self.assertRaisesRegex(FileNotFoundError, "No SavedModel at"):
             tf_t2i.TextToImage.from_export(missing)

@@ -339,8 +339,11 @@ class ConvertedDirectoriesTest(RelativeErrorMixin, tf.test.TestCase):
         probe = config_lib.ExperimentConfig().replace(
             data={"dataset": "cub"}, runtime={"damsm_dir": output})
         text_encoder = convert.load_converted(output)  # the only kind so far
+        with self.assertRaisesRegex(train_lib.DAMSMRunError,
+                                    "holds only the converted damsm_text: convert the other"):
+            train_lib.adopt_damsm_config(probe)
         with self.assertWarns(UserWarning):
-            image_encoder = factory.build_image_encoder(train_lib.adopt_damsm_config(probe))
+            image_encoder = factory.build_image_encoder(config_lib.load_config(output))
         image_encoder(tf.zeros([1, 64, 64, 3]))
         with self.assertRaises(train_lib.DAMSMRunError):  # no image encoder yet
             train_lib.restore_encoders(text_encoder, image_encoder, output)

@@ -20,6 +20,10 @@ from typing import Callable, List, Optional, Sequence, Union
 import numpy as np
 
 Seeds = Union[None, int, Sequence[int]]
+# Images drawn per generator call: memory stays bounded whatever the number asked.
+GENERATE_BATCH = 64
+# A grid's images; more is not something to look at (use generate in a loop).
+MAX_GRID_IMAGES = 1024
 
 
 class TextToImage:
@@ -32,13 +36,23 @@ class TextToImage:
     """
 
     def __init__(self, generate_fn: Callable, image_size: int, source: str,
-                 use_ema: Optional[bool] = None, style_generator=None, vocabulary=None):
+                 use_ema: Optional[bool] = None, style_generator=None, vocabulary=None,
+                 max_words: Optional[int] = None):
         self._generate_fn = generate_fn
         self._style_generator = style_generator
         self.image_size = int(image_size)
         self.source = source
         self.use_ema = use_ema
         self.vocabulary = frozenset(vocabulary) if vocabulary is not None else None
+        self.max_words = max_words
+
+    def too_long(self, captions: Sequence[str]) -> List[str]:
+        """Captions with more words than the model reads (it reads the first
+        `max_words`); empty when that length is not known."""
+        if self.max_words is None:
+            return []
+        from tf_t2i.data import words  # pylint: disable=g-import-not-at-top
+        return [c for c in captions if len(words.split_words(c)) > self.max_words]
 
     def unknown_words(self, captions: Sequence[str]) -> List[str]:
         """Words of `captions` outside the training vocabulary (read as [UNK]); empty
@@ -68,7 +82,7 @@ class TextToImage:
         # Style generators read `truncation_psi`; SSA-GAN and AttnGAN have none.
         style = module.generator if hasattr(module.generator, "truncation_psi") else None
         return cls(generate, module.image_size, info["checkpoint"], use_ema, style,
-                   tokenizer.vocabulary)
+                   tokenizer.vocabulary, info["max_caption_length"])
 
     @classmethod
     def from_export(cls, path: str) -> "TextToImage":
@@ -97,7 +111,8 @@ class TextToImage:
                             seeds=tf.constant(seeds, tf.int64))
             return out[export_lib.IMAGES].numpy()
 
-        model = cls(generate, image_size, version_dir, info.get("use_ema"))
+        model = cls(generate, image_size, version_dir, info.get("use_ema"),
+                    max_words=info.get("max_caption_length"))
         model._loaded = loaded  # keeps the SavedModel's variables and tables alive
         return model
 
@@ -124,12 +139,23 @@ class TextToImage:
         check_captions(captions)
         seeds = self._seeds(captions, seeds)
         if truncation_psi is None:
-            return self._generate_fn(captions, seeds)
+            return self._generate_in_batches(captions, seeds)
         if self._style_generator is None:
             raise ValueError(f"truncation_psi applies to the style generators of a run "
                              f"(from_run); {self.source} has none to set.")
         with _truncation(self._style_generator, truncation_psi):
-            return self._generate_fn(captions, seeds)
+            return self._generate_in_batches(captions, seeds)
+
+    def _generate_in_batches(self, captions: List[str], seeds: np.ndarray) -> np.ndarray:
+        """The generator on GENERATE_BATCH captions at a time (the same images as one call:
+        each image depends on its own caption and seed only)."""
+        if not captions:
+            return np.zeros([0, self.image_size, self.image_size, 3], np.uint8)
+        out = np.empty([len(captions), self.image_size, self.image_size, 3], np.uint8)
+        for start in range(0, len(captions), GENERATE_BATCH):
+            stop = start + GENERATE_BATCH
+            out[start:stop] = self._generate_fn(captions[start:stop], seeds[start:stop])
+        return out
 
     def save_grid(self, captions: Union[str, Sequence[str]], path: str,
                   samples_per_caption: int = 4, seed: int = 0,
@@ -140,6 +166,7 @@ class TextToImage:
         captions = [captions] if isinstance(captions, str) else list(captions)
         if samples_per_caption < 1:
             raise ValueError(f"samples_per_caption must be >= 1, got {samples_per_caption}.")
+        check_grid_size(len(captions), samples_per_caption)
         rows = [c for c in captions for _ in range(samples_per_caption)]
         seeds = [seed + j for _ in captions for j in range(samples_per_caption)]
         images = self.generate(rows, seeds, truncation_psi)
@@ -160,12 +187,19 @@ class TextToImage:
         return seeds
 
 
+def check_grid_size(num_captions: int, samples_per_caption: int) -> None:
+    """Raises ValueError when a grid would hold more than MAX_GRID_IMAGES images."""
+    total = num_captions * samples_per_caption
+    if total > MAX_GRID_IMAGES:
+        raise ValueError(f"{num_captions} caption(s) x {samples_per_caption} samples = {total:,} "
+                         f"images is more than a grid holds (at most {MAX_GRID_IMAGES:,}); draw "
+                         "fewer, or call TextToImage.generate in a loop.")
+
+
 def check_captions(captions: Sequence[str]) -> None:
-    """Raises ValueError naming the first caption with no word in it."""
-    from tf_t2i.data import tokenizer as tokenizer_lib  # pylint: disable=g-import-not-at-top
-    for caption in captions:
-        if not isinstance(caption, str) or not tokenizer_lib.split_words(caption):
-            raise ValueError(f"Empty caption {caption!r}: a caption needs at least one word.")
+    """Raises ValueError (EmptyCaptionError) naming the first caption with no word in it."""
+    from tf_t2i.data import words  # pylint: disable=g-import-not-at-top
+    words.check_captions(captions)
 
 
 @contextlib.contextmanager

@@ -27,9 +27,11 @@ from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-posit
 
 from tf_t2i import console  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tf_t2i import flags as t2i_flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tf_t2i.data import words  # pylint: disable=g-import-not-at-top,wrong-import-position
 from tf_t2i.io import files  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
+INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
 flags.DEFINE_string("server", "localhost:8500", "host:port of the gRPC (or, with --rest, "
                     "REST) endpoint.")
 flags.DEFINE_string("model", "t2i", "Model name.")
@@ -66,6 +68,10 @@ def main(argv):
     captions = FLAGS.caption or []
     if not captions:
         t2i_flags.fail("Give at least one --caption.")
+    try:
+        words.check_captions(captions)
+    except words.EmptyCaptionError as e:
+        t2i_flags.fail(str(e))
     if FLAGS.model_version is not None and FLAGS.version_label:
         t2i_flags.fail("Give --model_version or --version_label, not both.")
     parent = os.path.dirname(os.path.abspath(FLAGS.output))
@@ -74,6 +80,10 @@ def main(argv):
     captions = [c for c in captions for _ in range(FLAGS.num_samples)]
     seeds = None
     if FLAGS.seed is not None:
+        if not INT64_MIN <= FLAGS.seed <= INT64_MAX - FLAGS.num_samples + 1:
+            t2i_flags.fail(f"--seed={FLAGS.seed} is outside the seeds' int64 range (with "
+                           f"--num_samples={FLAGS.num_samples}, at most "
+                           f"{INT64_MAX - FLAGS.num_samples + 1}).")
         seeds = [FLAGS.seed + i % FLAGS.num_samples for i in range(len(captions))]
     print(f"Requesting {len(captions)} image(s) from {FLAGS.model!r} at {FLAGS.server} "
           f"({'REST' if FLAGS.rest else 'gRPC'}) -> {FLAGS.output}", flush=True)

@@ -377,6 +377,25 @@ SECTIONS = tuple(SECTION_CLASSES)
 
 CONFIG_FILENAME = "config.json"
 
+# Flag `--<prefix>_<field>` sets `<section>.<field>` (tf_t2i.flags defines them).
+FLAG_PREFIXES = {
+    "data": "data",
+    "text": "text",
+    "image_encoder": "image_encoder",
+    "captioner": "captioner",
+    "generator": "gen",
+    "discriminator": "disc",
+    "loss": "loss",
+    "train": "train",
+    "runtime": "",
+}
+
+
+def flag_name(section: str, field: str) -> str:
+    """The command-line flag (without --) of config field `section.field`."""
+    prefix = FLAG_PREFIXES[section]
+    return f"{prefix}_{field}" if prefix else field
+
 
 def save_config(config: ExperimentConfig, model_dir: str) -> str:
     """Writes `config.json` into model_dir atomically; returns its path."""

@@ -28,6 +28,10 @@ flags.DEFINE_list("metrics", None, f"Metrics to compute, from {list(KNOWN_METRIC
                   "Default: all that apply to the dataset (unavailable ones skipped).")
 flags.DEFINE_integer("num_images", None, "Images to generate (default: 30000 for CUB/COCO, "
                      "the test split's size for shapes).")
+# Bounds on the work one command asks for: the features of every image are held at once.
+MAX_IMAGES = 100_000
+MAX_BATCH = 1024
+REAL_STATS_DIM = 2048  # Inception-v3 pool3 (tf_t2i.eval.inception.FEATURE_DIM)
 flags.DEFINE_integer("batch_size", 50, "Images generated and scored at a time.")
 flags.DEFINE_boolean("use_ema", True, "Sample from the EMA generator (when the run has one).")
 flags.DEFINE_integer("seed", 0, "Seed of caption draws, noise and mismatched captions.")
@@ -70,20 +74,27 @@ def main(argv):
     unknown = sorted(set(FLAGS.metrics or ()) - set(KNOWN_METRICS))
     if unknown:
         t2i_flags.fail(f"Unknown metric(s) {unknown}; choose from {list(KNOWN_METRICS)}.")
-    if FLAGS.num_images is not None and FLAGS.num_images < 10:
-        t2i_flags.fail(f"--num_images must be at least 10 (the folds of IS and R-precision), "
-                       f"got {FLAGS.num_images}.")
-    if FLAGS.batch_size < 1:
-        t2i_flags.fail(f"--batch_size must be >= 1, got {FLAGS.batch_size}.")
-    if FLAGS.diversity_captions < 1 or FLAGS.diversity_samples < 2:
-        t2i_flags.fail(f"--diversity_captions must be >= 1 and --diversity_samples >= 2, got "
+    if FLAGS.num_images is not None and not 10 <= FLAGS.num_images <= MAX_IMAGES:
+        t2i_flags.fail(f"--num_images must be from 10 (the folds of IS and R-precision) to "
+                       f"{MAX_IMAGES:,} (the papers' 30,000, with room), got {FLAGS.num_images}.")
+    if not 1 <= FLAGS.batch_size <= MAX_BATCH:
+        t2i_flags.fail(f"--batch_size must be from 1 to {MAX_BATCH}, got {FLAGS.batch_size}.")
+    if not (1 <= FLAGS.diversity_captions <= MAX_IMAGES
+            and 2 <= FLAGS.diversity_samples <= MAX_BATCH):
+        t2i_flags.fail(f"--diversity_captions must be from 1 to {MAX_IMAGES:,} and "
+                       f"--diversity_samples from 2 to {MAX_BATCH} (one batch), got "
                        f"{FLAGS.diversity_captions} and {FLAGS.diversity_samples}.")
-    if FLAGS.f2f_pairs < 1:
-        t2i_flags.fail(f"--f2f_pairs must be >= 1, got {FLAGS.f2f_pairs}.")
+    if not 1 <= FLAGS.f2f_pairs <= MAX_IMAGES:
+        t2i_flags.fail(f"--f2f_pairs must be from 1 to {MAX_IMAGES:,}, got {FLAGS.f2f_pairs}.")
     model_dir = t2i_flags.require_model_dir(must_exist=True)
     if FLAGS.real_stats:
         if not os.path.exists(FLAGS.real_stats):
             t2i_flags.fail(f"--real_stats={FLAGS.real_stats} does not exist.")
+        from tf_t2i.eval import fid as fid_lib  # pylint: disable=g-import-not-at-top
+        try:  # read now, not after every image is generated
+            fid_lib.load_statistics(FLAGS.real_stats, REAL_STATS_DIM)
+        except ValueError as e:
+            t2i_flags.fail(f"--real_stats: {e}")
 
     console.import_tensorflow_quietly()  # TF start-up lines held back
     # Heavy imports only once the flags are known to be valid.

@@ -27,22 +27,8 @@ from tf_t2i import console
 
 FLAGS = flags.FLAGS
 
-FLAG_PREFIXES = {
-    "data": "data",
-    "text": "text",
-    "image_encoder": "image_encoder",
-    "captioner": "captioner",
-    "generator": "gen",
-    "discriminator": "disc",
-    "loss": "loss",
-    "train": "train",
-    "runtime": "",
-}
-
-
-def _flag_name(section: str, field: str) -> str:
-    prefix = FLAG_PREFIXES[section]
-    return f"{prefix}_{field}" if prefix else field
+FLAG_PREFIXES = config_lib.FLAG_PREFIXES
+_flag_name = config_lib.flag_name
 
 
 def define_flags(with_config: bool = True, with_model_dir: bool = True) -> None:

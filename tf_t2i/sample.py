@@ -40,6 +40,10 @@ def main(argv):
         t2i_flags.fail(str(e))
     if FLAGS.num_samples < 1:
         t2i_flags.fail(f"--num_samples must be >= 1, got {FLAGS.num_samples}.")
+    try:
+        api.check_grid_size(len(captions), FLAGS.num_samples)
+    except ValueError as e:
+        t2i_flags.fail(f"--num_samples={FLAGS.num_samples}: {e}")
     psi = FLAGS.truncation_psi
     if psi is not None and not 0.0 <= psi <= 1.0:
         t2i_flags.fail(f"--truncation_psi must be in [0, 1], got {psi}.")
@@ -54,6 +58,9 @@ def main(argv):
         unknown = model.unknown_words(captions)
         if unknown:
             print(f"warning: words not in the training vocabulary (read as [UNK]): {unknown}")
+        for caption in model.too_long(captions):
+            print(f"warning: {caption!r} has more than {model.max_words} words; the model "
+                  f"reads the first {model.max_words}.")
         path = model.save_grid(captions, FLAGS.output, samples_per_caption=FLAGS.num_samples,
                                seed=FLAGS.seed, truncation_psi=psi)
     except (FileNotFoundError, ValueError, checkpoints.CheckpointMismatchError) as e:

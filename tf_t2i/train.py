@@ -38,6 +38,10 @@ def main(argv):
     strategy = None if FLAGS.dry_run else runtime.make_strategy(cfg.runtime)
     input_errors = (tokenizer_lib.EmptyCaptionError, train_lib.DAMSMRunError,
                     checkpoints.CheckpointMismatchError, *raw_files.INPUT_ERRORS)
+    from tf_t2i.training import captioner_lib  # pylint: disable=g-import-not-at-top
+    if cfg.loss.recap_weight > 0:  # before any data is read
+        t2i_flags.run_or_fail(captioner_lib.check_captioner_dir, input_errors,
+                              cfg.runtime.captioner_dir)
     vocab_size = None
     if cfg.runtime.damsm_dir or not FLAGS.dry_run:
         cfg = t2i_flags.run_or_fail(train_lib.adopt_damsm_config, input_errors, cfg)
@@ -50,7 +54,8 @@ def main(argv):
             vocab_size = DRY_RUN_VOCAB_SIZE
             print(f"(no --damsm_dir: the text encoder is counted with a vocabulary of "
                   f"{vocab_size:,}, CUB's)")
-        for name, count in train_lib.describe(cfg, vocab_size).items():
+        counts = t2i_flags.run_or_fail(train_lib.describe, input_errors, cfg, vocab_size)
+        for name, count in counts.items():
             print(f"  {name}: {count:,} parameters")
         return
     model_dir = t2i_flags.require_model_dir()

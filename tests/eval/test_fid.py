@@ -123,3 +123,13 @@ class FrechetDistanceTest(parameterized.TestCase, tf.test.TestCase):
             f.write(b"PK\x03\x04 not really a zip")
         with self.assertRaises(ValueError):
             fid.load_statistics(broken)
+        text = os.path.join(tmp, "stats.txt")  # numpy would speak of "pickled data"
+        with open(text, "w") as f:
+            f.write("mu sigma")
+        with self.assertRaisesRegex(ValueError, r"stats.txt is not a .npz file"):
+            fid.load_statistics(text)
+        small = os.path.join(tmp, "small.npz")
+        np.savez(small, mu=np.zeros(5), sigma=np.eye(5))
+        self.assertEqual(fid.load_statistics(small)[0].shape, (5,))
+        with self.assertRaisesRegex(ValueError, "holds 5-d statistics; FID needs the 2048-d"):
+            fid.load_statistics(small, dim=2048)

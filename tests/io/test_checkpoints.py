@@ -237,6 +237,61 @@ class RestoreTest(tf.test.TestCase):
             handle.restore_or_initialize()
         self.assertAllClose(_values(new_discriminator), before)
 
+    def _three_checkpoints(self):
+        """Saves steps 1, 2, 3 of a pair whose kernels hold the step; returns the paths."""
+        model = _built_pair()
+        handle = checkpoints.CheckpointHandle(self.model_dir, model=model)
+        paths = []
+        for step in (1, 2, 3):
+            for v in model.variables:
+                v.assign(tf.fill(v.shape, float(step)))
+            paths.append(handle.save(step))
+        return paths
+
+    @staticmethod
+    def _truncate(path, size=None):
+        data = path + ".data-00000-of-00001"
+        os.truncate(data, os.path.getsize(data) // 2 if size is None else size)
+
+    def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(self):
+        paths = self._three_checkpoints()
+        self._truncate(paths[2])
+        digests = _file_digests(self.model_dir)
+        restored = _built_pair()
+        handle = checkpoints.CheckpointHandle(self.model_dir, model=restored)
+        with self.assertLogs(level="WARNING") as logs:
+            self.assertEqual(handle.restore_or_initialize(), paths[1])
+        self.assertIn(f"Checkpoint {paths[2]} cannot be read", logs.output[0])
+        self.assertIn(f"restored the previous one, {paths[1]}", logs.output[0])
+        for v in restored.variables:
+            self.assertAllEqual(v, tf.fill(v.shape, 2.0))
+        self.assertEqual(_file_digests(self.model_dir), digests)
+
+    def test_no_readable_checkpoint_is_one_error_naming_the_latest(self):
+        paths = self._three_checkpoints()
+        for path in paths:
+            self._truncate(path, size=10)
+        handle = checkpoints.CheckpointHandle(self.model_dir, model=_built_pair())
+        with self.assertRaises(checkpoints.CheckpointCorruptError) as raised:
+            handle.restore_or_initialize()
+        message = str(raised.exception)
+        self.assertIn(f"the latest, {paths[2]}", message)
+        self.assertLen(message.splitlines(), 1)
+        self.assertIsInstance(raised.exception, checkpoints.CheckpointMismatchError)
+
+    def test_a_damaged_state_file_restores_the_newest_checkpoint_file(self):
+        paths = self._three_checkpoints()
+        with open(os.path.join(self.model_dir, "checkpoints", "checkpoint"), "w") as f:
+            f.write("model_checkpoint_path: {{{ not a proto")
+        restored = _built_pair()
+        handle = checkpoints.CheckpointHandle(self.model_dir, model=restored)
+        with self.assertLogs(level="WARNING") as logs:
+            self.assertEqual(handle.restore_or_initialize(), paths[2])
+        self.assertIn("lists no checkpoint (missing or damaged); using the checkpoint files "
+                      "found there, newest first: ckpt-3, ckpt-2, ckpt-1.", "".join(logs.output))
+        for v in restored.variables:
+            self.assertAllEqual(v, tf.fill(v.shape, 3.0))
+
     def test_older_format_fails_with_one_line_and_changes_nothing(self):
         model = _built_pair()
         _randomize(model)

@@ -77,6 +77,41 @@ BAD_REQUESTS = (
 )
 
 
+_FUZZ_DTYPES = (tf.string, tf.int64, tf.int32, tf.float32, tf.uint8, tf.bool, tf.float64)
+
+
+def _fuzzed_tensor(rng, alias):
+    """A tensor proto of a random dtype and shape; sometimes the right one for `alias`."""
+    if rng.random() < 0.4:
+        dtype = tf.string if alias == "captions" else tf.int64
+    else:
+        dtype = _FUZZ_DTYPES[rng.integers(len(_FUZZ_DTYPES))]
+    rank = int(rng.choice([0, 1, 1, 1, 2, 3]))
+    shape = [int(rng.choice([0, 1, 2, 3, 65])) if d == 0 else int(rng.integers(1, 3))
+             for d in range(rank)]
+    size = int(np.prod(shape)) if shape else 1
+    if dtype == tf.string:
+        values = [bytes(rng.integers(0, 256, int(rng.integers(0, 40)), dtype=np.uint8))
+                  if rng.random() < 0.5 else b"a red circle" for _ in range(size)]
+        array = np.array(values, dtype=object).reshape(shape)
+    else:
+        array = rng.integers(-2**31, 2**31, size).reshape(shape).astype(dtype.as_numpy_dtype)
+    proto = tf.make_tensor_proto(array, dtype=dtype)
+    if dtype != tf.string and rng.random() < 0.1:
+        proto.tensor_content = proto.tensor_content[:-1] + b""  # one byte short
+    return proto
+
+
+def _fuzzed_request(rng):
+    aliases = [a for a in ("captions", "seeds") if rng.random() < 0.85]
+    if rng.random() < 0.2:
+        aliases.append(rng.choice(["x", "seed", "", "captions\x00"]))
+    request = _request(signature=str(rng.choice(["", "", "", "generate_unseeded", "nope"])))
+    for alias in aliases:
+        request.inputs[str(alias)].CopyFrom(_fuzzed_tensor(rng, alias))
+    return request
+
+
 class ServerTest(parameterized.TestCase, tf.test.TestCase):
 
     @classmethod
@@ -211,6 +246,29 @@ class ServerTest(parameterized.TestCase, tf.test.TestCase):
                 self.predict.Predict(request, timeout=60)
             self.assertEqual(caught.exception.code(), code, caught.exception.details())
             self.assertIn(message, caught.exception.details())
+        self._good_request_works()
+
+    def test_fuzzed_predict_requests_each_get_a_status(self):
+        """Random dtypes, shapes, sizes, non-UTF-8 bytes, missing, extra and misnamed
+        inputs, malformed tensor bytes: every request is answered (OK or a client-error
+        status), none takes more than its deadline, and the server stays up."""
+        rng = np.random.default_rng(0)
+        answered = {}
+        for _ in range(120):
+            request = _fuzzed_request(rng)
+            try:
+                self.predict.Predict(request, timeout=30)
+                code = grpc.StatusCode.OK
+            except grpc.RpcError as e:
+                code = e.code()
+                self.assertNotIn(code, (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL,
+                                        grpc.StatusCode.DEADLINE_EXCEEDED,
+                                        grpc.StatusCode.UNAVAILABLE),
+                                 f"{e.details()}\n{request}"[:2000])
+            answered[code] = answered.get(code, 0) + 1
+        self.assertEqual(sum(answered.values()), 120)
+        self.assertGreater(answered.get(INVALID, 0), 30, answered)
+        self.assertGreater(answered.get(grpc.StatusCode.OK, 0), 0, answered)
         self._good_request_works()
 
     def test_rest(self):

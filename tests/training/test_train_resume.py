@@ -10,6 +10,7 @@ Runs on configs/tiny.cfg (checkpoint every step) with the shared tiny DAMSM run:
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -76,6 +77,18 @@ def _file_digests(directory):
         if os.path.isfile(path):
             with open(path, "rb") as f:
                 digests[name] = hashlib.sha256(f.read()).hexdigest()
+    return digests
+
+
+def _tree_digests(directory):
+    """sha256 and mtime of every file under `directory`, by relative path."""
+    digests = {}
+    for root, _, names in os.walk(directory):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                digests[os.path.relpath(path, directory)] = (
+                    hashlib.sha256(f.read()).hexdigest(), os.stat(path).st_mtime_ns)
     return digests
 
 
@@ -264,6 +277,14 @@ class TrainBinaryTest(tf.test.TestCase):
              "parent of --model_dir does not exist"),
             ((f"--model_dir={os.path.join(tmp, 'run')}", f"--damsm_dir={empty_damsm}"),
              "config.json"),
+            ((f"--model_dir={os.path.join(tmp, 'run')}", "--num_cpu_replicas=3"),
+             "--train_batch_size=4 does not divide among the 3 replicas"),
+            ((f"--model_dir={os.path.join(tmp, 'run')}", "--loss_recap_weight=1.0",
+              f"--captioner_dir={empty_damsm}"), "empty_damsm' has no checkpoint"),
+            ((f"--model_dir={os.path.join(tmp, 'run')}", "--loss_recap_weight=1.0",
+              f"--captioner_dir={empty_damsm}", "--dry_run"), "empty_damsm' has no checkpoint"),
+            ((f"--model_dir={os.path.join(tmp, 'run')}", "--loss_recap_weight=1.0",
+              f"--captioner_dir={helpers.damsm_run()}"), "is a damsm run, not a captioner run"),
         ]
         for extra, expected in cases:
             result = _run_binary("tf_t2i.train", *self._flags(*extra))
@@ -288,6 +309,21 @@ class TrainBinaryTest(tf.test.TestCase):
         result = self._unknown_gen_arch()
         self.assertEqual(result.returncode, 2, result.stderr)
         self.assertLen(_error_lines(result), 1, result.stderr)
+
+    def test_other_architecture_on_an_existing_run_changes_nothing(self):
+        from tests.serving import helpers as serving_helpers  # pylint: disable=g-import-not-at-top
+        run = os.path.join(self.create_tempdir().full_path, "run")
+        shutil.copytree(serving_helpers.trained_run(), run)
+        before = _tree_digests(run)
+        result = _run_binary("tf_t2i.train", *self._flags(f"--model_dir={run}",
+                                                          "--gen_arch=attngan"))
+        self.assertEqual(result.returncode, 2, result.stderr)
+        errors = _error_lines(result)
+        self.assertLen(errors, 1, result.stderr)
+        self.assertIn(f"{run} was trained with --gen_arch=ssagan; this command asks for "
+                      "--gen_arch=attngan", errors[0])
+        self.assertNotIn("Traceback", result.stderr)
+        self.assertEqual(_tree_digests(run), before)
 
     def test_sample_rejects_an_empty_caption(self):
         result = _run_binary("tf_t2i.sample", f"--model_dir={helpers.scratch_dir()}",

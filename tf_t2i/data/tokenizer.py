@@ -11,13 +11,13 @@ Ids: 0 is padding, 1 is the out-of-vocabulary id, words start at 2 ordered by fr
 
 import collections
 import os
-import re
 from typing import Iterable, List, Sequence
 
 import numpy as np
 import tensorflow as tf
 import keras
 
+from tf_t2i.data import words
 from tf_t2i.io import files
 
 PAD_ID = 0
@@ -26,17 +26,9 @@ PAD_TOKEN = ""
 OOV_TOKEN = "[UNK]"
 VOCAB_FILENAME = "vocab.txt"
 
-_NON_WORD = r"[^a-z0-9_]+"
-_NON_WORD_RE = re.compile(_NON_WORD)
-
-
-class EmptyCaptionError(ValueError):
-    """A caption has no word tokens."""
-
-
-def split_words(caption: str) -> List[str]:
-    """Python twin of the in-graph standardisation: lower-case, split on non-word runs."""
-    return _NON_WORD_RE.sub(" ", caption.lower()).split()
+_NON_WORD = words.NON_WORD
+EmptyCaptionError = words.EmptyCaptionError
+split_words = words.split_words
 
 
 def _standardize(captions):

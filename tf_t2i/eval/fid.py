@@ -92,8 +92,9 @@ def save_statistics(path: str, mu: np.ndarray, sigma: np.ndarray, **extra) -> st
     return path
 
 
-def load_statistics(path: str) -> Tuple[np.ndarray, np.ndarray]:
-    """Reads (mu, sigma) from a pytorch-fid / TTUR style .npz file.
+def load_statistics(path: str, dim: int = None) -> Tuple[np.ndarray, np.ndarray]:
+    """Reads (mu, sigma) from a pytorch-fid / TTUR style .npz file (of `dim` features
+    when given).
 
     Raises:
       FileNotFoundError: no such file.
@@ -101,6 +102,9 @@ def load_statistics(path: str) -> Tuple[np.ndarray, np.ndarray]:
     """
     if not os.path.exists(path):
         raise FileNotFoundError(f"No statistics file {path}.")
+    if not zipfile.is_zipfile(path):  # else numpy speaks of "pickled data"
+        raise ValueError(f"{path} is not a .npz file (pytorch-fid statistics: 'mu' and "
+                         "'sigma' arrays).")
     try:
         with np.load(path, allow_pickle=False) as data:
             if "mu" not in data or "sigma" not in data:
@@ -111,4 +115,7 @@ def load_statistics(path: str) -> Tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"{path} is not a readable .npz file: {e}") from e
     if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
         raise ValueError(f"{path}: mu {mu.shape} and sigma {sigma.shape} do not fit.")
+    if dim is not None and mu.shape[0] != dim:
+        raise ValueError(f"{path} holds {mu.shape[0]}-d statistics; FID needs the {dim}-d "
+                         "Inception pool3 ones.")
     return mu, sigma

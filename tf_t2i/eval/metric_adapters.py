@@ -86,10 +86,7 @@ def _real_stats_path(ctx: context.EvalContext) -> str:
 def real_inception_statistics(ctx: context.EvalContext) -> Tuple[np.ndarray, np.ndarray, str]:
     """(mu, sigma, source) of the real test images: --real_stats, the cache, or computed."""
     if ctx.options.real_stats:
-        mu, sigma = fid_lib.load_statistics(ctx.options.real_stats)
-        if mu.shape != (inception_lib.FEATURE_DIM,):
-            raise ValueError(f"{ctx.options.real_stats} holds {mu.shape[0]}-d statistics; FID "
-                             f"needs the {inception_lib.FEATURE_DIM}-d pool3 ones.")
+        mu, sigma = fid_lib.load_statistics(ctx.options.real_stats, inception_lib.FEATURE_DIM)
         return mu, sigma, ctx.options.real_stats
     path = _real_stats_path(ctx)
     if os.path.exists(path):

@@ -14,8 +14,10 @@ without most of its weights. Every checkpoint also holds its format version
 """
 
 import os
+import re
 from typing import Optional
 
+from absl import logging
 import keras
 import tensorflow as tf
 
@@ -30,6 +32,19 @@ FORMAT_KEY = "checkpoint_format"
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint does not hold the variables of the models it is restored into."""
+
+
+class CheckpointCorruptError(CheckpointMismatchError):
+    """No checkpoint of a run can be read (truncated or damaged files)."""
+
+
+# What reading a damaged checkpoint raises: TF's DataLoss/OutOfRange/NotFound errors, the
+# checkpoint reader's IndexError ("Read less bytes than requested"), a bad proto.
+_READ_ERRORS = (tf.errors.OpError, IndexError, OSError, ValueError)
+
+
+def _short(error: BaseException) -> str:
+    return " ".join(f"{type(error).__name__}: {error}".split())[:200]
 
 
 class CheckpointFormatError(CheckpointMismatchError):
@@ -107,32 +122,75 @@ class CheckpointHandle:
         return self.manager.latest_checkpoint
 
     def restore_or_initialize(self, expect_partial: bool = False) -> Optional[str]:
-        """Restores the latest checkpoint if there is one; returns its path or None.
+        """Restores the latest readable checkpoint if there is one; returns its path or None.
 
         Unless `expect_partial`, every variable must get a value from the checkpoint;
-        variables the checkpoint holds for objects not given here are ignored.
+        variables the checkpoint holds for objects not given here are ignored. A damaged
+        latest checkpoint (truncated by a full disk, a copy cut short) is passed over for
+        the previous one, with a warning; each restore sets every variable, so nothing of
+        the damaged one remains.
 
         Raises:
           CheckpointFormatError: the checkpoint is of an older (or newer) format.
           CheckpointMismatchError: a variable is missing from the checkpoint.
+          CheckpointCorruptError: no checkpoint of the run can be read.
         """
-        path = self.manager.latest_checkpoint
-        if path:
-            check_format(path)
-            if not expect_partial:
-                self._check_complete(path)
-            status = self.checkpoint.restore(path)
-            if expect_partial:
-                status.expect_partial()
-            else:
-                try:
-                    status.assert_existing_objects_matched()
-                except AssertionError as e:
-                    raise CheckpointMismatchError(
-                        f"The checkpoint {path} does not match this run's models "
-                        f"and optimizers (another config?): "
-                        f"{' '.join(str(e).split())[:300]}") from e
-        return path
+        candidates = self._candidates()
+        damaged = []
+        for path in candidates:
+            try:
+                self._restore(path, expect_partial)
+            except CheckpointMismatchError:
+                raise
+            except _READ_ERRORS as e:
+                damaged.append((path, _short(e)))
+                continue
+            if damaged:
+                logging.warning("Checkpoint %s cannot be read (%s); restored the previous one, "
+                                "%s, instead.", damaged[0][0], damaged[0][1], path)
+            return path
+        if damaged:
+            raise CheckpointCorruptError(
+                f"No checkpoint in {self.directory} can be read; the latest, {damaged[0][0]}: "
+                f"{damaged[0][1]}")
+        return None
+
+    def _candidates(self):
+        """The run's checkpoints, newest first: from the `checkpoint` state file, or when
+        that is missing or damaged (TF then ignores it) from the files themselves, so
+        a run is never silently started again from scratch."""
+        listed = list(reversed(self.manager.checkpoints))
+        if listed:
+            return listed
+        steps = []
+        if os.path.isdir(self.directory):
+            for name in os.listdir(self.directory):
+                match = re.fullmatch(r"ckpt-(\d+)\.index", name)
+                if match:
+                    steps.append(int(match.group(1)))
+        found = [os.path.join(self.directory, f"ckpt-{s}") for s in sorted(steps, reverse=True)]
+        if found:
+            logging.warning("%s lists no checkpoint (missing or damaged); using the "
+                            "checkpoint files found there, newest first: %s.",
+                            os.path.join(self.directory, "checkpoint"), ", ".join(
+                                os.path.basename(p) for p in found))
+        return found
+
+    def _restore(self, path: str, expect_partial: bool) -> None:
+        check_format(path)
+        if not expect_partial:
+            self._check_complete(path)
+        status = self.checkpoint.restore(path)
+        if expect_partial:
+            status.expect_partial()
+            return
+        try:
+            status.assert_existing_objects_matched()
+        except AssertionError as e:
+            raise CheckpointMismatchError(
+                f"The checkpoint {path} does not match this run's models "
+                f"and optimizers (another config?): "
+                f"{' '.join(str(e).split())[:300]}") from e
 
     def _check_complete(self, path: str) -> None:
         """Raises CheckpointMismatchError, before anything is restored, naming missing keys."""

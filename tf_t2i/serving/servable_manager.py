@@ -6,6 +6,7 @@ GetModelMetadata and GetModelStatus as TF Serving's ServerCore does, counting
 requests in `tf_t2i.serving.metrics`.
 """
 
+import functools
 import logging
 import os
 import re
@@ -59,9 +60,13 @@ class ServedModel:
                       if _VERSION_RE.match(n) and os.path.isdir(os.path.join(self.base_path, n)))
 
     def poll(self) -> List[errors.ServingError]:
-        """Loads wanted versions not yet loaded, then unloads unwanted ones.
+        """Loads wanted versions, then unloads unwanted ones without losing availability.
 
-        New versions load before old ones unload, so some version stays available.
+        TF Serving's AvailabilityPreservingPolicy: a version the policy no longer wants
+        goes on serving until enough wanted versions are available, so a new version
+        that fails to load (a half-copied directory, truncated variables) leaves the old
+        one serving. A failed version is tried again once its directory changes (the
+        copy finished, or it was replaced); an unloaded one reloads when wanted again.
         Returns the load errors of this poll.
         """
         with self._poll_lock:
@@ -71,23 +76,74 @@ class ServedModel:
                 logger.warning("No versions of servable %s found under base path %s",
                                self.name, self.base_path)
                 self._warned_empty = True
+            served_before = sorted(self.available())
             load_errors = []
             for version in wanted:
-                if version in self.versions:
-                    continue  # loaded, or failed already: a failed version is not retried
-                servable = servable_version.ServableVersion(
-                    self.name, version, os.path.join(self.base_path, str(version)))
-                with self._lock:
-                    self.versions[version] = servable
-                try:
-                    servable.load(self.max_batch_size, self.warmup_iterations)
-                except errors.ServingError as e:
-                    logger.error("Failed to load %s version %d: %s", self.name, version, e)
-                    load_errors.append(e)
-            for version, servable in list(self.versions.items()):
-                if version not in wanted and servable.state == _STATE.AVAILABLE:
-                    servable.unload()
+                error = self._load_if_needed(version)
+                if error is not None:
+                    load_errors.append(error)
+            self._unload_unwanted(wanted)
+            served = sorted(self.available())
+            if served != served_before:
+                logger.info("Serving %s version(s) %s.", self.name,
+                            ", ".join(map(str, served)) or "none")
             return load_errors
+
+    def _load_if_needed(self, version: int) -> Optional[errors.ServingError]:
+        path = os.path.join(self.base_path, str(version))
+        fingerprint = servable_version.directory_fingerprint(path)
+        known = self.versions.get(version)
+        if known is not None:
+            if known.state != _STATE.END:
+                return None  # available, or loading
+            if known.error is not None and known.fingerprint == fingerprint:
+                return None  # failed on these very files: wait until they change
+        servable = servable_version.ServableVersion(self.name, version, path)
+        servable.fingerprint = fingerprint
+        with self._lock:
+            self.versions[version] = servable
+        try:
+            servable.load(self.max_batch_size, self.warmup_iterations,
+                          check_signatures=functools.partial(self._check_signatures_kept, version))
+        except errors.ServingError as e:
+            serving = sorted(self.available())
+            logger.error("Failed to load %s version %d (%s): %s", self.name, version,
+                         f"still serving version(s) {', '.join(map(str, serving))}"
+                         if serving else "no version served", e)
+            return e
+        return None
+
+    def _check_signatures_kept(self, version: int, signature_defs: Dict) -> None:
+        """A new version must answer the requests the served one answers.
+
+        Stock TF Serving swaps in any loadable export; a version whose signatures lost or
+        retyped an input would then fail every client at once, so it is refused here and
+        the served version stays. (Restart the server to change signatures on purpose.)
+        """
+        others = {v: s for v, s in self.available().items() if v != version}
+        if not others:
+            return
+        newest = others[max(others)]
+        problem = servable_version.signature_change(newest.signature_defs, signature_defs)
+        if problem:
+            raise errors.ServingError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"version {version} does not keep the signatures of version "
+                f"{newest.version}: {problem}")
+
+    def _unload_unwanted(self, wanted: List[int]) -> None:
+        available = self.available()
+        keep = [v for v in wanted if v in available]
+        # Until as many wanted versions are available as the policy asks for, the
+        # newest of the others go on serving in their place.
+        for version in sorted(available, reverse=True):
+            if len(keep) >= len(wanted):
+                break
+            if version not in keep:
+                keep.append(version)
+        for version, servable in available.items():
+            if version not in keep:
+                servable.unload()
 
     def available(self) -> Dict[int, servable_version.ServableVersion]:
         with self._lock:

@@ -16,7 +16,7 @@ keras-hub, tensorflow-text or tf_t2i's model code.
 import logging
 import os
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import grpc
 import numpy as np
@@ -83,13 +83,22 @@ class ServableVersion:
         # (loaded SavedModel, its signature functions), replaced as a whole: a request
         # holds the pair, so an unload in the meantime cannot free what it runs.
         self._runtime = (None, {})
+        # What the directory held when this load was tried (directory_fingerprint).
+        self.fingerprint = None
 
-    def load(self, max_batch_size: int, warmup_iterations: int = 1) -> None:
-        """Loads the SavedModel and replays its warmup records; raises ServingError."""
+    def load(self, max_batch_size: int, warmup_iterations: int = 1,
+             check_signatures: Optional[Callable[[Dict], None]] = None) -> None:
+        """Loads the SavedModel and replays its warmup records; raises ServingError.
+
+        `check_signatures(signature_defs)` may refuse the version (raising ServingError)
+        before anything is loaded.
+        """
         self.state = _STATE.LOADING
         started = time.time()
         try:
             self.signature_defs = _read_signature_defs(self.path)
+            if check_signatures is not None:
+                check_signatures(self.signature_defs)
             loaded = tf.saved_model.load(self.path, tags=[SERVE_TAG])
             self._runtime = (loaded, dict(loaded.signatures))
             records = warmup.replay_warmup(self, max_batch_size, warmup_iterations)
@@ -105,7 +114,8 @@ class ServableVersion:
         logger.info("Loaded %s version %d from %s in %.1fs (%d warmup records).", self.name,
                     self.version, self.path, time.time() - started, records)
 
-    def _fail(self, error: errors.ServingError):
+    def _fail(self, error: errors.ServingError) -> None:
+        """Ends this version with `error` (its status reports it)."""
         self.state = _STATE.END
         self.error = error
         self._runtime = (None, {})
@@ -153,6 +163,51 @@ class ServableVersion:
             response.outputs[alias].CopyFrom(
                 tensor_to_proto(outputs[alias].numpy(), as_tensor_content))
         return response
+
+
+def directory_fingerprint(path: str) -> tuple:
+    """Names, sizes and modification times of every file under `path`.
+
+    A version that failed to load is tried again only when this changes: a copy that
+    was half-way finished, or a broken export replaced.
+    """
+    entries = []
+    for root, _, files in os.walk(path, followlinks=True):
+        for name in files:
+            full = os.path.join(root, name)
+            try:
+                info = os.stat(full)
+            except OSError:
+                continue  # removed while listing: the next poll sees the change
+            entries.append((os.path.relpath(full, path), info.st_size, info.st_mtime_ns))
+    return tuple(sorted(entries))
+
+
+def signature_change(old: Dict, new: Dict) -> Optional[str]:
+    """What `new` signature defs drop or retype of `old`'s; None when requests still fit.
+
+    New signatures, new inputs with defaults and new outputs are allowed: old clients
+    still get answers.
+    """
+    # The default signature first: most clients call it, so its change is named.
+    for key, signature in sorted(old.items(), key=lambda kv: (kv[0] != DEFAULT_SIGNATURE, kv[0])):
+        if key not in new:
+            return f'signature "{key}" is missing'
+        replacement = new[key]
+        for alias, info in sorted(signature.inputs.items()):
+            if alias not in replacement.inputs:
+                return f'signature "{key}" has no input "{alias}"'
+            if replacement.inputs[alias].dtype != info.dtype:
+                return (f'input "{alias}" of signature "{key}" changed dtype from '
+                        f"{tf.as_dtype(info.dtype).name} to "
+                        f"{tf.as_dtype(replacement.inputs[alias].dtype).name}")
+        required = set(replacement.inputs) - set(signature.inputs) - set(replacement.defaults)
+        if required:
+            return f'signature "{key}" requires new input(s) {", ".join(sorted(required))}'
+        for alias in sorted(signature.outputs):
+            if alias not in replacement.outputs:
+                return f'signature "{key}" has no output "{alias}"'
+    return None
 
 
 def _read_signature_defs(path: str) -> Dict:

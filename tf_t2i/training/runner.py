@@ -4,11 +4,12 @@ A `Task` says what is trained (models, input stream, evaluation); `run` does the
 in this order, for DAMSM pretraining, captioner pretraining and GAN training alike:
 
 1. strategy, dtype policy, seed;
-2. the task's preparation (vocabulary, settings adopted from an earlier run), then the
-   config written to `<model_dir>/config.json`;
+2. an existing run's settings checked against the config (`resume`), before anything
+   is written; the task's preparation (vocabulary, settings adopted from an earlier run);
 3. the training split and its caption bank;
 4. inside the strategy scope: the task's models and optimizers, their checkpoint, the
-   latest checkpoint restored (or the task's fresh-start initialisation);
+   latest checkpoint restored (or the task's fresh-start initialisation); then the
+   config written to `<model_dir>/config.json`;
 5. `fit()` from the restored step to `train.steps` (`loop.fit_to_total_steps`);
 6. the task's evaluation, written atomically to `<model_dir>/<results_filename>`.
 
@@ -30,6 +31,7 @@ from tf_t2i.data import tokenizer as tokenizer_lib
 from tf_t2i.io import checkpoints
 from tf_t2i.io import files
 from tf_t2i.training import loop
+from tf_t2i.training import resume
 from tf_t2i.training import runtime
 
 
@@ -120,7 +122,17 @@ def run(task: Task, model_dir: str, strategy: Optional[tf.distribute.Strategy] =
         verbose: int = 1, extra_callbacks: Sequence = ()) -> RunResult:
     """Trains (or resumes) `task` to cfg.train.steps (or for cfg.train.max_seconds)."""
     cfg = task.cfg
+    # Before anything is written: an existing run is only continued with settings its
+    # checkpoints fit (see resume.py).
+    changes = resume.check_can_continue(model_dir, cfg)
+    if changes:
+        runtime.log_info(f"Continuing {model_dir} with changed settings: {'; '.join(changes)}.")
     strategy = strategy or runtime.make_strategy(cfg.runtime)
+    replicas = strategy.num_replicas_in_sync
+    if cfg.train.batch_size % replicas:
+        raise config_lib.ConfigError(
+            f"--train_batch_size={cfg.train.batch_size} does not divide among the {replicas} "
+            f"replicas (each takes an equal share): use a multiple of {replicas}.")
     runtime.set_precision(cfg.runtime)
     keras.utils.set_random_seed(cfg.train.seed)
     started = time.time()
@@ -128,7 +140,6 @@ def run(task: Task, model_dir: str, strategy: Optional[tf.distribute.Strategy] =
     os.makedirs(model_dir, exist_ok=True)
     tok = task.prepare(model_dir, train_source)
     cfg = task.cfg
-    config_lib.save_config(cfg, model_dir)
     bank = task.caption_bank(train_source, tok)
     runtime.log_info(f"Data: {len(train_source)} training images ({time.time() - started:.1f}s); "
                      f"{strategy.num_replicas_in_sync} replica(s).")
@@ -138,6 +149,8 @@ def run(task: Task, model_dir: str, strategy: Optional[tf.distribute.Strategy] =
         restored = built.checkpoint.restore_or_initialize()
         if restored is None:
             task.initialize(built)
+    # Only once the checkpoint fits: a failed restore leaves the run's config as it was.
+    config_lib.save_config(cfg, model_dir)
     for name, count in built.parts.parameter_counts().items():
         runtime.log_info(f"  {name}: {count:,} parameters")
 

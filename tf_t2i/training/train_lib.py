@@ -6,6 +6,7 @@ vocabulary and, in its checkpoints, the frozen text encoder beside G, EMA G and 
 sampling and export need nothing else.
 """
 
+import json
 import os
 import tempfile
 import types
@@ -53,13 +54,36 @@ def adopt_damsm_config(cfg: config_lib.ExperimentConfig) -> config_lib.Experimen
     for name in ("vocab.txt",):
         if not os.path.exists(os.path.join(damsm_dir, name)):
             raise DAMSMRunError(f"{damsm_dir} has no {name}: not a finished DAMSM pretraining run.")
-    if tf.train.latest_checkpoint(os.path.join(damsm_dir, checkpoints.CHECKPOINT_SUBDIR)) is None:
+    latest = tf.train.latest_checkpoint(os.path.join(damsm_dir, checkpoints.CHECKPOINT_SUBDIR))
+    if latest is None:
         raise DAMSMRunError(f"{damsm_dir} has no checkpoint: run the pretraining first.")
+    _check_damsm_finished(damsm_dir, damsm_cfg, latest)
     if damsm_cfg.data.dataset != cfg.data.dataset:
         raise DAMSMRunError(f"The DAMSM run was trained on {damsm_cfg.data.dataset!r} but this "
                             f"run uses {cfg.data.dataset!r}.")
     return cfg.replace(text=damsm_cfg.text, image_encoder=damsm_cfg.image_encoder,
                        data={"max_caption_length": damsm_cfg.data.max_caption_length})
+
+
+def _check_damsm_finished(damsm_dir: str, damsm_cfg: config_lib.ExperimentConfig,
+                          latest: str) -> None:
+    """A DAMSM run is usable once pretraining ended, or conversion gave both encoders."""
+    if damsm_cfg.train.task != "damsm":
+        raise DAMSMRunError(f"{damsm_dir} is a {damsm_cfg.train.task} run, not a DAMSM "
+                            "pretraining run (`python -m tf_t2i.pretrain`).")
+    manifest_path = os.path.join(damsm_dir, "conversion.json")  # convert_lib.MANIFEST_FILENAME
+    if os.path.exists(manifest_path):
+        with open(manifest_path) as f:
+            manifest = json.load(f)
+        if not manifest.get("complete"):
+            raise DAMSMRunError(
+                f"{damsm_dir} holds only the converted {', '.join(sorted(manifest['kinds']))}: "
+                "convert the other DAMSM encoder into it too (`python -m tf_t2i.convert`).")
+        return
+    step = int(latest.rsplit("-", 1)[1])
+    if step < damsm_cfg.train.steps:
+        raise DAMSMRunError(f"{damsm_dir} stopped at step {step} of {damsm_cfg.train.steps}: "
+                            "finish the pretraining first (rerun its command; it resumes).")
 
 
 def restore_encoders(text_encoder, image_encoder, damsm_dir: str) -> str:
