@@ -2,6 +2,7 @@
 
   python benchmarks/serving_load.py [--clients=8 --requests=25 --batch=1]
       [--export_base=export/t2i | --model_dir=runs/ssagan] [--size=64 --ngf=32]
+  python benchmarks/serving_load.py --requests=250     # the soak: 8 x 250 requests
 
 Serves an export with `tf_t2i.serve` (a subprocess on 127.0.0.1), sends the requests
 through the client library (PNG outputs only, as `tf_t2i.client` asks), and prints the
@@ -9,6 +10,10 @@ latency percentiles, throughput and errors; then calls the same SavedModel direc
 one request after the other in this process, and prints the ratio of the served
 throughput to that. Without --export_base or --model_dir it exports a randomly
 initialised generator of the given size (the speed does not depend on the weights).
+
+The server's resident memory is sampled while the clients run: its peak, and its growth
+from the first 10% of the requests to the last 10% (a leak per request shows there;
+it should be flat).
 """
 
 import argparse
@@ -78,8 +83,52 @@ def make_batch(i: int, batch: int):
     return captions, seeds
 
 
-def run_clients(address: str, clients: int, requests: int, batch: int):
-    """Each client thread (own channel) sends `requests` requests back to back."""
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process (Linux /proc), in MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+class MemorySampler:
+    """Samples a process's RSS with the number of requests answered so far."""
+
+    def __init__(self, pid: int, answered, interval_s: float = 0.2):
+        self.pid, self.answered, self.samples = pid, answered, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval_s,), daemon=True)
+        self._thread.start()
+
+    def _run(self, interval_s):
+        while not self._stop.is_set():
+            try:
+                self.samples.append((self.answered(), rss_mib(self.pid)))
+            except OSError:
+                return
+            self._stop.wait(interval_s)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+        return self
+
+    def report(self, total: int):
+        """(peak MiB, mean MiB over the first 10% of requests, over the last 10%)."""
+        rss = np.array([r for _, r in self.samples])
+        done = np.array([n for n, _ in self.samples])
+        first = rss[done <= 0.1 * total]
+        last = rss[done >= 0.9 * total]
+        return (float(rss.max()), float(first.mean()) if len(first) else float("nan"),
+                float(last.mean()) if len(last) else float("nan"))
+
+
+def run_clients(address: str, clients: int, requests: int, batch: int, server_pid: int = None):
+    """Each client thread (own channel) sends `requests` requests back to back.
+
+    Returns (latencies, errors, seconds, memory) with memory the server's
+    MemorySampler.report, or None without server_pid."""
     latencies, errors = [], []
     lock = threading.Lock()
     barrier = threading.Barrier(clients + 1)
@@ -103,10 +152,14 @@ def run_clients(address: str, clients: int, requests: int, batch: int):
     for t in threads:
         t.start()
     barrier.wait()
+    sampler = (MemorySampler(server_pid, lambda: len(latencies) + len(errors))
+               if server_pid else None)
     start = time.perf_counter()
     for t in threads:
         t.join()
-    return latencies, errors, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    memory = sampler.stop().report(clients * requests) if sampler else None
+    return latencies, errors, seconds, memory
 
 
 def run_direct(version_dir: str, clients: int, requests: int, batch: int):
@@ -178,8 +231,8 @@ def main():
 
         proc, port = start_server(base, max(64, args.batch))
         try:
-            latencies, errors, seconds = run_clients(f"127.0.0.1:{port}", args.clients,
-                                                     args.requests, args.batch)
+            latencies, errors, seconds, memory = run_clients(
+                f"127.0.0.1:{port}", args.clients, args.requests, args.batch, proc.pid)
         finally:
             proc.terminate()
             proc.wait(30)
@@ -193,6 +246,9 @@ def main():
             print(f"  served: every request failed ({len(errors)} errors)")
         for message in sorted(set(errors))[:3]:
             print(f"    error: {message}")
+        peak, first, last = memory
+        print(f"  server memory: peak RSS {peak:.0f} MiB; {first:.0f} MiB over the first 10% of "
+              f"requests, {last:.0f} MiB over the last 10% (growth {last - first:+.1f} MiB)")
 
         direct = run_direct(version_dir, args.clients, args.requests, args.batch)
         throughput = {}

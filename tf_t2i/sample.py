@@ -32,9 +32,8 @@ def main(argv):
     captions = FLAGS.caption or []
     if not captions:
         t2i_flags.fail("Give at least one --caption.")
-    console.import_tensorflow_quietly()  # TF start-up lines held back
     from tf_t2i import api  # pylint: disable=g-import-not-at-top
-    try:
+    try:  # the checks need no TensorFlow: a bad flag costs no TF start-up
         api.check_captions(captions)
     except ValueError as e:
         t2i_flags.fail(str(e))
@@ -52,6 +51,7 @@ def main(argv):
           f"{model_dir} -> {FLAGS.output}", flush=True)
     if FLAGS.dry_run:
         return
+    console.import_tensorflow_quietly()  # TF start-up lines held back
     from tf_t2i.io import checkpoints  # pylint: disable=g-import-not-at-top
     try:
         model = api.TextToImage.from_run(model_dir, use_ema=FLAGS.use_ema)

@@ -23,7 +23,7 @@ from tests.training import helpers as training_helpers
 ROOT = training_helpers.ROOT
 MODEL_NAME = "t2i"
 CAPTIONS = ("a large red circle in the center", "a small blue square on the left",
-            "", "a green star at the top and a purple cross at the bottom")
+            "zebra", "a green star at the top and a purple cross at the bottom")
 SEEDS = (0, 1, 2, 12345678901)
 _LISTENING_RE = re.compile(r"listening on ([\d.]+):(\d+) \(gRPC\)(?:, REST on [\d.]+:(\d+))?")
 

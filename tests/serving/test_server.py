@@ -47,7 +47,9 @@ def _request(model="t2i", signature="", **inputs):
 # (name, request, expected status code or None for a well-defined answer, message part)
 BAD_REQUESTS = (
     ("empty_caption_list", _request(captions=_strings([]), seeds=_ints([])), None, ""),
-    ("empty_string", _request(captions=_strings([b""]), seeds=_ints([1])), None, ""),
+    ("empty_string", _request(captions=_strings([b"a red circle", b" ,. "]),
+                              seeds=_ints([1, 2])),
+     INVALID, "Empty caption (no word) at index"),
     ("long_caption", _request(captions=_strings([b"red " * 2500]), seeds=_ints([1])), None, ""),
     ("non_utf8", _request(captions=_strings([b"\xff\xfe\xc3\x28 red"]), seeds=_ints([1])),
      None, ""),

@@ -111,6 +111,15 @@ def generate(generator, text_encoder, tokenizer, captions, seeds, z_dim: int,
 
     def run():
         caption_ids = tf.cast(tokenizer.encode(captions), tf.int32)  # [B, T]
+        # A caption without a word (only padding, id 0) conditions on nothing: refused,
+        # as sample and the client refuse it (INVALID_ARGUMENT through a server).
+        empty = tf.where(tf.reduce_all(tf.equal(caption_ids, 0), axis=1))
+        check = tf.debugging.Assert(
+            tf.equal(tf.size(empty), 0),
+            ["Empty caption (no word) at index", empty[:, 0],
+             "of the request: a caption needs at least one word."])
+        with tf.control_dependencies([check]):
+            caption_ids = tf.identity(caption_ids)
         return images_lib.to_uint8(interface.generate_from_captions(
             generator, text_encoder, caption_ids, noise_from_seeds(seeds, z_dim)))
 
