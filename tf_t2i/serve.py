@@ -3,7 +3,8 @@ r"""Serves exported models with TF Serving's gRPC API (and optionally its REST A
   python -m tf_t2i.serve --model_base=export/t2i --port=8500
   python -m tf_t2i.serve --model_base=export/t2i --model_name=t2i --port=8500 \
       --rest_port=8501 --version_labels=stable=1
-  python -m tf_t2i.serve --model_config_file=serving/models.local.config --port=8500
+  python -m tf_t2i.export --model_dir=runs/ssagan --write_model_config=models.local.config
+  python -m tf_t2i.serve --model_config_file=models.local.config --port=8500
 
 Loads the latest version under --model_base (or the versions a TF Serving
 --model_config_file names), replays each version's warmup requests, then listens
