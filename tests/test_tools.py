@@ -1,4 +1,5 @@
-"""The study tools: tools/shapes_quality.py (results JSON) and tools/plot_training.py."""
+"""The study tools: tools/shapes_quality.py (results JSON), tools/plot_training.py and
+tools/plot_ablation.py."""
 
 import importlib.util
 import json
@@ -103,4 +104,36 @@ class PlotTrainingTest(tf.test.TestCase):
         output = os.path.join(model_dir, "curves.png")
         tool.plot(runs, output, {"overall": 0.85, "attribute": 0.75, "all_named": 0.6},
                   ablation=runs)
+        self.assertGreater(os.path.getsize(output), 10_000)
+
+
+class PlotAblationTest(tf.test.TestCase):
+
+    def test_rows_in_order_with_seed_statistics_and_the_figure(self):
+        tmp = self.create_tempdir().full_path
+        def write(name, row, seed, accuracy, curve):
+            with open(os.path.join(tmp, name), "w") as f:
+                json.dump({"row": row, "seed": seed, "steps": 10, "train_seconds": 60.0,
+                           "final": {"attribute_accuracy": accuracy, "shapes_fid": 500.0},
+                           "curve": curve}, f)
+        write("b0.json", "shapes_ssagan_cl_f2f", 0, 0.7,
+              [{"step": 5, "train_seconds": 30.0, "attribute_accuracy": 0.5},
+               {"step": 10, "train_seconds": 60.0, "attribute_accuracy": 0.65},
+               {"step": 10, "train_seconds": 60.0, "attribute_accuracy": 0.7}])
+        write("a0.json", "shapes_ssagan", 0, 0.6, [])
+        write("a1.json", "shapes_ssagan", 1, 0.8, [])
+        with open(os.path.join(tmp, "other.json"), "w") as f:
+            json.dump({"row": "not_an_ablation_row", "final": {"attribute_accuracy": 1.0}}, f)
+        tool = _tool("plot_ablation")
+        rows = tool.read_rows(tmp)
+        self.assertEqual([r.row for r in rows], ["shapes_ssagan", "shapes_ssagan_cl_f2f"])
+        stat = rows[0].metrics["attribute_accuracy"]
+        # Sample standard deviation of 0.6 and 0.8: sqrt((0.1^2 + 0.1^2) / 1).
+        self.assertAllClose([stat.mean, stat.std, stat.count], [0.7, 0.02 ** 0.5, 2])
+        self.assertIsNone(rows[1].metrics["attribute_accuracy"].std)
+        curves = tool.read_curves(tmp)
+        self.assertEqual(list(curves), ["b0.json"])
+        self.assertEqual([(p["step"], p["attribute_accuracy"]) for p in curves["b0.json"]],
+                         [(5, 0.5), (10, 0.7)])
+        output = tool.plot(rows, curves, os.path.join(tmp, "ablation.png"))
         self.assertGreater(os.path.getsize(output), 10_000)
