@@ -71,6 +71,18 @@ def _labels(values):
     return labels
 
 
+class _ServerLogFormatter(logging.Formatter):
+    """`tf_t2i.serve: <message>`, with `warning: ` or `error: ` before a message of
+    those levels."""
+
+    def format(self, record):
+        level = "" if record.levelno <= logging.INFO else f"{record.levelname.lower()}: "
+        text = f"tf_t2i.serve: {level}{record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
 def main(argv):
     if len(argv) > 1:
         t2i_flags.fail(f"Unexpected arguments: {argv[1:]}")
@@ -105,10 +117,15 @@ def main(argv):
     if FLAGS.dry_run:
         return
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    # The server's own log (versions loaded, requests refused) is its output: INFO,
-    # whatever level the console set for the libraries.
-    logging.getLogger("tf_t2i.serve").setLevel(logging.INFO)
+    # The server's own log (versions loaded or refused, what is served) is its output:
+    # INFO whatever level the console set for the libraries, on stdout in order with
+    # the lines printed here, prefixed like them (not absl's "I1202 12:00:00 file.py:N]").
+    server_log = logging.getLogger("tf_t2i.serve")
+    server_log.setLevel(logging.INFO)
+    server_log.propagate = False
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(_ServerLogFormatter())
+    server_log.addHandler(handler)
     console.import_tensorflow_quietly()  # TF start-up lines held back
     from tf_t2i.serving import server as server_lib  # pylint: disable=g-import-not-at-top
     from tf_t2i.serving import errors  # pylint: disable=g-import-not-at-top

@@ -151,6 +151,10 @@ class ServerTest(parameterized.TestCase, tf.test.TestCase):
         self.assertIn("op libraries: plain TensorFlow; keras not imported", self.server.output)
         self.assertIn("Loaded t2i version 1", self.server.output)
         self.assertIn("2 warmup records", self.server.output)
+        # The server's log reads like its other lines, without absl's prefix.
+        self.assertRegex(self.server.output, r"(?m)^tf_t2i\.serve: Loaded t2i version 1 from ")
+        self.assertRegex(self.server.output, r"(?m)^tf_t2i\.serve: Serving t2i version\(s\) 1\.$")
+        self.assertNotRegex(self.server.output, r"(?m)^[IWE]\d{4} .*servable_")
 
     def test_round_trip_gives_decodable_pngs_equal_to_the_in_memory_generator(self):
         captions, seeds = list(helpers.CAPTIONS), list(helpers.SEEDS)
