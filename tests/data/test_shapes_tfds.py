@@ -135,3 +135,10 @@ class ConcurrentPrepareTest(tf.test.TestCase):
         for proc, (out, err) in zip(procs, outputs):
             self.assertEqual(proc.returncode, 0, err[-2000:])
             self.assertEqual(out.strip().splitlines()[-1], "24")
+            self.assertNotIn("%|", err)  # one line instead of TFDS's progress bars
+        # One process generates (and says so in two lines); the other finds it done.
+        said = [out.count("Generating the shapes dataset 64px_train24_test8_seed7 (24 + 8 "
+                          "images)") for out, _ in outputs]
+        self.assertEqual(sorted(said), [0, 1])
+        self.assertEqual(sum(out.count("Generated the shapes dataset in ") for out, _ in outputs),
+                         1)

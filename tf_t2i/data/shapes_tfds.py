@@ -5,6 +5,7 @@ function of the seed and the example index, so the same config always gives
 the same records. Importing this module registers the builder:
 
   import tensorflow_datasets as tfds
+from tensorflow_datasets.core.utils import tqdm_utils
   import tf_t2i.data.shapes_tfds  # Registers "shapes_t2i".
 
   ds = tfds.load("shapes_t2i/64px", split="train", data_dir="/tmp/tfds")
@@ -20,9 +21,11 @@ as "no class" (a mismatched caption then only needs another image).
 import dataclasses
 import io
 import os
+import time
 
 import numpy as np
 import tensorflow_datasets as tfds
+from tensorflow_datasets.core.utils import tqdm_utils
 from PIL import Image
 
 from tf_t2i.data import shapes
@@ -184,5 +187,17 @@ def make_builder(image_size: int = 64, train_size: int = DEFAULT_TRAIN_SIZE,
             # Made again under the lock: a builder reads what is on disk when it is made,
             # and another process may have written the records meanwhile.
             builder = ShapesT2I(config=config, data_dir=data_dir)
-            builder.download_and_prepare()
+            if os.path.exists(os.path.join(builder.data_dir, "dataset_info.json")):
+                return builder  # prepared already: nothing to say
+            print(f"Generating the shapes dataset {name} ({train_size:,} + {test_size:,} "
+                  f"images) into {builder.data_dir} (first use only)...", flush=True)
+            started = time.time()
+            # One line instead of TFDS's progress bars (a dozen bars for a few seconds).
+            was_active = getattr(tqdm_utils, "_active", True)
+            tfds.display_progress_bar(False)
+            try:
+                builder.download_and_prepare()
+            finally:
+                tfds.display_progress_bar(was_active)
+            print(f"Generated the shapes dataset in {time.time() - started:.0f}s.", flush=True)
     return builder
