@@ -8,7 +8,6 @@ after. The server's bad gRPC and REST requests are in tests/serving/test_server.
 """
 
 import concurrent.futures
-import hashlib
 import os
 import shutil
 import subprocess
@@ -150,17 +149,6 @@ CASES = [
 ]
 
 
-def _tree_digests(directory):
-    digests = {}
-    for root, _, names in os.walk(directory):
-        for name in names:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                digests[os.path.relpath(path, directory)] = (
-                    hashlib.sha256(f.read()).hexdigest(), os.stat(path).st_mtime_ns)
-    return digests
-
-
 def _run(module, args):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     return subprocess.run([sys.executable, "-m", f"tf_t2i.{module}", *args], cwd=ROOT,
@@ -192,13 +180,13 @@ class BadInputTest(parameterized.TestCase, tf.test.TestCase):
         np.savez(places["small_npz"], mu=np.zeros(5), sigma=np.eye(5))
         cls.places = places
         watched = ("run", "corrupt", "export", "damsm", "empty", "tmp")
-        cls.before = {name: _tree_digests(places[name]) for name in watched}
+        cls.before = {name: training_helpers.tree_digests(places[name]) for name in watched}
         jobs = {name: (module, [a.format(**places) for a in args])
                 for name, module, args, _ in CASES}
         with concurrent.futures.ThreadPoolExecutor(3) as pool:
             futures = {name: pool.submit(_run, *job) for name, job in jobs.items()}
             cls.results = {name: f.result() for name, f in futures.items()}
-        cls.after = {name: _tree_digests(places[name]) for name in watched}
+        cls.after = {name: training_helpers.tree_digests(places[name]) for name in watched}
 
     def test_there_are_at_least_40_cases_over_eight_binaries(self):
         self.assertGreaterEqual(len(CASES), 40)

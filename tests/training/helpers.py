@@ -9,6 +9,7 @@ Tests that train a run further copy its directory first (`copy_run`).
 import atexit
 import dataclasses
 import functools
+import hashlib
 import os
 import shutil
 import tempfile
@@ -155,6 +156,19 @@ def damsm_initial_weights():
     """[text encoder, image encoder] trainable weights of damsm_run() before training."""
     damsm_run()
     return _DAMSM_RECORDER.initial
+
+
+def tree_digests(directory: str) -> dict:
+    """sha256 and mtime of every file under `directory`, by relative path: equal before
+    and after a command means it wrote nothing there."""
+    digests = {}
+    for root, _, names in os.walk(directory):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                digests[os.path.relpath(path, directory)] = (
+                    hashlib.sha256(f.read()).hexdigest(), os.stat(path).st_mtime_ns)
+    return digests
 
 
 def copy_run(model_dir: str, name: str) -> str:

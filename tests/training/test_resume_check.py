@@ -27,10 +27,11 @@ class CheckCanContinueTest(tf.test.TestCase):
         changed = self.cfg.replace(train={"steps": 6, "g_learning_rate": 5e-5},
                                    loss={"damsm_weight": 3.0},
                                    runtime={"damsm_dir": "/elsewhere/damsm"},
-                                   data={"data_dir": "/data"})
+                                   data={"data_dir": "/data"}, name="renamed")
         self.assertEqual(resume.check_can_continue(self.run_dir, changed), [
             f"--data_data_dir: {self.cfg.data.data_dir} -> /data",
             f"--loss_damsm_weight: {self.cfg.loss.damsm_weight} -> 3.0",
+            f"--experiment_name: {self.cfg.name} -> renamed",
             "--damsm_dir: /runs/damsm -> /elsewhere/damsm",
             f"--train_g_learning_rate: {self.cfg.train.g_learning_rate} -> 5e-05",
             "--train_steps: 2 -> 6",

@@ -80,18 +80,6 @@ def _file_digests(directory):
     return digests
 
 
-def _tree_digests(directory):
-    """sha256 and mtime of every file under `directory`, by relative path."""
-    digests = {}
-    for root, _, names in os.walk(directory):
-        for name in names:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                digests[os.path.relpath(path, directory)] = (
-                    hashlib.sha256(f.read()).hexdigest(), os.stat(path).st_mtime_ns)
-    return digests
-
-
 def _load(model_dir):
     _, _, parts = train_lib.restore_components(model_dir)
     return parts
@@ -314,7 +302,7 @@ class TrainBinaryTest(tf.test.TestCase):
         from tests.serving import helpers as serving_helpers  # pylint: disable=g-import-not-at-top
         run = os.path.join(self.create_tempdir().full_path, "run")
         shutil.copytree(serving_helpers.trained_run(), run)
-        before = _tree_digests(run)
+        before = helpers.tree_digests(run)
         result = _run_binary("tf_t2i.train", *self._flags(f"--model_dir={run}",
                                                           "--gen_arch=attngan"))
         self.assertEqual(result.returncode, 2, result.stderr)
@@ -323,7 +311,7 @@ class TrainBinaryTest(tf.test.TestCase):
         self.assertIn(f"{run} was trained with --gen_arch=ssagan; this command asks for "
                       "--gen_arch=attngan", errors[0])
         self.assertNotIn("Traceback", result.stderr)
-        self.assertEqual(_tree_digests(run), before)
+        self.assertEqual(helpers.tree_digests(run), before)
 
     def test_sample_rejects_an_empty_caption(self):
         result = _run_binary("tf_t2i.sample", f"--model_dir={helpers.scratch_dir()}",

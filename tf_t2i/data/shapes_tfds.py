@@ -5,7 +5,6 @@ function of the seed and the example index, so the same config always gives
 the same records. Importing this module registers the builder:
 
   import tensorflow_datasets as tfds
-from tensorflow_datasets.core.utils import tqdm_utils
   import tf_t2i.data.shapes_tfds  # Registers "shapes_t2i".
 
   ds = tfds.load("shapes_t2i/64px", split="train", data_dir="/tmp/tfds")

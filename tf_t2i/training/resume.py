@@ -56,9 +56,10 @@ def changeable(section: str, field: str) -> bool:
     return (section, field) in CHANGEABLE or (section, None) in CHANGEABLE
 
 
-def _setting(section: str, field: str, value: Any) -> str:
-    name = config_lib.flag_name(section, field) if section else field
-    return f"--{name}={value}"
+def _flag(section: str, field: str) -> str:
+    """The flag that sets a setting; the one top-level field, `name`, is
+    --experiment_name."""
+    return "--" + (config_lib.flag_name(section, field) if section else f"experiment_{field}")
 
 
 def check_can_continue(model_dir: str, cfg: config_lib.ExperimentConfig) -> List[str]:
@@ -81,10 +82,10 @@ def check_can_continue(model_dir: str, cfg: config_lib.ExperimentConfig) -> List
         section, field, old, new = fixed[0]
         more = ""
         if len(fixed) > 1:
-            names = [_setting(s, f, "").rstrip("=") for s, f, _, _ in fixed[1:]]
+            names = [_flag(s, f) for s, f, _, _ in fixed[1:]]
             more = f" (and {len(names)} more: {', '.join(names)})"
         raise RunMismatchError(
-            f"{model_dir} was trained with {_setting(section, field, old)}; this command asks "
-            f"for {_setting(section, field, new)}{more}. Nothing was changed: use a new "
+            f"{model_dir} was trained with {_flag(section, field)}={old}; this command asks "
+            f"for {_flag(section, field)}={new}{more}. Nothing was changed: use a new "
             "--model_dir, or the run's own settings.")
-    return [f"{_setting(s, f, '')[:-1]}: {old} -> {new}" for s, f, old, new in diffs]
+    return [f"{_flag(s, f)}: {old} -> {new}" for s, f, old, new in diffs]
