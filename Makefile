@@ -7,7 +7,7 @@ RUNS ?= runs
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONHASHSEED ?= 0
 
-.PHONY: install demo test test-slow bench ablation clean
+.PHONY: install demo test test-slow bench gpu-check ablation clean
 
 install: $(STAMP)
 
@@ -69,6 +69,15 @@ test-slow: install
 bench: install
 	@if ls benchmarks/*.py >/dev/null 2>&1; then for b in benchmarks/*.py; do $(PY) $$b || exit 1; done; \
 	else echo "no benchmarks yet"; fi
+
+# The prepared GPU check (benchmarks/gpu_check.py): CUB SSA-GAN step in fp32 / bfloat16 /
+# float16 / XLA at batch 24 and the largest batch that fits, EMA G inference, 2-GPU scaling;
+# under 10 minutes, no downloads; table in results/gpu_check.json. Without a GPU: a tiny
+# CPU run of the same rows (~2 min) into results/gpu_check_cpu.json. An installed venv is
+# used as it is (order-only: a newer setup.py does not start a pip install in the window).
+GPU_CHECK_FLAGS ?=
+gpu-check: | $(STAMP)
+	$(PY) benchmarks/gpu_check.py $(GPU_CHECK_FLAGS)
 
 clean:
 	rm -rf $(RUNS) .pytest_cache

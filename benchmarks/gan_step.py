@@ -100,23 +100,26 @@ CALLBACK_VARIANTS = {"bare step": (False, False), "+ EMA statistics every step":
                      "+ both (before the redesign)": (True, True)}
 
 
+def synthetic_batch(cfg, batch_size, vocab_size=64):
+    """One random training batch of the shapes and dtypes the GAN step reads (seed 0)."""
+    rng = np.random.default_rng(0)
+    b, t, size = batch_size, cfg.data.max_caption_length, cfg.data.image_size
+    return {
+        "real_images": tf.constant(rng.uniform(-1, 1, (b, size, size, 3)), tf.float32),
+        "caption_ids": tf.constant(rng.integers(2, vocab_size, (b, t)), tf.int32),
+        "mismatched_ids": tf.constant(rng.integers(2, vocab_size, (b, t)), tf.int32),
+        "caption_ids_2": tf.constant(rng.integers(2, vocab_size, (b, t)), tf.int32),
+        "z": tf.constant(rng.normal(size=(b, cfg.generator.z_dim)), tf.float32),
+        "class_id": tf.fill([b], tf.constant(-1, tf.int64)),
+        "image_id": tf.range(b, dtype=tf.int64),
+    }
+
+
 def time_variant(cfg, args, callback_variant=None):
     vocab = 64
     with tempfile.TemporaryDirectory() as tmp:
         parts = train_lib.GANComponents(cfg, vocab, tmp)
-        rng = np.random.default_rng(0)
-        b, t = args.batch, cfg.data.max_caption_length
-        batch = {
-            "real_images": tf.constant(rng.uniform(-1, 1, (b, args.size, args.size, 3)),
-                                       tf.float32),
-            "caption_ids": tf.constant(rng.integers(2, vocab, (b, t)), tf.int32),
-            "mismatched_ids": tf.constant(rng.integers(2, vocab, (b, t)), tf.int32),
-            "caption_ids_2": tf.constant(rng.integers(2, vocab, (b, t)), tf.int32),
-            "z": tf.constant(rng.normal(size=(b, cfg.generator.z_dim)), tf.float32),
-            "class_id": tf.fill([b], tf.constant(-1, tf.int64)),
-            "image_id": tf.range(b, dtype=tf.int64),
-        }
-        ds = tf.data.Dataset.from_tensors(batch).repeat()
+        ds = tf.data.Dataset.from_tensors(synthetic_batch(cfg, args.batch, vocab)).repeat()
         callbacks = []
         if callback_variant is not None:
             callbacks = [_PerStepHostWork(parts.gan, *CALLBACK_VARIANTS[callback_variant])]

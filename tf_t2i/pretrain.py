@@ -50,8 +50,11 @@ def main(argv):
                   " trainable parameters")
             return
         model_dir = t2i_flags.require_model_dir()
-        t2i_flags.run_or_fail(captioner_lib.run_captioner_pretraining, input_errors, cfg,
-                              model_dir, strategy=strategy)
+        try:
+            t2i_flags.run_or_fail(captioner_lib.run_captioner_pretraining, input_errors, cfg,
+                                  model_dir, strategy=strategy)
+        except runtime.WorkerLostError as e:
+            t2i_flags.fail(str(e), status=1)
         return
     if FLAGS.dry_run:
         source = t2i_flags.run_or_fail(sources.load_source, input_errors, cfg.data, "train")
@@ -60,8 +63,11 @@ def main(argv):
             print(f"  {name}: {count:,} trainable parameters")
         return
     model_dir = t2i_flags.require_model_dir()
-    t2i_flags.run_or_fail(pretrain_lib.run_pretraining, input_errors, cfg, model_dir,
-                          strategy=strategy)
+    try:
+        t2i_flags.run_or_fail(pretrain_lib.run_pretraining, input_errors, cfg, model_dir,
+                              strategy=strategy)
+    except runtime.WorkerLostError as e:
+        t2i_flags.fail(str(e), status=1)
 
 
 if __name__ == "__main__":

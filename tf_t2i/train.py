@@ -60,15 +60,19 @@ def main(argv):
         return
     model_dir = t2i_flags.require_model_dir()
     extra_callbacks = []
-    if FLAGS.eval_every > 0:
+    # Only the chief of a multi-worker run writes the run's evaluations.
+    if FLAGS.eval_every > 0 and runtime.worker_role(strategy).is_chief:
         from tf_t2i.eval import callback as eval_callback  # pylint: disable=g-import-not-at-top
         from tf_t2i.eval import context as eval_context  # pylint: disable=g-import-not-at-top
         extra_callbacks.append(eval_callback.EvaluationCallback(
             model_dir, every=FLAGS.eval_every,
             options=eval_context.EvalOptions(metrics=tuple(FLAGS.eval_metrics),
                                              num_images=FLAGS.eval_num_images)))
-    t2i_flags.run_or_fail(train_lib.run_training, input_errors, cfg, model_dir,
-                          strategy=strategy, extra_callbacks=extra_callbacks)
+    try:
+        t2i_flags.run_or_fail(train_lib.run_training, input_errors, cfg, model_dir,
+                              strategy=strategy, extra_callbacks=extra_callbacks)
+    except runtime.WorkerLostError as e:
+        t2i_flags.fail(str(e), status=1)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,24 @@ class CheckCanContinueTest(tf.test.TestCase):
             self.assertStartsWith(message, f"{self.run_dir} was trained with --")
             self.assertNotIn("\n", message)
 
+    def test_precision_may_change_except_to_float16(self):
+        # A float16 run checkpoints its loss scales; a run trained without has none.
+        to_float16 = self.cfg.replace(runtime={"mixed_precision": "mixed_float16"})
+        with self.assertRaises(resume.RunMismatchError) as raised:
+            resume.check_can_continue(self.run_dir, to_float16)
+        self.assertEqual(
+            str(raised.exception),
+            f"{self.run_dir} was trained with --mixed_precision=none; this command asks for "
+            "--mixed_precision=mixed_float16 (its checkpoints hold no float16 loss scale). "
+            "Nothing was changed: use a new --model_dir, or the run's own settings.")
+        to_bfloat16 = self.cfg.replace(runtime={"mixed_precision": "mixed_bfloat16"})
+        self.assertEqual(resume.check_can_continue(self.run_dir, to_bfloat16),
+                         ["--mixed_precision: none -> mixed_bfloat16"])
+        float16_run = self.create_tempdir().full_path
+        config_lib.save_config(to_float16, float16_run)
+        self.assertEqual(resume.check_can_continue(float16_run, self.cfg),
+                         ["--mixed_precision: mixed_float16 -> none"])
+
     def test_several_differences_are_counted(self):
         cfg = self.cfg.replace(generator={"arch": "attngan", "ngf": 5}, discriminator={"ndf": 3},
                                train={"steps": 9})

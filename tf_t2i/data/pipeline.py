@@ -260,6 +260,25 @@ def _index_stream(num_images: int, seed: int, start_position: int):
     return tf.data.Dataset.zip(positions, images)
 
 
+def _pipeline_share(stream, batch_size: int, ctx: tf.distribute.InputContext):
+    """(the positions of `stream` one input pipeline feeds, per-replica batch size).
+
+    Replicas are numbered worker by worker, so pipeline i feeds the consecutive
+    replicas [i * R_i, (i + 1) * R_i) and, in each global batch, one contiguous slice.
+    """
+    replicas, pipelines = ctx.num_replicas_in_sync, ctx.num_input_pipelines
+    if batch_size % replicas or replicas % pipelines:
+        raise ValueError(f"A global batch of {batch_size} does not divide among {replicas} "
+                         f"replicas fed by {pipelines} input pipelines.")
+    per_replica = batch_size // replicas
+    share = per_replica * (replicas // pipelines)
+    pipeline_id = ctx.input_pipeline_id
+    # Only positions are read for every element; the costly map runs on this share only.
+    mine = stream.filter(lambda position, image:
+                         tf.equal((position % batch_size) // share, pipeline_id))
+    return mine, per_replica
+
+
 def _resize_shorter_side(image, size: int):
     """float [H,W,3] -> shorter side `size`, aspect kept (torchvision's Resize(int))."""
     shape = tf.shape(image)
@@ -342,8 +361,15 @@ def _attach_images(source: ImageCaptionSource, image_size: int):
 def make_train_dataset(source: ImageCaptionSource, bank: CaptionBank, *, batch_size: int,
                        image_size: int, max_length: int = 18, seed: int = 0,
                        start_step: int = 0, noise_dim: int = 0,
-                       hard_negative_fraction: float = 0.0) -> tf.data.Dataset:
+                       hard_negative_fraction: float = 0.0,
+                       input_context: Optional[tf.distribute.InputContext] = None
+                       ) -> tf.data.Dataset:
     """The infinite, deterministic training stream of global batches.
+
+    Element `p` of the stream (global position `p`, batch `p // B`) is a pure function
+    of (seed, p): which image, caption, mismatched caption and noise it gets. That makes
+    batch k the same whatever `start_step` a run resumes from, and lets an input
+    pipeline of a multi-worker run build only its share of each global batch.
 
     Args:
       source: the split, in memory.
@@ -355,6 +381,10 @@ def make_train_dataset(source: ImageCaptionSource, bank: CaptionBank, *, batch_s
       seed: determines order, caption choices and noise.
       start_step: first batch to emit (resume); batch k is identical whatever start_step.
       noise_dim: when > 0, each element also carries `z` [B, noise_dim] ~ N(0, 1).
+      input_context: under `distribute_datasets_from_function`: this pipeline's place.
+        It then yields per-replica batches, for each global batch one per replica it
+        feeds, in replica order: replica r of R gets positions [kB + rB/R, kB + (r+1)B/R)
+        of global batch k, the rows a single device would give it.
       hard_negative_fraction: the share of elements whose mismatched caption is the hard
         negative of its matched caption (`CaptionBank(hard_negatives=...)`; elements whose
         caption has none keep a caption of another image); their mismatched_image_id is
@@ -367,6 +397,8 @@ def make_train_dataset(source: ImageCaptionSource, bank: CaptionBank, *, batch_s
       them; z float32 [B, noise_dim] when asked.
     """
     stream = _index_stream(len(source), seed, start_step * batch_size)
+    if input_context is not None and input_context.num_replicas_in_sync > 1:
+        stream, batch_size = _pipeline_share(stream, batch_size, input_context)
     ds = stream.map(_element_fn(bank, max_length, seed, noise_dim,
                                 augment_seed=source.is_encoded,
                                 hard_negative_fraction=hard_negative_fraction),

@@ -116,6 +116,13 @@ class CheckpointHandle:
         self.checkpoint = _checkpoint(trackables, self._keys)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory,
                                                   max_to_keep=max_to_keep)
+        self.read_directory = self.directory
+
+    def read_from(self, model_dir: str) -> None:
+        """Restores from `model_dir`'s checkpoints while still saving to this handle's own
+        directory: a non-chief worker resumes from the chief's run and writes only to its
+        scratch directory."""
+        self.read_directory = os.path.join(model_dir, CHECKPOINT_SUBDIR)
 
     @property
     def latest(self) -> Optional[str]:
@@ -151,7 +158,7 @@ class CheckpointHandle:
             return path
         if damaged:
             raise CheckpointCorruptError(
-                f"No checkpoint in {self.directory} can be read; the latest, {damaged[0][0]}: "
+                f"No checkpoint in {self.read_directory} can be read; the latest, {damaged[0][0]}: "
                 f"{damaged[0][1]}")
         return None
 
@@ -159,20 +166,25 @@ class CheckpointHandle:
         """The run's checkpoints, newest first: from the `checkpoint` state file, or when
         that is missing or damaged (TF then ignores it) from the files themselves, so
         a run is never silently started again from scratch."""
-        listed = list(reversed(self.manager.checkpoints))
+        directory = self.read_directory
+        if directory == self.directory:
+            listed = self.manager.checkpoints
+        else:
+            state = tf.train.get_checkpoint_state(directory)
+            listed = list(state.all_model_checkpoint_paths) if state else []
         if listed:
-            return listed
+            return list(reversed(listed))
         steps = []
-        if os.path.isdir(self.directory):
-            for name in os.listdir(self.directory):
+        if os.path.isdir(directory):
+            for name in os.listdir(directory):
                 match = re.fullmatch(r"ckpt-(\d+)\.index", name)
                 if match:
                     steps.append(int(match.group(1)))
-        found = [os.path.join(self.directory, f"ckpt-{s}") for s in sorted(steps, reverse=True)]
+        found = [os.path.join(directory, f"ckpt-{s}") for s in sorted(steps, reverse=True)]
         if found:
             logging.warning("%s lists no checkpoint (missing or damaged); using the "
                             "checkpoint files found there, newest first: %s.",
-                            os.path.join(self.directory, "checkpoint"), ", ".join(
+                            os.path.join(directory, "checkpoint"), ", ".join(
                                 os.path.basename(p) for p in found))
         return found
 

@@ -72,7 +72,9 @@ class ModulatedConv2D(keras.layers.Layer):
 
     def call(self, x, w):
         styles = tf.cast(self.styles(w), tf.float32)
-        kernel = tf.convert_to_tensor(self.kernel)
+        # Under a mixed policy Keras reads the kernel in the compute dtype; the
+        # demodulation's sums are float32 like the styles.
+        kernel = tf.cast(self.kernel, tf.float32)
         if not self.demodulate:
             styles *= 1.0 / math.sqrt(
                 self.in_channels * self.kernel_size ** 2)

@@ -53,7 +53,7 @@ class CaptionerTrainer(keras.Model):
                            tf.cast(targets, tf.int32))
         self.loss_tracker.update_state(per_example)
         self.accuracy_tracker.update_state(tf.cast(tf.boolean_mask(correct, mask), tf.float32))
-        return {m.name: m.result() for m in self.metrics}
+        return runtime.fit_logs({m.name: m.result() for m in self.metrics})
 
     def train_step(self, batch):
         global_batch = tf.shape(batch["caption_ids"])[0] * runtime.num_replicas()

@@ -103,13 +103,13 @@ class DAMSMPretrainer(keras.Model):
         self.optimizer.apply(text_grads + grads[len(text_vars):], text_vars + image_vars)
         for name, tracker in self.trackers.items():
             tracker.update_state(terms[name])
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        return runtime.fit_logs({name: tracker.result() for name, tracker in self.trackers.items()})
 
     def test_step(self, batch):
         terms = self.compute_losses(batch, training=False)
         for name, tracker in self.trackers.items():
             tracker.update_state(terms[name])
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        return runtime.fit_logs({name: tracker.result() for name, tracker in self.trackers.items()})
 
 
 class StepDecay(keras.optimizers.schedules.LearningRateSchedule):

@@ -12,15 +12,27 @@ The step is the same for every family; what differs lives in the objects it is g
 
 Every value is per example and reduced with the global batch size, so the gradients
 Keras sums over replicas equal single-device gradients.
+
+In float16 (Keras' mixed_float16) G's and D's losses each have a dynamic loss scale
+(`training/loss_scaling.py`), logged as `g_loss_scale` and `d_loss_scale`. An update
+whose gradients overflow is skipped, yet counted in its optimizer's `iterations`, so the
+step still advances once per batch. What such a step logs:
+* the gradient penalties (d_ma_gp, d_r1) and d_loss only where finite: a penalty is
+  computed from a scaled backward pass, so the overflow that skipped the update makes
+  it NaN too, and the weights were protected (an epoch's mean is of the other steps);
+* every other value as it is: one that is NaN or infinite means the float16 forward
+  pass overflowed, which loss scaling cannot undo (and which may already have reached
+  BatchNorm statistics), so it stops the run as in float32 (`loop.NonFiniteGuard`).
 """
 
-from typing import Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import keras
 import tensorflow as tf
 
 from tf_t2i.data import pipeline
 from tf_t2i.models import interface
+from tf_t2i.training import loss_scaling
 from tf_t2i.training import runtime
 from tf_t2i.training.objectives import base as objectives
 
@@ -59,13 +71,30 @@ class TextToImageGAN(keras.Model):
             if frozen is not None:
                 frozen.trainable = False
         d_extra, g_side = scheme.log_names
+        self.penalty_names = list(d_extra)
         names = ["d_loss", "d_adv", *d_extra, "g_loss", *g_side, *(t.name for t in self.terms)]
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
 
-    def compile(self, g_optimizer, d_optimizer, **kwargs):
+    def compile(self, g_optimizer, d_optimizer, g_loss_scale=None, d_loss_scale=None,
+                **kwargs):
+        """Sets the optimizers and their loss scales (`loss_scaling.LossScale`s); a scale
+        left None is dynamic when G or a D computes in float16, none otherwise. Call it
+        inside the strategy scope: a dynamic scale holds variables."""
         super().compile(**kwargs)
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
+        trained = [self.generator, *self.discriminators]
+        self.g_loss_scale = (loss_scaling.for_models(trained, "g_loss_scale")
+                             if g_loss_scale is None else g_loss_scale)
+        self.d_loss_scale = (loss_scaling.for_models(trained, "d_loss_scale")
+                             if d_loss_scale is None else d_loss_scale)
+
+    @property
+    def dynamic_loss_scales(self) -> Dict[str, loss_scaling.DynamicLossScale]:
+        """{"g_loss_scale": ..., "d_loss_scale": ...}: the dynamic ones only (float16)."""
+        scales = {"g_loss_scale": self.g_loss_scale, "d_loss_scale": self.d_loss_scale}
+        return {name: scale for name, scale in scales.items()
+                if isinstance(scale, loss_scaling.DynamicLossScale)}
 
     @property
     def metrics(self):
@@ -106,6 +135,16 @@ class TextToImageGAN(keras.Model):
         return interface.generate_from_captions(self.generator, self.text_encoder,
                                                 inputs["caption_ids"], inputs["z"], training)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras (TF backend, under a strategy) pulls a first batch and reduces it across
+        # replicas only to learn the input shapes for building unbuilt layers; under
+        # MultiWorkerMirroredStrategy that reduce fails on a dict batch (its collective
+        # reduce takes tensors). Every part of this model is built before fit(), since
+        # its checkpoint needs all variables, so there is nothing to build then.
+        if all(layer.built for layer in self._flatten_layers(include_self=False)):
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     def train_step(self, batch):
         global_batch = tf.shape(batch["real_images"])[0] * runtime.num_replicas()
         average = lambda x: tf.nn.compute_average_loss(x, global_batch_size=global_batch)
@@ -119,22 +158,32 @@ class TextToImageGAN(keras.Model):
                                             c.mask, training=True) for c in captions]
         record = objectives.StepRecord(batch, captions, mismatched, generated, self.step,
                                        self.generator, self.image_encoder)
-        d_values = self.scheme.discriminator_step(record, self.d_optimizer, average)
+        d_values = self.scheme.discriminator_step(record, self.d_optimizer, average,
+                                                  self.d_loss_scale)
 
         with g_tape:  # G against the updated D, on the same fakes
             weighted = self.scheme.generator_terms(record)
             weighted.update({t.name: (t.weight, t(record)) for t in self.terms})
             g_total = tf.add_n([weight * value for weight, value in weighted.values()])
             g_loss = average(g_total)
-        g_vars = self.generator_variables
-        objectives.apply_gradients(self.g_optimizer, g_tape.gradient(g_loss, g_vars), g_vars)
+        self.g_loss_scale.minimize(self.g_optimizer, g_tape, g_loss, self.generator_variables)
         self.update_ema()
 
         values = {"d_loss": tf.add_n(list(d_values.values())), "g_loss": g_total, **d_values}
         values.update({name: value for name, (_, value) in weighted.items()})
+        weights = {}
+        if "d_loss_scale" in self.dynamic_loss_scales:  # see the module docstring
+            for name in ["d_loss", *self.penalty_names]:
+                finite = tf.math.is_finite(values[name])
+                values[name] = tf.where(finite, values[name], tf.zeros_like(values[name]))
+                weights[name] = tf.cast(finite, values[name].dtype)
         for name, tracker in self.trackers.items():
-            tracker.update_state(values[name])
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+            tracker.update_state(values[name], sample_weight=weights.get(name))
+        logs = {name: tracker.result() for name, tracker in self.trackers.items()}
+        # The scale after this step's updates: a halving shows the step that overflowed.
+        logs.update({name: tf.identity(scale.scale)
+                     for name, scale in self.dynamic_loss_scales.items()})
+        return runtime.fit_logs(logs)
 
     # --- EMA ---------------------------------------------------------------------------
 

@@ -3,9 +3,9 @@
 A run's checkpoints only fit models built with the settings they were trained with, and
 a resumed run is only the same experiment if its data, seed and batch stay the same. So
 before anything is written into an existing model_dir, the command's settings are
-compared with the run's: bookkeeping (steps, budgets, logging, runtime), learning rates
-and loss weights may change; everything else must match, or the command stops with one
-line naming what differs and the run is left as it was.
+compared with the run's: bookkeeping (steps, budgets, logging, runtime but a switch to
+float16), learning rates and loss weights may change; everything else must match, or the
+command stops with one line naming what differs and the run is left as it was.
 """
 
 import os
@@ -29,6 +29,13 @@ FIXED = {
     ("loss", "contrastive_projection_dim"),
     ("train", "task"), ("train", "seed"), ("train", "batch_size"), ("train", "ema_decay"),
 }
+# ... and these values, which a run trained otherwise cannot take up: {setting: (value,
+# why)}. A float16 run checkpoints its loss scales (training/loss_scaling.py); it may go on
+# in float32 or bfloat16, leaving them in its checkpoints, but not the other way round.
+FIXED_TARGETS = {
+    ("runtime", "mixed_precision"): ("mixed_float16",
+                                     "its checkpoints hold no float16 loss scale"),
+}
 
 
 class RunMismatchError(config_lib.ConfigError):
@@ -50,8 +57,12 @@ def differences(saved: config_lib.ExperimentConfig,
     return found
 
 
-def changeable(section: str, field: str) -> bool:
+def changeable(section: str, field: str, new: Any = None) -> bool:
+    """Whether a resumed run may change this setting (to `new`)."""
     if (section, field) in FIXED:
+        return False
+    refused = FIXED_TARGETS.get((section, field))
+    if refused is not None and new == refused[0]:
         return False
     return (section, field) in CHANGEABLE or (section, None) in CHANGEABLE
 
@@ -77,15 +88,17 @@ def check_can_continue(model_dir: str, cfg: config_lib.ExperimentConfig) -> List
         raise RunMismatchError(f"{path} cannot be read ({e}); it is not continued. Use a "
                                "new --model_dir.") from e
     diffs = differences(saved, cfg)
-    fixed = [d for d in diffs if not changeable(d[0], d[1])]
+    fixed = [d for d in diffs if not changeable(d[0], d[1], d[3])]
     if fixed:
         section, field, old, new = fixed[0]
         more = ""
         if len(fixed) > 1:
             names = [_flag(s, f) for s, f, _, _ in fixed[1:]]
             more = f" (and {len(names)} more: {', '.join(names)})"
+        why = f" ({FIXED_TARGETS[section, field][1]})" if (section, field) in FIXED_TARGETS \
+            else ""
         raise RunMismatchError(
             f"{model_dir} was trained with {_flag(section, field)}={old}; this command asks "
-            f"for {_flag(section, field)}={new}{more}. Nothing was changed: use a new "
+            f"for {_flag(section, field)}={new}{why}{more}. Nothing was changed: use a new "
             "--model_dir, or the run's own settings.")
     return [f"{_flag(s, f)}: {old} -> {new}" for s, f, old, new in diffs]

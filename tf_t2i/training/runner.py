@@ -75,13 +75,16 @@ class Task:
     def initialize(self, built: Built) -> None:
         """A fresh run's start (no checkpoint): e.g. load pretrained encoders."""
 
-    def make_dataset(self, source, bank, start_step: int) -> tf.data.Dataset:
-        """The training stream from `start_step` on (deterministic in the seed)."""
+    def make_dataset(self, source, bank, start_step: int,
+                     input_context: Optional[tf.distribute.InputContext] = None
+                     ) -> tf.data.Dataset:
+        """The training stream from `start_step` on (deterministic in the seed); under
+        several replicas, the share of it that `input_context`'s pipeline feeds."""
         cfg = self.cfg
         return pipeline.make_train_dataset(
             source, bank, batch_size=cfg.train.batch_size, image_size=cfg.data.image_size,
             max_length=cfg.data.max_caption_length, seed=cfg.train.seed,
-            start_step=start_step, **self.dataset_options())
+            start_step=start_step, input_context=input_context, **self.dataset_options())
 
     def dataset_options(self) -> Dict:
         return {}
@@ -120,54 +123,97 @@ class RunResult(NamedTuple):
 
 def run(task: Task, model_dir: str, strategy: Optional[tf.distribute.Strategy] = None,
         verbose: int = 1, extra_callbacks: Sequence = ()) -> RunResult:
-    """Trains (or resumes) `task` to cfg.train.steps (or for cfg.train.max_seconds)."""
+    """Trains (or resumes) `task` to cfg.train.steps (or for cfg.train.max_seconds).
+
+    In a multi-worker cluster every worker runs this with the same arguments; only the
+    chief writes `model_dir` (and runs the task's callbacks and final evaluation). The
+    other workers restore from the chief's checkpoints and write theirs, which every
+    worker must take part in, to a scratch directory removed at the end.
+    """
+    strategy = strategy or runtime.make_strategy(task.cfg.runtime)
+    role = runtime.worker_role(strategy)
+    if role.is_chief:
+        return _run(task, model_dir, model_dir, strategy, role, verbose, extra_callbacks)
+    scratch = runtime.scratch_dir(role)
+    try:
+        return _run(task, model_dir, scratch, strategy, role, verbose, ())
+    finally:
+        runtime.remove_scratch_dir(scratch)
+
+
+def _run(task: Task, model_dir: str, write_dir: str, strategy: tf.distribute.Strategy,
+         role: runtime.WorkerRole, verbose: int, extra_callbacks: Sequence) -> RunResult:
     cfg = task.cfg
     # Before anything is written: an existing run is only continued with settings its
     # checkpoints fit (see resume.py).
     changes = resume.check_can_continue(model_dir, cfg)
     if changes:
         runtime.log_info(f"Continuing {model_dir} with changed settings: {'; '.join(changes)}.")
-    strategy = strategy or runtime.make_strategy(cfg.runtime)
     replicas = strategy.num_replicas_in_sync
     if cfg.train.batch_size % replicas:
         raise config_lib.ConfigError(
             f"--train_batch_size={cfg.train.batch_size} does not divide among the {replicas} "
             f"replicas (each takes an equal share): use a multiple of {replicas}.")
+    if role.count > 1 and cfg.train.max_seconds > 0:
+        # Each worker's clock would stop it at its own step, leaving the others waiting.
+        raise config_lib.ConfigError(
+            "--train_max_seconds cannot end a run of several workers (each would stop at "
+            "its own step): use --train_steps.")
     runtime.set_precision(cfg.runtime)
     keras.utils.set_random_seed(cfg.train.seed)
     started = time.time()
     train_source = sources.load_source(cfg.data, "train")
-    os.makedirs(model_dir, exist_ok=True)
-    tok = task.prepare(model_dir, train_source)
+    os.makedirs(write_dir, exist_ok=True)
+    if not role.is_chief:  # the vocabulary a resumed run already has
+        vocab = os.path.join(model_dir, tokenizer_lib.VOCAB_FILENAME)
+        if os.path.exists(vocab):
+            shutil.copy(vocab, write_dir)
+    tok = task.prepare(write_dir, train_source)
     cfg = task.cfg
     bank = task.caption_bank(train_source, tok)
+    workers = f" on {role.count} workers (this is worker {role.index})" if role.count > 1 else ""
     runtime.log_info(f"Data: {len(train_source)} training images ({time.time() - started:.1f}s); "
-                     f"{strategy.num_replicas_in_sync} replica(s).")
+                     f"{strategy.num_replicas_in_sync} replica(s){workers}.")
 
     with strategy.scope():
-        built = task.build(tok.vocab_size, model_dir)
+        built = task.build(tok.vocab_size, write_dir)
+        if write_dir != model_dir:
+            built.checkpoint.read_from(model_dir)
         restored = built.checkpoint.restore_or_initialize()
         if restored is None:
             task.initialize(built)
     # Only once the checkpoint fits: a failed restore leaves the run's config as it was.
-    config_lib.save_config(cfg, model_dir)
+    config_lib.save_config(cfg, write_dir)
     for name, count in built.parts.parameter_counts().items():
         runtime.log_info(f"  {name}: {count:,} parameters")
 
     step_fn = lambda: int(built.step.numpy())
-    history = loop.fit_to_total_steps(
-        built.trainer, lambda start: task.make_dataset(train_source, bank, start),
-        built.checkpoint, step_fn, restored, total_steps=cfg.train.steps,
-        steps_per_epoch=cfg.train.steps_per_epoch,
-        checkpoint_every=cfg.train.checkpoint_every, max_seconds=cfg.train.max_seconds,
-        log_dir=os.path.join(model_dir, "logs"), verbose=verbose,
-        before_save=lambda: task.before_save(built),
-        after_checkpoint=[*task.callbacks(built, tok, model_dir), *extra_callbacks])
+    make_dataset = lambda start: runtime.distribute_input(
+        strategy, lambda ctx: task.make_dataset(train_source, bank, start, ctx))
+    # Sample grids and in-training evaluations only write outputs: the chief's job.
+    outputs = [*task.callbacks(built, tok, model_dir), *extra_callbacks] if role.is_chief else []
+    try:
+        history = loop.fit_to_total_steps(
+            built.trainer, make_dataset, built.checkpoint, step_fn, restored,
+            total_steps=cfg.train.steps, steps_per_epoch=cfg.train.steps_per_epoch,
+            checkpoint_every=cfg.train.checkpoint_every, max_seconds=cfg.train.max_seconds,
+            log_dir=os.path.join(write_dir, "logs"), verbose=verbose,
+            before_save=lambda: task.before_save(built), after_checkpoint=outputs)
+    except (tf.errors.UnavailableError, tf.errors.AbortedError) as e:
+        if role.count <= 1:
+            raise
+        # A lost peer aborts every collective: the job is restarted as a whole and resumes
+        # from the chief's last checkpoint (Keras' BackupAndRestore semantics).
+        cause = " ".join(str(e).split())[:160]
+        raise runtime.WorkerLostError(
+            f"A worker of this {role.count}-worker run stopped ({cause}); restart every "
+            f"worker with the same command: the run resumes from its latest checkpoint in "
+            f"{model_dir}/checkpoints.") from e
     train_seconds = time.time() - started
     runtime.log_info(f"Trained to step {step_fn()} in {train_seconds:.0f}s; outputs in "
                      f"{model_dir}")
 
-    results = task.evaluate(built, tok)
+    results = task.evaluate(built, tok) if role.is_chief else None
     if results is not None and task.results_filename:
         results.update({"split": "test", "step": step_fn(),
                         "train_seconds": round(train_seconds, 1)})

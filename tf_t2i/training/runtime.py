@@ -2,7 +2,9 @@
 
 import json
 import os
-from typing import List, Optional
+import shutil
+import tempfile
+from typing import Callable, List, NamedTuple, Optional
 
 import keras
 import tensorflow as tf
@@ -40,6 +42,67 @@ def make_strategy(runtime: config_lib.RuntimeConfig) -> tf.distribute.Strategy:
     if len(gpus) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+class WorkerRole(NamedTuple):
+    """This process's place in a (multi-worker) cluster.
+
+    Attributes:
+      index: this worker's number among `count` (the chief is 0).
+      count: the number of worker processes (1 without a cluster).
+      is_chief: whether this process writes the run's directory.
+    """
+    index: int = 0
+    count: int = 1
+    is_chief: bool = True
+
+
+def worker_role(strategy: tf.distribute.Strategy) -> WorkerRole:
+    """Who this process is in `strategy`'s cluster: a lone process is its own chief.
+
+    As TF_CONFIG and Keras' multi-worker guide define it: the chief is the task of type
+    "chief" when the cluster has one, else worker 0.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    spec = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    if not spec or resolver.task_type is None:
+        return WorkerRole()
+    chiefs = len(spec.get("chief", []))
+    count = chiefs + len(spec.get("worker", []))
+    task_type, task_id = resolver.task_type, int(resolver.task_id or 0)
+    if task_type == "chief":
+        return WorkerRole(0, count, True)
+    index = chiefs + task_id
+    return WorkerRole(index, count, index == 0)
+
+
+class WorkerLostError(RuntimeError):
+    """A worker of a multi-worker run stopped (killed, preempted) during training."""
+
+
+def scratch_dir(role: WorkerRole) -> str:
+    """A temporary directory for what a non-chief worker must write but nobody reads
+    (its checkpoints, its TensorBoard logs): Keras' multi-worker pattern, since every
+    worker takes part in saving a checkpoint of distributed variables."""
+    return tempfile.mkdtemp(prefix=f"tf_t2i_worker{role.index}_")
+
+
+def remove_scratch_dir(path: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def distribute_input(strategy: tf.distribute.Strategy,
+                     dataset_fn: Callable[[Optional[tf.distribute.InputContext]],
+                                          tf.data.Dataset]):
+    """The training stream as `fit()` takes it on `strategy`.
+
+    Over several replicas each input pipeline (one per worker) builds only its own
+    replicas' share of every global batch (`distribute_datasets_from_function`), so the
+    global batch and the data order do not depend on how many workers read them.
+    """
+    if strategy.num_replicas_in_sync <= 1:
+        return dataset_fn(None)
+    return strategy.distribute_datasets_from_function(dataset_fn)
 
 
 def set_precision(runtime: config_lib.RuntimeConfig) -> None:
@@ -83,9 +146,34 @@ def gather_batch(tensors):
     if ctx is None or ctx.num_replicas_in_sync <= 1:
         return tensors, lambda x: x
     n_local = tf.shape(tf.nest.flatten(tensors)[0])[0]
-    gathered = tf.nest.map_structure(lambda t: ctx.all_gather(t, axis=0), tensors)
     start = tf.cast(ctx.replica_id_in_sync_group, tf.int32) * n_local
+    after = (ctx.num_replicas_in_sync - 1) * n_local - start
+
+    def placed(t):  # this replica's rows at their place in the global batch, zeros elsewhere
+        return tf.pad(t, [[start, after]] + [[0, 0]] * (len(t.shape) - 1))
+
+    # A sum of zero-padded slices, not `all_gather`: MultiWorkerMirroredStrategy's
+    # all_gather fails inside a replica function ("destinations can not be empty"). The
+    # sum is exact (every element is one value plus zeros), and its gradient, the summed
+    # upstream gradients, sends each replica the gradient of its own rows. One reduce per
+    # tensor: the multi-worker one packs what it is given into one tensor of one dtype.
+    gathered = tf.nest.map_structure(
+        lambda t: ctx.all_reduce(tf.distribute.ReduceOp.SUM, placed(t)), tensors)
     return gathered, lambda x: x[start:start + n_local]
+
+
+def fit_logs(logs):
+    """A train/test step's logged values, in the form `fit()` can reduce over replicas.
+
+    Keras reduces a step's outputs under MultiWorkerMirroredStrategy with a mean over
+    axis 0, which fails on scalars: there each value gets a leading axis of 1 (the mean
+    over it and the replicas is then the replicas' mean, as elsewhere).
+    """
+    strategy = tf.distribute.get_strategy()
+    if (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and strategy.extended._in_multi_worker_mode()):  # pylint: disable=protected-access
+        return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+    return logs
 
 
 def _scale(grad, factor):

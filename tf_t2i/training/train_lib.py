@@ -118,8 +118,10 @@ class GANComponents:
         self.projection_head = None
         if loss.contrastive_projection_dim > 0 and max(loss.f2r_weight, loss.f2f_weight) > 0:
             dim = loss.contrastive_projection_dim
+            # float32 under any policy: its output is what NT-Xent compares.
             self.projection_head = keras.Sequential(
-                [keras.layers.Dense(dim, activation="relu"), keras.layers.Dense(dim)],
+                [keras.layers.Dense(dim, activation="relu", dtype="float32"),
+                 keras.layers.Dense(dim, dtype="float32")],
                 name="projection_head")
             self.projection_head.build([None, cfg.text.hidden_dim])
         self.scheme = objectives.build_scheme(factory.adversarial_loss(cfg), self.discriminators,
@@ -154,6 +156,8 @@ class GANComponents:
             trackables["captioner"] = self.captioner
         if self.projection_head is not None:
             trackables["projection_head"] = self.projection_head
+        # float16 only: other runs' checkpoints keep their layout.
+        trackables.update(self.gan.dynamic_loss_scales)
         self.checkpoint = checkpoints.CheckpointHandle(model_dir, cfg.train.max_checkpoints,
                                                        **trackables)
 

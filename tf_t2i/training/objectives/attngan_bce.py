@@ -15,6 +15,7 @@ from typing import Dict, Sequence, Tuple
 import tensorflow as tf
 
 from tf_t2i.losses import adversarial
+from tf_t2i.training import loss_scaling
 from tf_t2i.training.objectives import base
 from tf_t2i.training.objectives import registry
 
@@ -64,9 +65,11 @@ class AttnGANBCE(base.AdversarialScheme):
         return (["d_r1"] if self.r1_gamma > 0 else [],
                 ["g_adv"] + (["g_kl"] if self.kl_weight > 0 else []))
 
-    def r1(self, reals, sentence) -> tf.Tensor:
+    def r1(self, reals, sentence,
+           loss_scale: loss_scaling.LossScale = loss_scaling.NONE) -> tf.Tensor:
         """Per-example R1 summed over stages, on the conditional plus unconditional logits
-        of real matched pairs."""
+        of real matched pairs; `loss_scale` (D's, in float16) scales the backward pass of
+        dD/dx too."""
         total = 0.0
         for disc, real in zip(self.discriminators, reals):
             with tf.GradientTape(watch_accessed_variables=False) as tape:
@@ -77,16 +80,19 @@ class AttnGANBCE(base.AdversarialScheme):
                         disc.conditional_logits(features, sentence, training=True), tf.float32))
                     + tf.reduce_sum(tf.cast(
                         disc.unconditional_logits(features, training=True), tf.float32)))
-            total += adversarial.r1_penalty(tape.gradient(logits, real), gamma=self.r1_gamma)
+            total += adversarial.r1_penalty(loss_scale.gradient(tape, logits, real),
+                                            gamma=self.r1_gamma)
         return total
 
-    def lazy_r1(self, reals, sentence, step) -> tf.Tensor:
+    def lazy_r1(self, reals, sentence, step,
+                loss_scale: loss_scaling.LossScale = loss_scaling.NONE) -> tf.Tensor:
         """R1 every `r1_interval` steps (counted by `step`), scaled by the interval;
         zeros on the other steps, without computing the penalty."""
         if self.r1_interval == 1:
-            return self.r1(reals, sentence)
+            return self.r1(reals, sentence, loss_scale)
         due = tf.equal(step % self.r1_interval, 0)
-        return tf.cond(due, lambda: float(self.r1_interval) * self.r1(reals, sentence),
+        return tf.cond(due,
+                       lambda: float(self.r1_interval) * self.r1(reals, sentence, loss_scale),
                        lambda: tf.zeros([tf.shape(reals[0])[0]]))
 
     def _stage_loss(self, disc, real, fake, sentence, mismatched):
@@ -99,7 +105,8 @@ class AttnGANBCE(base.AdversarialScheme):
             uncond_real=disc.unconditional_logits(real_features, training=True),
             uncond_fake=disc.unconditional_logits(fake_features, training=True))
 
-    def discriminator_step(self, record, optimizer, average) -> Dict[str, tf.Tensor]:
+    def discriminator_step(self, record, optimizer, average,
+                           loss_scale=loss_scaling.NONE) -> Dict[str, tf.Tensor]:
         sizes = [int(x.shape[1]) for x in record.generated[0].stages]
         reals = resize_to_stages(record.real_images, sizes)
         variables = self.trainable_variables
@@ -111,10 +118,11 @@ class AttnGANBCE(base.AdversarialScheme):
                 for disc, real, fake in zip(self.discriminators, reals, generated.stages)])
             total = d_adv
             if self.r1_gamma > 0:
-                values["d_r1"] = self.lazy_r1(reals, record.captions[0].sentence, record.step)
+                values["d_r1"] = self.lazy_r1(reals, record.captions[0].sentence, record.step,
+                                              loss_scale)
                 total = d_adv + values["d_r1"]
             loss = average(total)
-        base.apply_gradients(optimizer, tape.gradient(loss, variables), variables)
+        loss_scale.minimize(optimizer, tape, loss, variables)
         values["d_adv"] = d_adv
         return values
 

@@ -18,6 +18,7 @@ from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 import tensorflow as tf
 
 from tf_t2i.models import interface
+from tf_t2i.training import loss_scaling
 
 
 class EncodedCaption(NamedTuple):
@@ -121,9 +122,12 @@ class AdversarialScheme:
     def trainable_variables(self) -> List[tf.Variable]:
         return [v for d in self.discriminators for v in d.trainable_variables]
 
-    def discriminator_step(self, record: StepRecord, optimizer,
-                           average: Average) -> Dict[str, tf.Tensor]:
-        """Updates the discriminators; returns per-example "d_adv" and any penalty."""
+    def discriminator_step(self, record: StepRecord, optimizer, average: Average,
+                           loss_scale: loss_scaling.LossScale = loss_scaling.NONE
+                           ) -> Dict[str, tf.Tensor]:
+        """Updates the discriminators through `loss_scale.minimize` (D's loss scale, also
+        for the backward pass inside a gradient penalty); returns per-example "d_adv" and
+        any penalty."""
         raise NotImplementedError
 
     def generator_terms(self, record: StepRecord) -> Dict[str, Tuple[float, tf.Tensor]]:
@@ -162,9 +166,3 @@ class GeneratorTerm:
 
     def __call__(self, record: StepRecord) -> tf.Tensor:
         raise NotImplementedError
-
-
-def apply_gradients(optimizer, grads, variables):
-    """Applies the gradients that exist (the reference D owns shortcut convs it never uses)."""
-    pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
-    optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])

@@ -16,6 +16,7 @@ from typing import Dict, Sequence, Tuple
 import tensorflow as tf
 
 from tf_t2i.losses import adversarial
+from tf_t2i.training import loss_scaling
 from tf_t2i.training.objectives import base
 from tf_t2i.training.objectives import registry
 
@@ -57,18 +58,23 @@ class HingeMAGP(base.AdversarialScheme):
     def log_names(self):
         return ["d_ma_gp"], ["g_adv"]
 
-    def ma_gp(self, real_images, sentence) -> tf.Tensor:
-        """Per-example MA-GP on real matched pairs: k * ||(dD/dx, dD/ds)||^p."""
+    def ma_gp(self, real_images, sentence,
+              loss_scale: loss_scaling.LossScale = loss_scaling.NONE) -> tf.Tensor:
+        """Per-example MA-GP on real matched pairs: k * ||(dD/dx, dD/ds)||^p.
+
+        `loss_scale` (D's, in float16) scales the backward pass of dD/dx, dD/ds too.
+        """
         d = self.discriminator
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch([real_images, sentence])
             total = tf.reduce_sum(tf.cast(d.logits(d(real_images, training=True), sentence),
                                           tf.float32))
-        image_grads, sentence_grads = tape.gradient(total, [real_images, sentence])
+        image_grads, sentence_grads = loss_scale.gradient(tape, total, [real_images, sentence])
         return adversarial.matching_aware_gradient_penalty(
             image_grads, sentence_grads, weight=self.ma_gp_weight, power=self.ma_gp_power)
 
-    def discriminator_step(self, record, optimizer, average) -> Dict[str, tf.Tensor]:
+    def discriminator_step(self, record, optimizer, average,
+                           loss_scale=loss_scaling.NONE) -> Dict[str, tf.Tensor]:
         d, real = self.discriminator, record.real_images
         sentence = record.captions[0].sentence
         variables = self.trainable_variables
@@ -80,14 +86,15 @@ class HingeMAGP(base.AdversarialScheme):
                     d.logits(d(tf.stop_gradient(fake), training=True), caption.sentence),
                     d.logits(real_features, record.mismatched))
                 for fake, caption in zip(record.fakes, record.captions)])
-            ma_gp = self.ma_gp(real, sentence) if self.ma_gp_mode == "joint" else None
+            joint = self.ma_gp_mode == "joint"
+            ma_gp = self.ma_gp(real, sentence, loss_scale) if joint else None
             loss = average(d_adv if ma_gp is None else d_adv + ma_gp)
-        base.apply_gradients(optimizer, tape.gradient(loss, variables), variables)
+        loss_scale.minimize(optimizer, tape, loss, variables)
         if ma_gp is None:
             with tf.GradientTape() as tape:
-                ma_gp = self.ma_gp(real, sentence)
+                ma_gp = self.ma_gp(real, sentence, loss_scale)
                 loss = average(ma_gp)
-            base.apply_gradients(optimizer, tape.gradient(loss, variables), variables)
+            loss_scale.minimize(optimizer, tape, loss, variables)
         return {"d_adv": d_adv, "d_ma_gp": ma_gp}
 
     def generator_terms(self, record) -> Dict[str, Tuple[float, tf.Tensor]]:
