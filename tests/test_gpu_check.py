@@ -125,10 +125,13 @@ class GPUCheckTest(tf.test.TestCase, parameterized.TestCase):
     @pytest.mark.slow
     def test_cpu_fallback_fills_the_table(self):
         output = os.path.join(self.create_tempdir().full_path, "check.json")
-        seconds, stdout = _run(output)
+        # The CPU default budget is 120 s; on a loaded machine importing and the first row
+        # alone can take 80 s, so the test gives more and checks that the script keeps it.
+        budget = 400
+        seconds, stdout = _run(output, f"--budget_s={budget}")
         print(f"gpu_check CPU fallback: {seconds:.0f}s\n{stdout}")
         self.assertIn("no GPU", stdout)
-        self.assertLess(seconds, 180)  # a 120 s budget, the last row's overrun, the exit
+        self.assertLess(seconds, budget + 60)  # the last row's overrun, the exit
         with open(output) as f:
             rows = {r["name"]: r for r in json.load(f)["rows"]}
         self.assertEqual(list(rows), ROWS)
@@ -149,7 +152,7 @@ class GPUCheckTest(tf.test.TestCase, parameterized.TestCase):
                 self.assertIsNone(row["ratio_to_fp32"], name)
         # The distinct code paths run first, so that they always fit the budget.
         for name in ("step fp32", "inference fp32", "2 devices fp32"):
-            self.assertEqual(rows[name]["status"], "ok", rows[name])
+            self.assertEqual(rows[name]["status"], "ok", str(rows[name]))
         self.assertEqual(rows["step fp32"]["ratio_to_fp32"], 1.0)
         self.assertEqual(rows["2 devices fp32"]["batch"], 2 * rows["step fp32"]["batch"])
         self.assertEqual(rows["largest batch fp32"]["batch"], 4)  # 2, doubled to the cap
