@@ -7,7 +7,7 @@ RUNS ?= runs
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export PYTHONHASHSEED ?= 0
 
-.PHONY: install demo test test-slow bench gpu-check ablation clean
+.PHONY: install browser demo test test-slow bench gpu-check ablation clean
 
 install: $(STAMP)
 
@@ -53,7 +53,22 @@ demo: install
 	@echo "  Exported model:                $(EXPORT_BASE)/<version> (serve it: serving/README.md)"
 	@echo "  Served images (gRPC client):   $(RUNS)/demo_served.png"
 
-test: install
+# Headless Chromium for the page's browser test (tests/serving/test_ui_browser.py), and
+# nginx for its run of serving/nginx.conf: Debian's chromium, chromium-driver and
+# nginx-light, installed when missing and this is root with apt; otherwise (or offline)
+# those tests are skipped with the reason, and `make test` goes on.
+BROWSER_TOOLS := command -v chromium && command -v chromedriver && \
+	{ command -v nginx || test -x /usr/sbin/nginx; }
+browser:
+	@if { $(BROWSER_TOOLS); } >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing chromium, chromium-driver and nginx-light (apt) for the browser test"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends chromium chromium-driver nginx-light >/dev/null; } || \
+		echo "warning: not installed; tests/serving/test_ui_browser.py skips what needs them."; \
+	else echo "note: no chromium/chromedriver/nginx and no root apt: browser tests skipped."; fi
+
+test: install browser
 	$(PY) -m pytest -q -rs -m "not slow" tests
 
 # The paper's ablation on shapes (4 SSA-GAN rows x 3 seeds, about 30 min a run on 2 cores):
@@ -63,7 +78,7 @@ ABLATION_FLAGS ?=
 ablation: install
 	$(PY) -m tf_t2i.ablate $(ABLATION_FLAGS)
 
-test-slow: install
+test-slow: install browser
 	$(PY) -m pytest -q -rs -m slow tests
 
 bench: install

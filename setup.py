@@ -28,6 +28,10 @@ DEV_REQUIRES = [
     # Keras port's parity test. tf_t2i itself never imports torch. Pinned: an unpinned
     # torch pulls several GB of CUDA.
     "torch==2.13.0",
+    # Drives the system's Chromium (Debian's chromium + chromium-driver, which `make test`
+    # installs where it can) in the page's browser test, tests/serving/test_ui_browser.py.
+    # 4.51: 4.52 needs a certifi newer than the package index here offers.
+    "selenium==4.51.0",
 ]
 
 setup(
@@ -40,6 +44,7 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require={"dev": DEV_REQUIRES},
     include_package_data=True,
-    # The tiny CUB / COCO trees the TFDS builder tests read (tfds.testing).
-    package_data={"tf_t2i.data": ["dummy_data/**/*"]},
+    # The tiny CUB / COCO trees the TFDS builder tests read (tfds.testing); the page of
+    # `tf_t2i.serve --ui_port` (read by tf_t2i/serving/ui_server.py).
+    package_data={"tf_t2i.data": ["dummy_data/**/*"], "tf_t2i.serving": ["ui/*"]},
 )

@@ -90,6 +90,10 @@ CASES = [
     ("sample_bad_truncation", "sample", ("--model_dir={run}", "--caption=a",
                                          "--truncation_psi=2", "--output={tmp}/g.png"),
      "--truncation_psi must be in [0, 1]"),
+    ("sample_huge_map_sheet", "sample", ("--model_dir={run}", "--caption=a red circle",
+                                         "--with_maps", "--num_samples=65",
+                                         "--output={tmp}/m.png"),
+     "65 rows is more than a map sheet holds (at most 64)"),
     # tf_t2i.export
     ("export_missing_model_dir", "export", ("--model_dir={tmp}/nope",
                                             "--export_base={tmp}/e"), "does not exist"),
@@ -128,6 +132,8 @@ CASES = [
      "entries look like stable=3"),
     ("serve_unknown_policy", "serve", ("--model_base={export}", "--model_version_policy=some"),
      "--model_version_policy=some"),
+    ("serve_page_without_rest", "serve", ("--model_base={export}", "--ui_port=0"),
+     "--ui_port needs --rest_port"),
     # tf_t2i.client
     ("client_no_caption", "client", ("--output={tmp}/c.png",), "Give at least one --caption"),
     ("client_empty_caption", "client", ("--caption=", "--output={tmp}/c.png"), "Empty caption"),

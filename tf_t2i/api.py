@@ -5,6 +5,8 @@
     model = tf_t2i.TextToImage.from_export("exports/t2i")      # or the served SavedModel
     images = model.generate(["a large red circle in the center"], seeds=[0])
     model.save_grid(["a small blue square on the left"], "grid.png", samples_per_caption=8)
+    maps = model.generate_with_maps(["a small blue square on the left"], seeds=[0])
+    model.save_map_sheet(["a small blue square on the left"], "maps.png")
 
 Both constructors compute the same function the server does (`export_lib.generate`):
 the caption is tokenized with the run's vocabulary and the noise of each image comes from
@@ -15,15 +17,19 @@ from its export, and from a TF Serving request.
 import contextlib
 import json
 import os
-from typing import Callable, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
 Seeds = Union[None, int, Sequence[int]]
 # Images drawn per generator call: memory stays bounded whatever the number asked.
 GENERATE_BATCH = 64
+# Images (with M maps each, M up to 2 * 18 at 256 px) per generate_with_maps call.
+MAPS_BATCH = 8
 # A grid's images; more is not something to look at (use generate in a loop).
 MAX_GRID_IMAGES = 1024
+# Rows of a map sheet (each an image and its maps).
+MAX_MAP_SHEET_ROWS = 64
 
 
 class TextToImage:
@@ -37,8 +43,9 @@ class TextToImage:
 
     def __init__(self, generate_fn: Callable, image_size: int, source: str,
                  use_ema: Optional[bool] = None, style_generator=None, vocabulary=None,
-                 max_words: Optional[int] = None):
+                 max_words: Optional[int] = None, maps_fn: Optional[Callable] = None):
         self._generate_fn = generate_fn
+        self._maps_fn = maps_fn
         self._style_generator = style_generator
         self.image_size = int(image_size)
         self.source = source
@@ -79,10 +86,13 @@ class TextToImage:
         def generate(captions, seeds):
             return module(captions, seeds)["images"].numpy()
 
+        def generate_with_maps(captions, seeds):
+            return module.with_maps(captions, seeds)
+
         # Style generators read `truncation_psi`; SSA-GAN and AttnGAN have none.
         style = module.generator if hasattr(module.generator, "truncation_psi") else None
         return cls(generate, module.image_size, info["checkpoint"], use_ema, style,
-                   tokenizer.vocabulary, info["max_caption_length"])
+                   tokenizer.vocabulary, info["max_caption_length"], generate_with_maps)
 
     @classmethod
     def from_export(cls, path: str) -> "TextToImage":
@@ -111,8 +121,16 @@ class TextToImage:
                             seeds=tf.constant(seeds, tf.int64))
             return out[export_lib.IMAGES].numpy()
 
+        maps_signature = loaded.signatures.get(export_lib.GENERATE_WITH_MAPS)
+
+        def generate_with_maps(captions, seeds):
+            return maps_signature(captions=tf.constant(captions, tf.string),
+                                  seeds=tf.constant(seeds, tf.int64))
+
+        # Exports written before the signature existed draw images, not maps.
         model = cls(generate, image_size, version_dir, info.get("use_ema"),
-                    max_words=info.get("max_caption_length"))
+                    max_words=info.get("max_caption_length"),
+                    maps_fn=generate_with_maps if maps_signature is not None else None)
         model._loaded = loaded  # keeps the SavedModel's variables and tables alive
         return model
 
@@ -173,6 +191,71 @@ class TextToImage:
         grid = callbacks.render_grid(images, captions, samples_per_caption)
         return callbacks.save_png_atomic(grid, path)
 
+    def generate_with_maps(self, captions: Union[str, Sequence[str]], seeds: Seeds = None,
+                           truncation_psi: Optional[float] = None) -> Dict[str, np.ndarray]:
+        """Draws one image per caption with the generator's maps: where it drew what.
+
+        The images equal `generate`'s. The maps are those of the export's
+        `generate_with_maps` signature (`tf_t2i.serving.signatures`): SSA-GAN's predicted
+        mask per generator block, or the AttnGAN family's word attention per later
+        stage and caption position (each divided by its maximum), resized to the image.
+
+        Args: as `generate`.
+
+        Returns:
+          {"images": uint8 [B, H, W, 3], "maps": float32 [B, M, H, W] in [0, 1],
+           "map_labels": str [B, M], "map_words": str [B, M] ("" for a map of no word)}.
+
+        Raises:
+          ValueError: as `generate`, or an export written before the signature existed.
+        """
+        if self._maps_fn is None:
+            raise ValueError(f"{self.source} has no generate_with_maps signature (exported "
+                             "before it existed): export the run again.")
+        captions = [captions] if isinstance(captions, str) else list(captions)
+        check_captions(captions)
+        seeds = self._seeds(captions, seeds)
+        if truncation_psi is None:
+            context = contextlib.nullcontext()
+        elif self._style_generator is None:
+            raise ValueError(f"truncation_psi applies to the style generators of a run "
+                             f"(from_run); {self.source} has none to set.")
+        else:
+            context = _truncation(self._style_generator, truncation_psi)
+        parts = []
+        with context:
+            # Each image and its maps depend on its own caption and seed only. No caption
+            # is one (empty) call too: it still says how many maps an image has.
+            for start in range(0, max(1, len(captions)), MAPS_BATCH):
+                stop = start + MAPS_BATCH
+                parts.append(self._maps_fn(captions[start:stop], seeds[start:stop]))
+        out = {}
+        for key in ("images", "maps", "map_labels", "map_words"):
+            value = np.concatenate([np.asarray(p[key]) for p in parts])
+            if value.dtype == object:  # strings come back as bytes
+                value = np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])(value)
+            out[key] = value
+        return out
+
+    def save_map_sheet(self, captions: Union[str, Sequence[str]], path: str,
+                       samples_per_caption: int = 1, seed: int = 0,
+                       truncation_psi: Optional[float] = None) -> str:
+        """A PNG sheet: one row per caption and seed (seed, seed + 1, ...) with the image
+        and its maps over it, labelled (`tf_t2i.serving.map_sheet`). Returns the path."""
+        from tf_t2i.serving import map_sheet  # pylint: disable=g-import-not-at-top
+        from tf_t2i.training import callbacks  # pylint: disable=g-import-not-at-top
+        captions = [captions] if isinstance(captions, str) else list(captions)
+        if samples_per_caption < 1:
+            raise ValueError(f"samples_per_caption must be >= 1, got {samples_per_caption}.")
+        check_map_sheet_size(len(captions), samples_per_caption)
+        rows = [c for c in captions for _ in range(samples_per_caption)]
+        seeds = [seed + j for _ in captions for j in range(samples_per_caption)]
+        out = self.generate_with_maps(rows, seeds, truncation_psi)
+        titles = [f"{caption} (seed {s})" for caption, s in zip(rows, seeds)]
+        sheet = map_sheet.render_map_sheet(out["images"], out["maps"],
+                                           out["map_labels"].tolist(), titles)
+        return callbacks.save_png_atomic(sheet, path)
+
     @staticmethod
     def _seeds(captions, seeds) -> np.ndarray:
         if seeds is None:
@@ -194,6 +277,15 @@ def check_grid_size(num_captions: int, samples_per_caption: int) -> None:
         raise ValueError(f"{num_captions} caption(s) x {samples_per_caption} samples = {total:,} "
                          f"images is more than a grid holds (at most {MAX_GRID_IMAGES:,}); draw "
                          "fewer, or call TextToImage.generate in a loop.")
+
+
+def check_map_sheet_size(num_captions: int, samples_per_caption: int) -> None:
+    """Raises ValueError when a map sheet would have more than MAX_MAP_SHEET_ROWS rows."""
+    rows = num_captions * samples_per_caption
+    if rows > MAX_MAP_SHEET_ROWS:
+        raise ValueError(f"{num_captions} caption(s) x {samples_per_caption} samples = {rows} "
+                         f"rows is more than a map sheet holds (at most {MAX_MAP_SHEET_ROWS}); "
+                         "draw fewer, or call TextToImage.generate_with_maps in a loop.")
 
 
 def check_captions(captions: Sequence[str]) -> None:

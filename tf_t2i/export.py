@@ -5,9 +5,11 @@ r"""Exports a trained run as a SavedModel version that TF Serving (or tf_t2i.ser
       --nouse_ema --write_model_config=serving/models.local.config
 
 Writes `<export_base>/<version>/` (the next free number unless --version is given)
-atomically, with signatures `serving_default(captions, seeds)` and
-`generate_unseeded(captions)` and TF Serving warmup requests. Everything comes from
-`<model_dir>/config.json`, its vocabulary and its last checkpoint.
+atomically, with signatures `serving_default(captions, seeds)`,
+`generate_unseeded(captions)`, `generate_with_maps(captions, seeds)` and
+`caption_words(captions)` (see `tf_t2i.serving.signatures`) and TF Serving warmup
+requests. Everything comes from `<model_dir>/config.json`, its vocabulary and its last
+checkpoint.
 """
 
 import os
@@ -27,7 +29,8 @@ flags.DEFINE_boolean("use_ema", True, "Export the EMA generator (when the run ha
                      "--nouse_ema exports the raw generator.")
 flags.DEFINE_string("model_name", "t2i", "Served model name (warmup requests and the config "
                     "snippet).")
-flags.DEFINE_list("warmup_batch_sizes", ["1", "8"], "One warmup request per batch size.")
+flags.DEFINE_list("warmup_batch_sizes", ["1", "8"], "One serving_default warmup request per "
+                  "batch size (plus one of batch 1 for each explainability signature).")
 flags.DEFINE_string("write_model_config", None, "Also write a TF Serving models.config "
                     "snippet for this model to this file.")
 flags.DEFINE_string("model_config_base_path", None, "base_path in that snippet (default: the "

@@ -7,6 +7,14 @@ r"""Writes a grid of generated images for the given captions.
 Image j of every row is drawn with noise seed --seed + j, as `tf_t2i.TextToImage`
 and the exported model draw it: the grid shows what the server returns for those
 (caption, seed) pairs.
+
+  python -m tf_t2i.sample --model_dir=runs/ssagan --with_maps \
+      --caption="a large red circle in the center" --output=maps.png
+
+`--with_maps` writes a sheet instead: one row per caption and seed (--num_samples rows
+per caption, 1 unless given) with the image and the generator's maps over it, as the
+export's `generate_with_maps` returns them: SSA-GAN's predicted mask per generator
+block, or the AttnGAN family's attention per later stage on each word of the caption.
 """
 
 from absl import app
@@ -24,6 +32,9 @@ flags.DEFINE_boolean("use_ema", True, "Sample from the EMA generator (--nouse_em
                      "generator).")
 flags.DEFINE_float("truncation_psi", None, "Style generators: truncation toward the average "
                    "style for this grid (1: none); default: the run's config.")
+flags.DEFINE_boolean("with_maps", False, "Write a sheet of each image with the generator's "
+                     "maps (SSA-GAN: masks per block; AttnGAN family: word attention per "
+                     "stage) instead of a grid; --num_samples rows per caption (default 1).")
 
 
 def main(argv):
@@ -37,18 +48,26 @@ def main(argv):
         api.check_captions(captions)
     except ValueError as e:
         t2i_flags.fail(str(e))
-    if FLAGS.num_samples < 1:
-        t2i_flags.fail(f"--num_samples must be >= 1, got {FLAGS.num_samples}.")
+    # A map sheet has a row per image: one per caption unless asked for more.
+    num_samples = FLAGS.num_samples
+    if FLAGS.with_maps and not FLAGS["num_samples"].present:
+        num_samples = 1
+    if num_samples < 1:
+        t2i_flags.fail(f"--num_samples must be >= 1, got {num_samples}.")
     try:
-        api.check_grid_size(len(captions), FLAGS.num_samples)
+        if FLAGS.with_maps:
+            api.check_map_sheet_size(len(captions), num_samples)
+        else:
+            api.check_grid_size(len(captions), num_samples)
     except ValueError as e:
-        t2i_flags.fail(f"--num_samples={FLAGS.num_samples}: {e}")
+        t2i_flags.fail(f"--num_samples={num_samples}: {e}")
     psi = FLAGS.truncation_psi
     if psi is not None and not 0.0 <= psi <= 1.0:
         t2i_flags.fail(f"--truncation_psi must be in [0, 1], got {psi}.")
     model_dir = t2i_flags.require_model_dir(must_exist=True)
-    print(f"Sampling {FLAGS.num_samples} images for each of {len(captions)} caption(s) from "
-          f"{model_dir} -> {FLAGS.output}", flush=True)
+    maps = " with their maps" if FLAGS.with_maps else ""
+    print(f"Sampling {num_samples} image(s){maps} for each of {len(captions)} caption(s) "
+          f"from {model_dir} -> {FLAGS.output}", flush=True)
     if FLAGS.dry_run:
         return
     console.import_tensorflow_quietly()  # TF start-up lines held back
@@ -61,8 +80,12 @@ def main(argv):
         for caption in model.too_long(captions):
             print(f"warning: {caption!r} has more than {model.max_words} words; the model "
                   f"reads the first {model.max_words}.")
-        path = model.save_grid(captions, FLAGS.output, samples_per_caption=FLAGS.num_samples,
-                               seed=FLAGS.seed, truncation_psi=psi)
+        if FLAGS.with_maps:
+            path = model.save_map_sheet(captions, FLAGS.output, samples_per_caption=num_samples,
+                                        seed=FLAGS.seed, truncation_psi=psi)
+        else:
+            path = model.save_grid(captions, FLAGS.output, samples_per_caption=num_samples,
+                                   seed=FLAGS.seed, truncation_psi=psi)
     except (FileNotFoundError, ValueError, checkpoints.CheckpointMismatchError) as e:
         t2i_flags.fail(str(e))
     print(f"Wrote {path} ({'EMA' if FLAGS.use_ema else 'raw'} generator"

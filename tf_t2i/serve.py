@@ -5,12 +5,14 @@ r"""Serves exported models with TF Serving's gRPC API (and optionally its REST A
       --rest_port=8501 --version_labels=stable=1
   python -m tf_t2i.export --model_dir=runs/ssagan --write_model_config=models.local.config
   python -m tf_t2i.serve --model_config_file=models.local.config --port=8500
+  python -m tf_t2i.serve --model_base=export/t2i --rest_port=8501 --ui_port=8080
 
 Loads the latest version under --model_base (or the versions a TF Serving
 --model_config_file names), replays each version's warmup requests, then listens
 on --host (127.0.0.1 by default). New versions appearing under the base path are
 loaded within --file_system_poll_wait_seconds. Stop it with Ctrl-C or SIGTERM.
---port=0 picks a free port; the "listening" line says which.
+--port=0 picks a free port; the "listening" line says which. --ui_port serves a page to
+try the model in a browser (http://127.0.0.1:8080/), which calls the REST API.
 """
 
 import sys
@@ -48,6 +50,9 @@ flags.DEFINE_string("host", "127.0.0.1", "Interface to bind (0.0.0.0 exposes the
 flags.DEFINE_integer("port", 8500, "gRPC port (0: any free port).", lower_bound=0)
 flags.DEFINE_integer("rest_port", None, "REST port (TF Serving's --rest_api_port); off "
                      "unless given (0: any free port).", lower_bound=0)
+flags.DEFINE_integer("ui_port", None, "Port of a web page to try the model in a browser "
+                     "(needs --rest_port; the page calls the REST API); off unless given "
+                     "(0: any free port).", lower_bound=0)
 flags.DEFINE_integer("max_batch_size", 64, "Largest dimension 0 of a request; above it "
                      "requests get INVALID_ARGUMENT.", lower_bound=1)
 flags.DEFINE_integer("num_threads", 16, "Requests handled concurrently.", lower_bound=1)
@@ -83,6 +88,22 @@ class _ServerLogFormatter(logging.Formatter):
         return text
 
 
+def _start_ui(server, model):
+    """The page (tf_t2i.serving.ui_server) beside the REST API it forwards to."""
+    from tf_t2i.serving import ui_server  # pylint: disable=g-import-not-at-top
+    # Bound to every interface, the REST API is still reachable on loopback.
+    rest_host = "127.0.0.1" if FLAGS.host in ("0.0.0.0", "") else FLAGS.host
+    ui = ui_server.UIServer((rest_host, server.bound_rest_port),
+                            ui_server.ui_config_for_model(model, FLAGS.max_batch_size),
+                            host=FLAGS.host, port=FLAGS.ui_port)
+    try:
+        ui.start()
+    except OSError as e:
+        server.stop()
+        t2i_flags.fail(str(e), status=1)
+    return ui
+
+
 def main(argv):
     if len(argv) > 1:
         t2i_flags.fail(f"Unexpected arguments: {argv[1:]}")
@@ -97,6 +118,9 @@ def main(argv):
                        "first: python -m tf_t2i.export).")
     if FLAGS.model_config_file and not os.path.isfile(FLAGS.model_config_file):
         t2i_flags.fail(f"--model_config_file={FLAGS.model_config_file} does not exist.")
+    if FLAGS.ui_port is not None and FLAGS.rest_port is None:
+        t2i_flags.fail("--ui_port needs --rest_port (the page talks to the model through "
+                       "the REST API).")
     metrics_path = None
     if FLAGS.monitoring_config_file:
         if FLAGS.rest_port is None:
@@ -113,7 +137,9 @@ def main(argv):
             if FLAGS.model_base else f"the models of {FLAGS.model_config_file}")
     print(f"Serving {what} on {FLAGS.host}:{FLAGS.port} (gRPC)"
           + (f" and {FLAGS.host}:{FLAGS.rest_port} (REST)" if FLAGS.rest_port is not None
-             else ""), flush=True)
+             else "")
+          + (f", page on {FLAGS.host}:{FLAGS.ui_port}" if FLAGS.ui_port is not None else ""),
+          flush=True)
     if FLAGS.dry_run:
         return
 
@@ -156,6 +182,9 @@ def main(argv):
     except OSError as e:
         t2i_flags.fail(str(e), status=1)
 
+    ui = None
+    if FLAGS.ui_port is not None:
+        ui = _start_ui(server, models[0])
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
@@ -166,12 +195,15 @@ def main(argv):
           flush=True)
     loaded = {m.name: sorted(m.available()) for m in models}
     rest = f", REST on {FLAGS.host}:{server.bound_rest_port}" if server.bound_rest_port else ""
+    rest += f", page on {ui.url}" if ui else ""
     # Tests and scripts wait for this exact line.
     print(f"tf_t2i.serve: listening on {FLAGS.host}:{port} (gRPC){rest}; versions {loaded}",
           flush=True)
     while not stopping.wait(0.5):
         pass
     print("tf_t2i.serve: stopping", flush=True)
+    if ui:
+        ui.stop()
     server.stop()
 
 

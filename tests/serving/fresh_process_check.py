@@ -4,7 +4,7 @@
 
 Blocks keras, keras_hub, tensorflow_text and tf_t2i before importing TensorFlow, so
 the op registry is plain TensorFlow's; then lists every op of the SavedModel (graph and
-all function bodies) that the registry lacks, loads it, and runs both signatures on
+all function bodies) that the registry lacks, loads it, and runs every signature on
 the inputs. Writes the outputs and a report to OUT.npz.
 """
 
@@ -47,6 +47,8 @@ def main(version_dir, inputs_path, out_path):
     again = model.signatures["serving_default"](captions=captions, seeds=seeds)
     unseeded = model.signatures["generate_unseeded"](captions=captions)
     other = model.signatures["serving_default"](captions=captions, seeds=seeds + 1)
+    with_maps = model.signatures["generate_with_maps"](captions=captions, seeds=seeds)
+    words = model.signatures["caption_words"](captions=captions)
     report = {"ops": ops, "unregistered": unregistered,
               "signatures": sorted(model.signatures.keys()),
               "blocked_still_blocked": all(sys.modules.get(n) is None for n in BLOCKED),
@@ -54,7 +56,9 @@ def main(version_dir, inputs_path, out_path):
     np.savez(out_path, images=seeded["images"].numpy(),
              png_bytes=np.array(seeded["png_bytes"].numpy(), dtype=object),
              unseeded_images=unseeded["images"].numpy(), other_images=other["images"].numpy(),
-             report=json.dumps(report))
+             maps_images=with_maps["images"].numpy(), maps=with_maps["maps"].numpy(),
+             map_labels=np.array(with_maps["map_labels"].numpy(), dtype=object),
+             num_words=words["num_words"].numpy(), report=json.dumps(report))
 
 
 if __name__ == "__main__":

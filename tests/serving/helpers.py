@@ -26,6 +26,7 @@ CAPTIONS = ("a large red circle in the center", "a small blue square on the left
             "zebra", "a green star at the top and a purple cross at the bottom")
 SEEDS = (0, 1, 2, 12345678901)
 _LISTENING_RE = re.compile(r"listening on ([\d.]+):(\d+) \(gRPC\)(?:, REST on [\d.]+:(\d+))?")
+_PAGE_RE = re.compile(r"page on (http://[\d.]+:\d+/)")
 
 
 def subprocess_env() -> dict:
@@ -106,15 +107,19 @@ class ServerProcess:
     Args:
       *args: flags for the server besides --host and --port.
       rest: also serve REST on a free port.
+      page: also serve the web page (--ui_port) on a free port (needs rest).
     """
 
-    def __init__(self, *args: str, rest: bool = False):
+    def __init__(self, *args: str, rest: bool = False, page: bool = False):
         cmd = [sys.executable, "-m", "tf_t2i.serve", "--host=127.0.0.1", "--port=0", *args]
         if rest:
             cmd.append("--rest_port=0")
+        if page:
+            cmd.append("--ui_port=0")
         self.lines: List[str] = []
         self.port: Optional[int] = None
         self.rest_port: Optional[int] = None
+        self.page_url: Optional[str] = None
         self._ready = threading.Event()
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=subprocess_env(), stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
@@ -130,6 +135,8 @@ class ServerProcess:
             if match:
                 self.port = int(match.group(2))
                 self.rest_port = int(match.group(3)) if match.group(3) else None
+                page = _PAGE_RE.search(line)
+                self.page_url = page.group(1) if page else None
                 self._ready.set()
         self._ready.set()
 

@@ -1,5 +1,6 @@
 """The TF Serving deployment files in serving/, the README's commands and `make demo`."""
 
+import json
 import os
 import re
 
@@ -8,6 +9,7 @@ import tensorflow as tf
 from tensorflow_serving.config import model_server_config_pb2
 
 from tests.serving import helpers
+from tf_t2i.serving import rest
 
 SERVING = os.path.join(helpers.ROOT, "serving")
 # tensorflow_serving/servables/tensorflow/session_bundle_config.proto BatchingParameters
@@ -66,7 +68,7 @@ class DeploymentFilesTest(tf.test.TestCase):
         except ImportError:
             yaml = None
         if yaml is not None:
-            (service,) = yaml.safe_load(text)["services"].values()
+            service = yaml.safe_load(text)["services"]["tf-serving"]
             flags = service["command"]
             volumes = service["volumes"]
             image = service["image"]
@@ -87,6 +89,28 @@ class DeploymentFilesTest(tf.test.TestCase):
             self.assertEqual(mounted[value], f"./{name}")
         self.assertIn("--enable_batching=true", flags)
         self.assertIn("--rest_api_port=8501", flags)
+
+    def test_docker_compose_serves_the_page_through_nginx(self):
+        text = _read("docker-compose.yml")
+        ui = text.split("\n  ui:\n", 1)[1]
+        self.assertRegex(ui, r"image: nginx:")
+        self.assertIn('"127.0.0.1:8080:8080"', ui)  # local only, as the other ports
+        volumes = dict(reversed(v.split(":")[:2]) for v in re.findall(r"- (\S+:/\S+)", ui))
+        self.assertEqual(volumes["/etc/nginx/conf.d/default.conf"], "./nginx.conf")
+        self.assertEqual(volumes["/etc/t2i-ui/ui-config.json"], "./ui-config.json")
+        ui_dir = os.path.normpath(os.path.join(SERVING, volumes["/usr/share/nginx/t2i-ui"]))
+        self.assertEqual(ui_dir, os.path.join(helpers.ROOT, "tf_t2i", "serving", "ui"))
+        nginx = _read("nginx.conf")
+        self.assertIn("root /usr/share/nginx/t2i-ui;", nginx)
+        self.assertIn("alias /etc/t2i-ui/ui-config.json;", nginx)
+        self.assertIn("proxy_pass http://tf-serving:8501;", nginx)  # the service's REST port
+        # The body limit of tf_t2i.serve's REST API and page (nginx's "m" is MiB).
+        self.assertIn(f"client_max_body_size {rest.MAX_BODY_BYTES // 2 ** 20}m;", nginx)
+        # The page's config matches the deployment: batching.config's limit.
+        config = json.loads(_read("ui-config.json"))
+        self.assertEqual(config["model"], "t2i")
+        self.assertIn("max_batch_size { value: 64 }", _read("batching.config"))
+        self.assertEqual(config["max_batch_size"], 64)
 
     def test_readme_has_the_commands(self):
         readme = _read("README.md")

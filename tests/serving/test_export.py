@@ -164,13 +164,15 @@ class ExportedModelTest(parameterized.TestCase, tf.test.TestCase):
             log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
             request = log.predict_log.request
             self.assertEqual(request.model_spec.name, "t2i")
-            self.assertEqual(request.model_spec.signature_name, "serving_default")
             captions = tf.make_ndarray(request.inputs["captions"])
-            seeds = tf.make_ndarray(request.inputs["seeds"])
-            self.assertEqual(seeds.dtype, np.int64)
-            self.assertEqual(len(captions), len(seeds))
-            sizes.append(len(seeds))
-        self.assertEqual(sizes, [1, 8])
+            if "seeds" in request.inputs:
+                seeds = tf.make_ndarray(request.inputs["seeds"])
+                self.assertEqual(seeds.dtype, np.int64)
+                self.assertEqual(len(captions), len(seeds))
+            sizes.append((request.model_spec.signature_name, len(captions)))
+        # serving_default per batch size, then each explainability signature once.
+        self.assertEqual(sizes, [("serving_default", 1), ("serving_default", 8),
+                                 ("generate_with_maps", 1), ("caption_words", 1)])
 
     def test_signatures_are_batched_on_dimension_0(self):
         from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
@@ -191,6 +193,20 @@ class ExportedModelTest(parameterized.TestCase, tf.test.TestCase):
                              [-1, 64, 64, 3])
             for info in list(signature.inputs.values()) + list(signature.outputs.values()):
                 self.assertEqual(info.tensor_shape.dim[0].size, -1)  # batch dimension first
+        explainability = {
+            "generate_with_maps": {"images": tf.uint8, "png_bytes": tf.string,
+                                   "maps": tf.float32, "map_png_bytes": tf.string,
+                                   "map_labels": tf.string, "map_words": tf.string},
+            "caption_words": {"words": tf.string, "in_vocabulary": tf.bool,
+                              "num_words": tf.int32}}
+        for name, outputs in explainability.items():
+            signature = signatures[name]
+            self.assertEqual({k: tf.as_dtype(v.dtype) for k, v in signature.outputs.items()},
+                             outputs)
+            for info in list(signature.inputs.values()) + list(signature.outputs.values()):
+                self.assertEqual(info.tensor_shape.dim[0].size, -1)
+        self.assertEqual([d.size for d in signatures["generate_with_maps"].outputs["maps"]
+                          .tensor_shape.dim], [-1, 5, 64, 64])
 
     def test_fresh_tensorflow_only_process_gives_the_in_memory_images(self):
         tmp = self.create_tempdir().full_path
@@ -217,7 +233,8 @@ class ExportedModelTest(parameterized.TestCase, tf.test.TestCase):
         self.assertContainsSubset({"EncodePng", "StatelessRandomNormalV2", "StringSplitV2",
                                    "LookupTableFindV2"}, report["ops"])
         self.assertTrue(report["blocked_still_blocked"])
-        self.assertEqual(report["signatures"], ["generate_unseeded", "serving_default"])
+        self.assertEqual(report["signatures"], ["caption_words", "generate_unseeded",
+                                                "generate_with_maps", "serving_default"])
 
         byte_captions = [c.encode("latin-1") for c in captions]
         model = helpers.in_memory_model()
@@ -231,6 +248,12 @@ class ExportedModelTest(parameterized.TestCase, tf.test.TestCase):
             self.assertNotAllEqual(other, image)  # another seed, another image
         unseeded = model(byte_captions, export_lib.caption_seeds(byte_captions))["images"]
         self.assertAllEqual(result["unseeded_images"], unseeded)
+        # The explainability signatures run on plain TensorFlow too (tiny.cfg: SSA-GAN, 64
+        # px, five blocks, so five masks); their images are serving_default's.
+        self.assertAllEqual(result["maps_images"], result["images"])
+        self.assertEqual(result["maps"].shape, (len(captions), 5, 64, 64))
+        self.assertEqual(result["map_labels"][0, 3], b"mask, block 3 (32x32)")
+        self.assertEqual(result["num_words"][:3].tolist(), [7, 7, 1])
 
     def test_raw_generator_differs_from_ema(self):
         captions, seeds = list(helpers.CAPTIONS[:2]), [0, 1]

@@ -150,7 +150,7 @@ class ServerTest(parameterized.TestCase, tf.test.TestCase):
     def test_serves_with_plain_tensorflow_ops(self):
         self.assertIn("op libraries: plain TensorFlow; keras not imported", self.server.output)
         self.assertIn("Loaded t2i version 1", self.server.output)
-        self.assertIn("2 warmup records", self.server.output)
+        self.assertIn("4 warmup records", self.server.output)
         # The server's log reads like its other lines, without absl's prefix.
         self.assertRegex(self.server.output, r"(?m)^tf_t2i\.serve: Loaded t2i version 1 from ")
         self.assertRegex(self.server.output, r"(?m)^tf_t2i\.serve: Serving t2i version\(s\) 1\.$")
@@ -190,9 +190,14 @@ class ServerTest(parameterized.TestCase, tf.test.TestCase):
         self.assertEqual(caught.exception.code(), grpc.StatusCode.NOT_FOUND)
         self.assertEqual(caught.exception.details(), "Could not find any versions of model nope")
 
-    def test_metadata_lists_both_signatures(self):
+    def test_metadata_lists_every_signature(self):
         signatures = self.client.signature_defs()
-        self.assertContainsSubset({"serving_default", "generate_unseeded"}, signatures)
+        self.assertContainsSubset({"serving_default", "generate_unseeded",
+                                   "generate_with_maps", "caption_words"}, signatures)
+        self.assertEqual(sorted(signatures["generate_with_maps"].outputs),
+                         ["images", "map_labels", "map_png_bytes", "map_words", "maps",
+                          "png_bytes"])
+        self.assertEqual(sorted(signatures["caption_words"].inputs), ["captions"])
         self.assertEqual(sorted(signatures["serving_default"].inputs), ["captions", "seeds"])
         self.assertEqual(sorted(signatures["generate_unseeded"].outputs),
                          ["images", "png_bytes"])
@@ -306,6 +311,27 @@ class ServerTest(parameterized.TestCase, tf.test.TestCase):
         with self.assertRaises(urllib.error.HTTPError) as caught:
             self._post(f"http://{rest}/v1/models/t2i:predict", {"instances": [{"seeds": 1}]})
         self.assertEqual(caught.exception.code, 400)
+
+    def test_rest_explainability_signatures(self):
+        rest = f"http://127.0.0.1:{self.server.rest_port}/v1/models/t2i"
+        body = {"signature_name": "generate_with_maps",
+                "instances": [{"captions": "a red circle", "seeds": 7}]}
+        (row,) = self._post(f"{rest}:predict", body)["predictions"]
+        self.assertAllEqual(np.asarray(row["images"], np.uint8),
+                            self.client.generate(["a red circle"], [7])[0])
+        self.assertLen(row["map_png_bytes"], 5)  # tiny.cfg's SSA-GAN: a mask per block
+        maps = np.asarray(row["maps"], np.float32)
+        for encoded, values in zip(row["map_png_bytes"], maps):
+            pixels = np.array(Image.open(io.BytesIO(base64.b64decode(encoded["b64"]))))
+            self.assertAllEqual(pixels, np.round(values * 255))
+        self.assertEqual(row["map_labels"][0], "mask, block 0 (4x4)")
+        self.assertEqual(row["map_words"], [""] * 5)
+        # caption_words: a one-input signature; its bool output is JSON true / false.
+        words = self._post(f"{rest}:predict", {"signature_name": "caption_words",
+                                               "instances": ["a red zebra"]})["predictions"]
+        self.assertEqual(words[0]["words"][:4], ["a", "red", "zebra", ""])
+        self.assertEqual(words[0]["in_vocabulary"][:4], [True, True, False, False])
+        self.assertEqual(words[0]["num_words"], 3)
 
     def test_prometheus_metrics(self):
         self.client.generate(["a red circle"], [1])

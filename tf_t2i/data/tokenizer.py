@@ -96,6 +96,16 @@ class CaptionTokenizer:
         t = max_length or self.max_length
         return self.tokenize(captions)[:, :t].to_tensor(default_value=PAD_ID, shape=[None, t])
 
+    def words(self, captions, max_length: int = None) -> tf.Tensor:
+        """string [B] -> string [B, T]: the tokens `encode` turns into ids, as text (out of
+        vocabulary ones included), "" padded; position t of both is the same word."""
+        t = max_length or self.max_length
+        captions = tf.convert_to_tensor(captions, tf.string)
+        # The vectorizer's own steps (standardize, then whitespace split), so that a
+        # word here always sits where its id does.
+        tokens = tf.strings.split(_standardize(captions))
+        return tokens[:, :t].to_tensor(default_value=PAD_TOKEN, shape=[None, t])
+
     def decode(self, ids) -> List[str]:
         """int [B, T] -> captions with padding dropped and OOV shown as [UNK]."""
         table = [PAD_TOKEN, OOV_TOKEN] + self.vocabulary

@@ -5,9 +5,15 @@ SSA-GAN's generator is conditioned on the sentence embedding only and returns
 over word features and returns a dict with one image per stage plus the conditioning
 augmentation's `mu` / `logvar`. Callers use these functions instead of calling a generator
 directly, so that nothing downstream depends on the family.
+
+`generate_with_maps` also returns what each family computes about *where* it draws:
+SSA-GAN's predicted masks (one per generator block) and the AttnGAN family's word
+attention (one map per later stage and caption position), for the explainability
+outputs of sampling and export. Both are computed by every forward pass anyway, so the
+training path is unchanged; only this function reads them.
 """
 
-from typing import List, NamedTuple, Optional
+from typing import List, NamedTuple, Optional, Tuple
 
 import tensorflow as tf
 
@@ -80,14 +86,118 @@ def generate(generator, z, sentence, words=None, word_mask=None,
     Returns:
       A `Generated`.
     """
+    return _run(generator, z, sentence, words, word_mask, training)[0]
+
+
+def _run(generator, z, sentence, words, word_mask, training):
+    """(Generated, the generator's own maps): SSA-GAN's masks [B, s, s, 1] per block, or
+    the AttnGAN family's attention [B, s, s, T] per later stage."""
     if conditions_on_words(generator):
         if words is None or word_mask is None:
             raise ValueError(f"{generator.name} attends over words: pass words and word_mask.")
         out = generator(z, sentence, words, word_mask, training=training,
                         noise_seed=noise_seeds_from(z))
-        return Generated(list(out["images"]), out.get("mu"), out.get("logvar"))
-    images, _ = generator(z, sentence, training=training)
-    return Generated([images])
+        generated = Generated(list(out["images"]), out.get("mu"), out.get("logvar"))
+        return generated, list(out["attention"])
+    images, masks = generator(z, sentence, training=training)
+    return Generated([images]), list(masks)
+
+
+class MapLayout(NamedTuple):
+    """What the maps of `generate_with_maps` are, fixed by the generator and T.
+
+    Attributes:
+      labels: one per map: "mask, block 3 (32x32)" (SSA-GAN: the mask that gates
+        generator block 3, at that block's resolution) or "stage 2 (64x64)" (AttnGAN
+        family: the word attention of stage 2, counting from 1, computed at 64 x 64).
+      word_positions: one per map: the caption position (0-based) a word-attention map
+        belongs to, -1 for a map tied to no word.
+      resolutions: one per map: the side of the feature map it was computed at.
+    """
+    labels: Tuple[str, ...]
+    word_positions: Tuple[int, ...]
+    resolutions: Tuple[int, ...]
+
+    @property
+    def num_maps(self) -> int:
+        return len(self.labels)
+
+
+# The AttnGAN family's first stage draws 64 px; each later stage attends over the words
+# at its input resolution (the previous stage's) and doubles it.
+_FIRST_STAGE_SIZE = 64
+
+
+def map_layout(generator, max_words: int) -> MapLayout:
+    """The maps `generate_with_maps` returns for this generator and caption length T.
+
+    SSA-GAN: one mask per generator block, M = number of blocks (each block's
+    semantic-spatial batch norms are gated by a mask predicted from the previous block's
+    output, the first from the fc output). AttnGAN family: M = (stages - 1) * T, map
+    `(s - 2) * T + t` is stage s's attention on caption position t; a 64 px model has
+    one stage and so no word attention (M = 0).
+    """
+    if conditions_on_words(generator):
+        labels, positions, sizes = [], [], []
+        for stage in range(2, generator.num_stages + 1):
+            size = _FIRST_STAGE_SIZE * 2 ** (stage - 2)
+            labels += [f"stage {stage} ({size}x{size})"] * max_words
+            positions += list(range(max_words))
+            sizes += [size] * max_words
+        return MapLayout(tuple(labels), tuple(positions), tuple(sizes))
+    # Block k runs at 4 * 2^k px (4 px doubled k times).
+    sizes = tuple(4 * 2 ** block for block in range(len(generator.blocks)))
+    return MapLayout(tuple(f"mask, block {k} ({s}x{s})" for k, s in enumerate(sizes)),
+                     (-1,) * len(sizes), sizes)
+
+
+def generate_with_maps(generator, z, sentence, words=None, word_mask=None,
+                       training: bool = False) -> Tuple[Generated, tf.Tensor, MapLayout]:
+    """`generate`, plus the generator's maps at the final image's size.
+
+    The images are those of `generate` (the same call). Each map is resized
+    (bilinear, half-pixel centres) to the final image's S x S. SSA-GAN's masks are
+    sigmoids, kept as they are (0: the block ignores the sentence there, 1: full
+    conditioning). Word attention sums to 1 over the words at each pixel, so a word's
+    map is small everywhere when the caption is long: each map is divided by its own
+    maximum (after resizing) to show where that word drew most; padding positions are
+    zero maps.
+
+    Args:
+      As `generate`; the AttnGAN family needs words (with a static T = words.shape[1])
+      and word_mask.
+
+    Returns:
+      (Generated, maps float32 [B, M, S, S] in [0, 1], MapLayout).
+
+    Raises:
+      ValueError: a map's resolution differs from the layout (a generator change).
+    """
+    generated, raw_maps = _run(generator, z, sentence, words, word_mask, training)
+    size = generated.final.shape[1]
+    max_words = int(words.shape[1]) if words is not None else 0
+    layout = map_layout(generator, max_words)
+    if conditions_on_words(generator):
+        # The attention's word axis comes out of a reshape with -1: make T static.
+        raw_maps = [tf.ensure_shape(m, [None, None, None, max_words]) for m in raw_maps]
+    # A mask is one channel, an attention map one channel per word.
+    got = tuple(int(m.shape[1]) for m in raw_maps for _ in range(m.shape[-1]))
+    if got != layout.resolutions:
+        raise ValueError(f"{generator.name}'s maps are at {got} px, its layout says "
+                         f"{layout.resolutions}.")
+    batch = tf.shape(generated.final)[0]
+    if not raw_maps:
+        return generated, tf.zeros([batch, 0, size, size], tf.float32), layout
+    if conditions_on_words(generator):
+        real = tf.cast(word_mask, tf.float32)[:, None, None, :]  # [B, 1, 1, T]
+        raw_maps = [tf.cast(m, tf.float32) * real for m in raw_maps]
+    resized = [tf.image.resize(tf.cast(m, tf.float32), [size, size], method="bilinear")
+               for m in raw_maps]
+    maps = tf.transpose(tf.concat(resized, axis=-1), [0, 3, 1, 2])  # [B, M, S, S]
+    if conditions_on_words(generator):
+        peak = tf.reduce_max(maps, axis=[2, 3], keepdims=True)
+        maps = tf.math.divide_no_nan(maps, peak)
+    return generated, tf.clip_by_value(maps, 0.0, 1.0), layout
 
 
 def generate_images(generator, z, sentence, words=None, word_mask=None,

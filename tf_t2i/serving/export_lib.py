@@ -6,10 +6,15 @@ from stateless RNG seeded by the request, PNG encoding), every input and output 
 the batch as dimension 0 (so server-side batching can concatenate requests), and the
 version directory carries `assets.extra/tf_serving_warmup_requests`.
 
-Signatures:
+Signatures (computed by `tf_t2i.serving.signatures`, whose docstring details them):
   serving_default(captions: string [B], seeds: int64 [B])
       -> {images: uint8 [B, H, W, 3], png_bytes: string [B]}
   generate_unseeded(captions: string [B]) -> the same, with seeds hashed from the captions
+  generate_with_maps(captions, seeds) -> serving_default's outputs plus the generator's
+      maps: {maps: float32 [B, M, H, W], map_png_bytes, map_labels, map_words: string
+      [B, M]} (SSA-GAN's masks per block, the AttnGAN family's word attention)
+  caption_words(captions) -> {words: string [B, T], in_vocabulary: bool [B, T],
+      num_words: int32 [B]}
 
 `png_bytes` ends in `_bytes` so that TF Serving's REST API returns it base64 encoded.
 
@@ -28,108 +33,43 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
-from tf_t2i import images as images_lib
 from tf_t2i.io import files
-from tf_t2i.models import interface
+from tf_t2i.serving import signatures
 
-SERVING_DEFAULT = "serving_default"
-GENERATE_UNSEEDED = "generate_unseeded"
-CAPTIONS = "captions"
-SEEDS = "seeds"
-IMAGES = "images"
-PNG_BYTES = "png_bytes"
+# The signatures' names and computations, under the names their users import from here.
+SERVING_DEFAULT = signatures.SERVING_DEFAULT
+GENERATE_UNSEEDED = signatures.GENERATE_UNSEEDED
+GENERATE_WITH_MAPS = signatures.GENERATE_WITH_MAPS
+CAPTION_WORDS = signatures.CAPTION_WORDS
+CAPTIONS = signatures.CAPTIONS
+SEEDS = signatures.SEEDS
+IMAGES = signatures.IMAGES
+PNG_BYTES = signatures.PNG_BYTES
+MAPS = signatures.MAPS
+MAP_PNG_BYTES = signatures.MAP_PNG_BYTES
+MAP_LABELS = signatures.MAP_LABELS
+MAP_WORDS = signatures.MAP_WORDS
+WORDS = signatures.WORDS
+IN_VOCABULARY = signatures.IN_VOCABULARY
+NUM_WORDS = signatures.NUM_WORDS
+NOISE_SEED_KEY = signatures.NOISE_SEED_KEY
+noise_from_seeds = signatures.noise_from_seeds
+caption_seeds = signatures.caption_seeds
+encode_pngs = signatures.encode_pngs
+generate = signatures.generate
+
 WARMUP_FILENAME = "tf_serving_warmup_requests"
 ASSETS_EXTRA = "assets.extra"
 EXPORT_INFO_FILENAME = "t2i_export.json"
 DEFAULT_WARMUP_BATCH_SIZES = (1, 8)
 WARMUP_CAPTIONS = ("a large red circle in the center", "a small blue square on the left",
                    "a green triangle at the top", "a big yellow star on the right")
-# The second word of every per-image noise seed. Fixed, so that a request's seed alone
-# decides the noise; changing it changes every served image.
-NOISE_SEED_KEY = 0x7432_6931
-# Philox explicitly: "auto_select" may pick another generator on another device.
-NOISE_ALG = "philox"
-# Caption hashes are bucketed below 2**62: non-negative int64 seeds.
-_CAPTION_SEED_BUCKETS = 2 ** 62
 _TMP_PREFIX = ".tmp-export-"
 _VERSION_RE = re.compile(r"^[0-9]+$")
 
 
 class ExportError(ValueError):
     """The export cannot be written as asked (existing version, bad base path, ...)."""
-
-
-def noise_from_seeds(seeds, z_dim: int) -> tf.Tensor:
-    """The generator's noise for each seed: int64 [B] -> float32 [B, z_dim].
-
-    Row i depends only on seeds[i] (stateless RNG, one draw per seed), so an image does
-    not change with the batch it is served in. The in-memory reference of the export
-    tests uses this same function.
-    """
-    seeds = tf.convert_to_tensor(seeds, tf.int64)
-    key = tf.constant(NOISE_SEED_KEY, tf.int64)
-    return tf.map_fn(
-        lambda s: tf.random.stateless_normal([z_dim], seed=tf.stack([s, key]), alg=NOISE_ALG),
-        seeds, fn_output_signature=tf.TensorSpec([z_dim], tf.float32))
-
-
-def caption_seeds(captions) -> tf.Tensor:
-    """Seeds from the caption bytes (FarmHash fingerprint): string [B] -> int64 [B] >= 0."""
-    return tf.strings.to_hash_bucket_fast(captions, _CAPTION_SEED_BUCKETS)
-
-
-def encode_pngs(images) -> tf.Tensor:
-    """uint8 [B, H, W, 3] -> PNG bytes [B] (encode_png takes one image at a time)."""
-    return tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.TensorSpec([], tf.string))
-
-
-def generate(generator, text_encoder, tokenizer, captions, seeds, z_dim: int,
-             image_size: int) -> Dict:
-    """The exported computation, callable eagerly too (the in-memory reference).
-
-    Args:
-      generator: any generator `tf_t2i.models.interface.generate` can call.
-      text_encoder: `text_encoder(caption_ids, training=False) -> (words, sentence)`.
-      tokenizer: the run's `CaptionTokenizer` (first T tokens of each caption).
-      captions: string [B].
-      seeds: int64 [B], one noise seed per caption.
-      z_dim: the generator's noise size.
-      image_size: the generator's output side H = W.
-
-    Returns:
-      {"images": uint8 [B, H, W, 3], "png_bytes": string [B]}.
-    """
-    captions = tf.convert_to_tensor(captions, tf.string)
-    seeds = tf.convert_to_tensor(seeds, tf.int64)
-    # Both inputs are batched by a server independently: a mismatch is the caller's
-    # error (INVALID_ARGUMENT), not something to broadcast.
-    check = tf.debugging.assert_equal(
-        tf.shape(captions)[0], tf.shape(seeds)[0],
-        message="captions and seeds must have the same length (one seed per caption)")
-    with tf.control_dependencies([check]):
-        batch = tf.shape(captions)[0]
-
-    def run():
-        caption_ids = tf.cast(tokenizer.encode(captions), tf.int32)  # [B, T]
-        # A caption without a word (only padding, id 0) conditions on nothing: refused,
-        # as sample and the client refuse it (INVALID_ARGUMENT through a server).
-        empty = tf.where(tf.reduce_all(tf.equal(caption_ids, 0), axis=1))
-        check = tf.debugging.Assert(
-            tf.equal(tf.size(empty), 0),
-            ["Empty caption (no word) at index", empty[:, 0],
-             "of the request: a caption needs at least one word."])
-        with tf.control_dependencies([check]):
-            caption_ids = tf.identity(caption_ids)
-        return images_lib.to_uint8(interface.generate_from_captions(
-            generator, text_encoder, caption_ids, noise_from_seeds(seeds, z_dim)))
-
-    def nothing():
-        return tf.zeros([0, image_size, image_size, 3], tf.uint8)
-
-    # An empty request is well defined (empty outputs); the generator's batch norm
-    # kernels reject a zero-sized batch, so it must not run.
-    images = tf.cond(batch > 0, run, nothing)
-    return {IMAGES: images, PNG_BYTES: encode_pngs(images)}
 
 
 class TextToImageExport:
@@ -161,6 +101,29 @@ class TextToImageExport:
         """Eager twin of `generate_unseeded`."""
         return self(captions, caption_seeds(tf.convert_to_tensor(captions, tf.string)))
 
+    def with_maps(self, captions, seeds) -> Dict:
+        """Eager twin of `generate_with_maps`."""
+        return signatures.generate_with_maps(self.generator, self.text_encoder,
+                                             self.tokenizer, captions, seeds, self.z_dim,
+                                             self.image_size)
+
+    def caption_words(self, captions) -> Dict:
+        """Eager twin of `caption_words`."""
+        return signatures.caption_words(self.tokenizer, captions)
+
+    def endpoints(self) -> Dict:
+        """{signature name: (function, input signature)}: what `save` exports.
+
+        Each signature is traced from its own function, so `serving_default`'s graph holds
+        only what `generate` computes, whatever the other signatures add.
+        """
+        captions = tf.TensorSpec([None], tf.string, name=CAPTIONS)
+        seeds = tf.TensorSpec([None], tf.int64, name=SEEDS)
+        return {SERVING_DEFAULT: (self.__call__, [captions, seeds]),
+                GENERATE_UNSEEDED: (self.unseeded, [captions]),
+                GENERATE_WITH_MAPS: (self.with_maps, [captions, seeds]),
+                CAPTION_WORDS: (self.caption_words, [captions])}
+
     def save(self, path: str) -> None:
         """Writes the SavedModel (no warmup file) to `path`."""
         # Deferred: Keras is needed to write an export, never to serve one.
@@ -171,11 +134,8 @@ class TextToImageExport:
         archive = keras.export.ExportArchive()
         self.tokenizer.encode(["build"])  # an unbuilt TextVectorization cannot be tracked
         archive.track(self.tokenizer.layer)
-        archive.add_endpoint(SERVING_DEFAULT, self.__call__, input_signature=[
-            tf.TensorSpec([None], tf.string, name=CAPTIONS),
-            tf.TensorSpec([None], tf.int64, name=SEEDS)])
-        archive.add_endpoint(GENERATE_UNSEEDED, self.unseeded, input_signature=[
-            tf.TensorSpec([None], tf.string, name=CAPTIONS)])
+        for name, (function, input_signature) in self.endpoints().items():
+            archive.add_endpoint(name, function, input_signature=input_signature)
         archive.write_out(path, verbose=False)
 
 
@@ -205,7 +165,8 @@ def next_version(export_base: str) -> int:
 
 def write_warmup_requests(version_dir: str, model_name: str,
                           batch_sizes: Sequence[int] = DEFAULT_WARMUP_BATCH_SIZES) -> str:
-    """Writes `assets.extra/tf_serving_warmup_requests`: one PredictLog per batch size.
+    """Writes `assets.extra/tf_serving_warmup_requests`: one `serving_default` PredictLog
+    per batch size, then one of batch 1 for `generate_with_maps` and `caption_words`.
 
     TF Serving replays the records when it loads the version (a failing record fails
     the load), so the first real request does not pay for tracing and allocation.
@@ -217,14 +178,20 @@ def write_warmup_requests(version_dir: str, model_name: str,
     directory = os.path.join(version_dir, ASSETS_EXTRA)
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, WARMUP_FILENAME)
+    # serving_default at every batch size; the explainability signatures (a page's
+    # first hover) once, at batch 1, when there is any warmup at all.
+    requests = [(SERVING_DEFAULT, size, True) for size in batch_sizes]
+    if batch_sizes:
+        requests += [(GENERATE_WITH_MAPS, 1, True), (CAPTION_WORDS, 1, False)]
     with tf.io.TFRecordWriter(path) as writer:
-        for size in batch_sizes:
+        for signature_name, size, seeded in requests:
             request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(
-                name=model_name, signature_name=SERVING_DEFAULT))
+                name=model_name, signature_name=signature_name))
             captions = [WARMUP_CAPTIONS[i % len(WARMUP_CAPTIONS)] for i in range(size)]
             request.inputs[CAPTIONS].CopyFrom(tf.make_tensor_proto(captions, dtype=tf.string))
-            request.inputs[SEEDS].CopyFrom(tf.make_tensor_proto(list(range(size)),
-                                                                dtype=tf.int64))
+            if seeded:
+                request.inputs[SEEDS].CopyFrom(tf.make_tensor_proto(list(range(size)),
+                                                                    dtype=tf.int64))
             log = prediction_log_pb2.PredictionLog(
                 predict_log=prediction_log_pb2.PredictLog(request=request))
             writer.write(log.SerializeToString())
@@ -400,3 +367,54 @@ def unregistered_ops(saved_model_dir: str) -> Sequence[str]:
     from tensorflow.python.framework import op_def_registry  # pylint: disable=g-import-not-at-top
     return sorted(op for op in saved_model_ops(saved_model_dir)
                   if op_def_registry.get(op) is None)
+
+
+def signature_ops(saved_model_dir: str, signature_name: str) -> Dict[str, int]:
+    """The op types one signature runs, with counts: the nodes its outputs read and every
+    function they call, transitively (each function counted once).
+
+    What a request to that signature executes, e.g. to check that `serving_default`
+    computes nothing the other signatures add.
+    """
+    from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
+    saved_model = saved_model_pb2.SavedModel()
+    with open(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as f:
+        saved_model.ParseFromString(f.read())
+    (meta_graph,) = saved_model.meta_graphs
+    functions = {f.signature.name: f for f in meta_graph.graph_def.library.function}
+    graph_nodes = {node.name: node for node in meta_graph.graph_def.node}
+    signature = meta_graph.signature_def[signature_name]
+    # Output tensors are "node:index"; walk the graph nodes they depend on.
+    pending = [info.name.split(":")[0] for info in signature.outputs.values()]
+    seen_nodes, called = set(), []
+    counts = {}
+    while pending:
+        name = pending.pop().lstrip("^").split(":")[0]
+        if name in seen_nodes or name not in graph_nodes:
+            continue
+        seen_nodes.add(name)
+        node = graph_nodes[name]
+        counts[node.op] = counts.get(node.op, 0) + 1
+        pending.extend(node.input)
+        called.extend(_called_functions(node))
+    seen_functions = set()
+    while called:
+        name = called.pop()
+        if name in seen_functions or name not in functions:
+            continue
+        seen_functions.add(name)
+        for node in functions[name].node_def:
+            counts[node.op] = counts.get(node.op, 0) + 1
+            called.extend(_called_functions(node))
+    return counts
+
+
+def _called_functions(node) -> Sequence[str]:
+    """Names of the functions a node may call (PartitionedCall's `f`, cond branches, loop
+    bodies, map_fn's body, ..., and its op when that is a library function)."""
+    names = [node.op]
+    for value in node.attr.values():
+        if value.HasField("func"):
+            names.append(value.func.name)
+        names.extend(f.name for f in value.list.func)
+    return names
