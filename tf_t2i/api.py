@@ -156,13 +156,30 @@ class TextToImage:
         captions = [captions] if isinstance(captions, str) else list(captions)
         check_captions(captions)
         seeds = self._seeds(captions, seeds)
-        if truncation_psi is None:
+        with self._truncation_context(truncation_psi):
             return self._generate_in_batches(captions, seeds)
+
+    def _truncation_context(self, truncation_psi: Optional[float]):
+        """A context that applies `truncation_psi` to the style generators (nothing when
+        None); refuses it for a model without style generators to set."""
+        if truncation_psi is None:
+            return contextlib.nullcontext()
         if self._style_generator is None:
             raise ValueError(f"truncation_psi applies to the style generators of a run "
                              f"(from_run); {self.source} has none to set.")
-        with _truncation(self._style_generator, truncation_psi):
-            return self._generate_in_batches(captions, seeds)
+        return _truncation(self._style_generator, truncation_psi)
+
+    @staticmethod
+    def _grid_rows(captions, samples_per_caption: int, seed: int, check_size):
+        """(captions, one row per caption and sample, their seeds: seed, seed + 1, ... in
+        every caption's row, so the noise is the same down each column)."""
+        captions = [captions] if isinstance(captions, str) else list(captions)
+        if samples_per_caption < 1:
+            raise ValueError(f"samples_per_caption must be >= 1, got {samples_per_caption}.")
+        check_size(len(captions), samples_per_caption)
+        rows = [c for c in captions for _ in range(samples_per_caption)]
+        seeds = [seed + j for _ in captions for j in range(samples_per_caption)]
+        return captions, rows, seeds
 
     def _generate_in_batches(self, captions: List[str], seeds: np.ndarray) -> np.ndarray:
         """The generator on GENERATE_BATCH captions at a time (the same images as one call:
@@ -181,12 +198,8 @@ class TextToImage:
         """A PNG grid: one row per caption, `samples_per_caption` images with seeds
         seed, seed + 1, ... (the same noise down each column). Returns the path."""
         from tf_t2i.training import callbacks  # pylint: disable=g-import-not-at-top
-        captions = [captions] if isinstance(captions, str) else list(captions)
-        if samples_per_caption < 1:
-            raise ValueError(f"samples_per_caption must be >= 1, got {samples_per_caption}.")
-        check_grid_size(len(captions), samples_per_caption)
-        rows = [c for c in captions for _ in range(samples_per_caption)]
-        seeds = [seed + j for _ in captions for j in range(samples_per_caption)]
+        captions, rows, seeds = self._grid_rows(captions, samples_per_caption, seed,
+                                                check_grid_size)
         images = self.generate(rows, seeds, truncation_psi)
         grid = callbacks.render_grid(images, captions, samples_per_caption)
         return callbacks.save_png_atomic(grid, path)
@@ -215,15 +228,8 @@ class TextToImage:
         captions = [captions] if isinstance(captions, str) else list(captions)
         check_captions(captions)
         seeds = self._seeds(captions, seeds)
-        if truncation_psi is None:
-            context = contextlib.nullcontext()
-        elif self._style_generator is None:
-            raise ValueError(f"truncation_psi applies to the style generators of a run "
-                             f"(from_run); {self.source} has none to set.")
-        else:
-            context = _truncation(self._style_generator, truncation_psi)
         parts = []
-        with context:
+        with self._truncation_context(truncation_psi):
             # Each image and its maps depend on its own caption and seed only. No caption
             # is one (empty) call too: it still says how many maps an image has.
             for start in range(0, max(1, len(captions)), MAPS_BATCH):
@@ -244,12 +250,8 @@ class TextToImage:
         and its maps over it, labelled (`tf_t2i.serving.map_sheet`). Returns the path."""
         from tf_t2i.serving import map_sheet  # pylint: disable=g-import-not-at-top
         from tf_t2i.training import callbacks  # pylint: disable=g-import-not-at-top
-        captions = [captions] if isinstance(captions, str) else list(captions)
-        if samples_per_caption < 1:
-            raise ValueError(f"samples_per_caption must be >= 1, got {samples_per_caption}.")
-        check_map_sheet_size(len(captions), samples_per_caption)
-        rows = [c for c in captions for _ in range(samples_per_caption)]
-        seeds = [seed + j for _ in captions for j in range(samples_per_caption)]
+        _, rows, seeds = self._grid_rows(captions, samples_per_caption, seed,
+                                         check_map_sheet_size)
         out = self.generate_with_maps(rows, seeds, truncation_psi)
         titles = [f"{caption} (seed {s})" for caption, s in zip(rows, seeds)]
         sheet = map_sheet.render_map_sheet(out["images"], out["maps"],
