@@ -232,6 +232,78 @@ class ReportTest(tf.test.TestCase):
             report_lib.format_report(self.rows, "html")
 
 
+def write_baseline_seeds(root):
+    """Three seeds of the baseline row beside write_seeds' two of the F2F row."""
+    values = [(0.50, 0.55, 1000.0), (0.52, 0.6, 1200.0), (0.54, 0.65, 1100.0)]
+    return [write_json(os.path.join(root, "ablation", f"base_seed{seed}.json"), {
+        "row": "shapes_ssagan", "steps": 1000, "seed": seed,
+        "metrics": {"attribute_accuracy": acc, "r_precision": rp, "shapes_fid2000": fid}})
+        for seed, (acc, rp, fid) in enumerate(values)]
+
+
+class CompareTest(tf.test.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        root = self.create_tempdir().full_path
+        paths = [*write_baseline_seeds(root), *write_seeds(root), write_shapes_result(root)]
+        self.rows = report_lib.build_report(paths).rows
+
+    def test_welch_p_value_matches_scipy(self):
+        from scipy import stats
+        samples = [([0.6, 0.7], [0.5, 0.52, 0.54]), ([1.0, 2.0, 4.0], [1.5, 1.6, 1.7, 9.0]),
+                   ([0.791, 0.787, 0.795], [0.770, 0.777, 0.763]),
+                   ([10.0, 10.1], [-3.0, 40.0, 12.0, 7.5, 0.0])]
+        for a, b in samples:
+            expected = stats.ttest_ind(a, b, equal_var=False).pvalue
+            self.assertAllClose(report_lib.welch_p_value(a, b), expected, rtol=1e-9)
+        self.assertIsNone(report_lib.welch_p_value([1.0], [1.0, 2.0]))
+        self.assertEqual(report_lib.welch_p_value([1.0, 1.0], [1.0, 1.0]), 1.0)
+        self.assertEqual(report_lib.welch_p_value([2.0, 2.0], [1.0, 1.0]), 0.0)
+
+    def test_differences_and_spread_by_hand(self):
+        [(row, diffs)] = [(r, d) for r, d in report_lib.compare_to(self.rows, "shapes_ssagan")
+                          if r.row == "shapes_ssagan_cl_f2f"]
+        # Accuracy: F2F (0.6, 0.7) mean 0.65 std 0.0707; baseline (0.50, 0.52, 0.54) mean
+        # 0.52 std 0.02: +0.13 against a spread of 0.0907 -> beyond it.
+        accuracy = diffs["attribute_accuracy"]
+        self.assertAllClose((accuracy.delta, accuracy.spread),
+                            (0.13, math.sqrt(0.005) + 0.02))
+        self.assertTrue(accuracy.beyond_spread)
+        # R-precision: (0.5, 0.7) mean 0.6 std 0.1414 against (0.55, 0.6, 0.65) mean 0.6.
+        self.assertAllClose(diffs["r_precision"].delta, 0.0, atol=1e-12)
+        self.assertFalse(diffs["r_precision"].beyond_spread)
+        # shapes-FID: 850 +- 70.7 against 1100 +- 100: -250 beyond 170.7.
+        self.assertAllClose(diffs["shapes_fid"].delta, -250.0)
+        self.assertTrue(diffs["shapes_fid"].beyond_spread)
+        # One seed (the shapes_quality row): a difference, but no spread and no p-value.
+        [(_, single)] = [(r, d) for r, d in report_lib.compare_to(self.rows, "shapes_ssagan")
+                         if r.row == "shapes_ssagan_30min"]
+        self.assertAllClose(single["attribute_accuracy"].delta, 0.23)
+        self.assertIsNone(single["attribute_accuracy"].spread)
+        self.assertFalse(single["attribute_accuracy"].beyond_spread)
+        self.assertIsNone(single["attribute_accuracy"].p_value)
+
+    def test_markdown_comparison(self):
+        text = report_lib.format_comparison(self.rows, "shapes_ssagan", "markdown")
+        lines = text.splitlines()
+        self.assertEqual(lines[0], "| metric: row - shapes_ssagan | shapes_ssagan_cl_f2f | "
+                                   "shapes_ssagan_30min |")
+        cells = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")][1:]
+                 for line in lines[2:] if line.startswith("| ")}
+        self.assertStartsWith(cells["attr acc"][0], "+0.130* (p ")
+        self.assertEqual(cells["attr acc"][1], "+0.230")
+        self.assertStartsWith(cells["R-prec %"][0], "+0.00 (p 1.00)")
+        self.assertStartsWith(cells["shapes-FID"][0], "-250.0* (p ")
+        self.assertEqual(lines[-1], report_lib.COMPARISON_LEGEND)
+
+    def test_unknown_baseline_names_the_rows(self):
+        with self.assertRaisesRegex(report_lib.ReportInputError,
+                                    r"--baseline=nope: no such row; the rows are "
+                                    r"shapes_ssagan, shapes_ssagan_cl_f2f, shapes_ssagan_30min\."):
+            report_lib.compare_to(self.rows, "nope")
+
+
 class ReportCommandTest(tf.test.TestCase):
 
     def test_markdown_without_tensorflow(self):
@@ -244,6 +316,29 @@ class ReportCommandTest(tf.test.TestCase):
         self.assertStartsWith(lines[2], "| cub_ssagan | 1 | 200 |")
         self.assertTrue(lines[2].endswith("| 4.89 | 9.76 | 75.67 |"), lines[2])
         self.assertTrue(lines[3].endswith("| - | - | - |"), lines[3])
+
+    def test_baseline_table_and_unknown_baseline(self):
+        root = self.create_tempdir().full_path
+        paths = [*write_baseline_seeds(root), *write_seeds(root)]
+        proc = run_report(*paths, "--baseline=shapes_ssagan")
+        self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+        tables = proc.stdout.split("\n\n")
+        self.assertLen(tables, 2)
+        self.assertStartsWith(tables[1], "metric: row - shapes_ssagan  shapes_ssagan_cl_f2f")
+        self.assertIn("+0.130* (p ", tables[1])
+        proc = run_report(*paths, "--baseline=shapes_ssagan", "--format=json")
+        self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+        out = json.loads(proc.stdout)
+        self.assertEqual([r["row"] for r in out["rows"]], ["shapes_ssagan", "shapes_ssagan_cl_f2f"])
+        accuracy = out["comparison"]["rows"][0]["differences"]["attribute_accuracy"]
+        self.assertAllClose(accuracy["delta"], 0.13)
+        self.assertTrue(accuracy["beyond_spread"])
+        proc = run_report(*paths, "--baseline=shapes_ssagan_typo")
+        self.assertEqual(proc.returncode, 2)
+        self.assertEqual(errors(proc.stderr), [
+            "error: --baseline=shapes_ssagan_typo: no such row; the rows are shapes_ssagan, "
+            "shapes_ssagan_cl_f2f."])
+        self.assertEqual(proc.stdout, "")
 
     def test_a_missing_path_is_one_line(self):
         missing = os.path.join(self.create_tempdir().full_path, "no_such_run")
