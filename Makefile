@@ -69,7 +69,7 @@ browser:
 	else echo "note: no chromium/chromedriver/nginx and no root apt: browser tests skipped."; fi
 
 test: install browser
-	$(PY) -m pytest -q -rs -m "not slow" tests
+	$(PY) -m pytest -q -rs --durations=15 -m "not slow" tests
 
 # The paper's ablation on shapes (4 SSA-GAN rows x 3 seeds, about 30 min a run on 2 cores):
 # results/shapes_ablation/<row>_seed<k>.json; finished runs are skipped, so it can be
