@@ -135,5 +135,26 @@ class PlotAblationTest(tf.test.TestCase):
         self.assertEqual(list(curves), ["b0.json"])
         self.assertEqual([(p["step"], p["attribute_accuracy"]) for p in curves["b0.json"]],
                          [(5, 0.5), (10, 0.7)])
-        output = tool.plot(rows, curves, os.path.join(tmp, "ablation.png"))
+        self.assertEqual(tool.best_cl_row(rows), "shapes_ssagan_cl_f2f")
+        extra_path = os.path.join(tmp, "longer", "baseline_20.json")
+        os.makedirs(os.path.dirname(extra_path))
+        with open(extra_path, "w") as f:
+            json.dump({"curve": [{"step": 10, "attribute_accuracy": 0.6, "shape": 0.3},
+                                 {"step": 20, "attribute_accuracy": 0.75, "shape": 0.4}]}, f)
+        extra = tool.read_extra([f"baseline 20 steps={extra_path}"])
+        self.assertEqual([(label, [p["step"] for p in points]) for label, points in extra],
+                         [("baseline 20 steps", [10, 20])])
+        output = tool.plot(rows, curves, os.path.join(tmp, "ablation.png"), extra)
         self.assertGreater(os.path.getsize(output), 10_000)
+        with self.assertRaisesRegex(SystemExit, "expected LABEL=PATH"):
+            tool.read_extra([extra_path])
+
+    def test_mean_curve_over_the_steps_every_run_has(self):
+        tool = _tool("plot_ablation")
+        runs = [[{"step": 5, "shape": 0.2}, {"step": 10, "shape": 0.4}, {"step": 15, "shape": 0.5}],
+                [{"step": 5, "shape": 0.4}, {"step": 10, "shape": 0.6}]]
+        steps, means, stds = tool.mean_curve(runs, "shape")
+        self.assertEqual(steps, [5, 10])
+        self.assertAllClose(means, [0.3, 0.5])
+        self.assertAllClose(stds, [0.02 ** 0.5, 0.02 ** 0.5])   # sample std of two values
+        self.assertEqual(tool.mean_curve(runs[:1], "shape")[2], [0.0, 0.0, 0.0])
