@@ -49,7 +49,8 @@ def main(argv=None):
         t2i_flags.fail(str(e))
     for note in report.skipped:
         print(f"skipped {note}", file=sys.stderr)
-    table = report_lib.format_report(report.rows, args.format)
+    rows = sorted(report.rows, key=lambda row: row.row != args.baseline)   # baseline first
+    table = report_lib.format_report(rows, args.format)
     if comparison is None:
         print(table)
     elif args.format == "json":
