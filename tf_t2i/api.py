@@ -272,22 +272,25 @@ class TextToImage:
         return seeds
 
 
+def _check_at_most(num_captions: int, samples_per_caption: int, limit: int, unit: str,
+                   holder: str, method: str) -> None:
+    total = num_captions * samples_per_caption
+    if total > limit:
+        raise ValueError(f"{num_captions} caption(s) x {samples_per_caption} samples = {total:,} "
+                         f"{unit} is more than {holder} holds (at most {limit:,}); draw fewer, "
+                         f"or call TextToImage.{method} in a loop.")
+
+
 def check_grid_size(num_captions: int, samples_per_caption: int) -> None:
     """Raises ValueError when a grid would hold more than MAX_GRID_IMAGES images."""
-    total = num_captions * samples_per_caption
-    if total > MAX_GRID_IMAGES:
-        raise ValueError(f"{num_captions} caption(s) x {samples_per_caption} samples = {total:,} "
-                         f"images is more than a grid holds (at most {MAX_GRID_IMAGES:,}); draw "
-                         "fewer, or call TextToImage.generate in a loop.")
+    _check_at_most(num_captions, samples_per_caption, MAX_GRID_IMAGES, "images", "a grid",
+                   "generate")
 
 
 def check_map_sheet_size(num_captions: int, samples_per_caption: int) -> None:
     """Raises ValueError when a map sheet would have more than MAX_MAP_SHEET_ROWS rows."""
-    rows = num_captions * samples_per_caption
-    if rows > MAX_MAP_SHEET_ROWS:
-        raise ValueError(f"{num_captions} caption(s) x {samples_per_caption} samples = {rows} "
-                         f"rows is more than a map sheet holds (at most {MAX_MAP_SHEET_ROWS}); "
-                         "draw fewer, or call TextToImage.generate_with_maps in a loop.")
+    _check_at_most(num_captions, samples_per_caption, MAX_MAP_SHEET_ROWS, "rows",
+                   "a map sheet", "generate_with_maps")
 
 
 def check_captions(captions: Sequence[str]) -> None:

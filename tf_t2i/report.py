@@ -22,7 +22,7 @@ import json
 import sys
 
 from tf_t2i import flags as t2i_flags
-from tf_t2i.eval import report_lib
+from tf_t2i.eval import report_compare, report_lib
 
 
 def main(argv=None):
@@ -43,7 +43,7 @@ def main(argv=None):
                        "(python -m tf_t2i.report PATH...).")
     try:
         report = report_lib.build_report(paths)
-        comparison = (report_lib.format_comparison(report.rows, args.baseline, args.format)
+        comparison = (report_compare.format_comparison(report.rows, args.baseline, args.format)
                       if args.baseline else None)
     except report_lib.ReportInputError as e:
         t2i_flags.fail(str(e))

@@ -8,7 +8,7 @@ import sys
 
 import tensorflow as tf
 
-from tf_t2i.eval import report_lib
+from tf_t2i.eval import report_compare, report_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -256,13 +256,13 @@ class CompareTest(tf.test.TestCase):
                    ([10.0, 10.1], [-3.0, 40.0, 12.0, 7.5, 0.0])]
         for a, b in samples:
             expected = stats.ttest_ind(a, b, equal_var=False).pvalue
-            self.assertAllClose(report_lib.welch_p_value(a, b), expected, rtol=1e-9)
-        self.assertIsNone(report_lib.welch_p_value([1.0], [1.0, 2.0]))
-        self.assertEqual(report_lib.welch_p_value([1.0, 1.0], [1.0, 1.0]), 1.0)
-        self.assertEqual(report_lib.welch_p_value([2.0, 2.0], [1.0, 1.0]), 0.0)
+            self.assertAllClose(report_compare.welch_p_value(a, b), expected, rtol=1e-9)
+        self.assertIsNone(report_compare.welch_p_value([1.0], [1.0, 2.0]))
+        self.assertEqual(report_compare.welch_p_value([1.0, 1.0], [1.0, 1.0]), 1.0)
+        self.assertEqual(report_compare.welch_p_value([2.0, 2.0], [1.0, 1.0]), 0.0)
 
     def test_differences_and_spread_by_hand(self):
-        [(row, diffs)] = [(r, d) for r, d in report_lib.compare_to(self.rows, "shapes_ssagan")
+        [(row, diffs)] = [(r, d) for r, d in report_compare.compare_to(self.rows, "shapes_ssagan")
                           if r.row == "shapes_ssagan_cl_f2f"]
         # Accuracy: F2F (0.6, 0.7) mean 0.65 std 0.0707; baseline (0.50, 0.52, 0.54) mean
         # 0.52 std 0.02: +0.13 against a spread of 0.0907 -> beyond it.
@@ -277,7 +277,7 @@ class CompareTest(tf.test.TestCase):
         self.assertAllClose(diffs["shapes_fid"].delta, -250.0)
         self.assertTrue(diffs["shapes_fid"].beyond_spread)
         # One seed (the shapes_quality row): a difference, but no spread and no p-value.
-        [(_, single)] = [(r, d) for r, d in report_lib.compare_to(self.rows, "shapes_ssagan")
+        [(_, single)] = [(r, d) for r, d in report_compare.compare_to(self.rows, "shapes_ssagan")
                          if r.row == "shapes_ssagan_30min"]
         self.assertAllClose(single["attribute_accuracy"].delta, 0.23)
         self.assertIsNone(single["attribute_accuracy"].spread)
@@ -285,7 +285,7 @@ class CompareTest(tf.test.TestCase):
         self.assertIsNone(single["attribute_accuracy"].p_value)
 
     def test_markdown_comparison(self):
-        text = report_lib.format_comparison(self.rows, "shapes_ssagan", "markdown")
+        text = report_compare.format_comparison(self.rows, "shapes_ssagan", "markdown")
         lines = text.splitlines()
         self.assertEqual(lines[0], "| metric: row - shapes_ssagan | shapes_ssagan_cl_f2f | "
                                    "shapes_ssagan_30min |")
@@ -295,13 +295,13 @@ class CompareTest(tf.test.TestCase):
         self.assertEqual(cells["attr acc"][1], "+0.230")
         self.assertStartsWith(cells["R-prec %"][0], "+0.00 (p 1.00)")
         self.assertStartsWith(cells["shapes-FID"][0], "-250.0* (p ")
-        self.assertEqual(lines[-1], report_lib.COMPARISON_LEGEND)
+        self.assertEqual(lines[-1], report_compare.COMPARISON_LEGEND)
 
     def test_unknown_baseline_names_the_rows(self):
         with self.assertRaisesRegex(report_lib.ReportInputError,
                                     r"--baseline=nope: no such row; the rows are "
                                     r"shapes_ssagan, shapes_ssagan_cl_f2f, shapes_ssagan_30min\."):
-            report_lib.compare_to(self.rows, "nope")
+            report_compare.compare_to(self.rows, "nope")
 
 
 class ReportCommandTest(tf.test.TestCase):
