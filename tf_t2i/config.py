@@ -187,6 +187,11 @@ class DiscriminatorConfig:
 class LossConfig:
     """Loss weights and constants. A weight of 0 removes the term and its computation."""
     damsm_weight: float = _field(0.05, "Weight of the generator's DAMSM term (SSA-GAN: 0.05).")
+    damsm_augment_shift: float = _field(0.0, "DAMSM term: score each fake moved by up to "
+                                        "this fraction of its side (0: unmoved, the "
+                                        "reference); losses/augment.py says why.")
+    damsm_augment_zoom: float = _field(0.0, "DAMSM term: and zoomed in by a window of "
+                                       "(1 - this) to 1 times its side (0: no zoom).")
     f2r_weight: float = _field(0.0, "Weight of the fake-to-real NT-Xent term.")
     f2f_weight: float = _field(0.0, "Weight of the fake-to-fake NT-Xent term.")
     recap_weight: float = _field(0.0, "Weight of the re-captioning term.")
@@ -224,6 +229,12 @@ class LossConfig:
                      "text_contrastive_weight", "ma_gp_weight", "kl_weight", "r1_gamma"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"loss.{name} must be >= 0, got {getattr(self, name)}.")
+        if not 0.0 <= self.damsm_augment_shift < 0.5:
+            raise ConfigError(f"loss.damsm_augment_shift must be in [0, 0.5), got "
+                              f"{self.damsm_augment_shift}.")
+        if not 0.0 <= self.damsm_augment_zoom < 1.0:
+            raise ConfigError(f"loss.damsm_augment_zoom must be in [0, 1), got "
+                              f"{self.damsm_augment_zoom}.")
         _check_positive(self, "contrastive_temperature", "gamma1", "gamma2", "gamma3",
                         "ma_gp_power", "r1_interval")
 

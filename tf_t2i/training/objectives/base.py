@@ -80,6 +80,10 @@ class StepRecord:
             self._fake_features[index] = self._image_encoder(self.fakes[index], training=False)
         return self._fake_features[index]
 
+    def encode(self, images: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+        """(regions, code) of the image encoder on other images (moved fakes); not cached."""
+        return self._image_encoder(images, training=False)
+
     def real_code(self) -> tf.Tensor:
         """The image encoder's code of the real images (no gradient), computed once."""
         if self._real_code is None:

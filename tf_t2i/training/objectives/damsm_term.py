@@ -1,10 +1,13 @@
 """The DAMSM term of the generator loss (Xu et al. 2018, AttnGAN, Eq. 11): word- and
-sentence-level matching of the fakes to their captions by the frozen DAMSM encoders."""
+sentence-level matching of the fakes to their captions by the frozen DAMSM encoders,
+optionally of randomly moved fakes (`losses/augment.py`)."""
 
 import tensorflow as tf
 
 from tf_t2i.data import pipeline
+from tf_t2i.losses import augment
 from tf_t2i.losses import damsm as damsm_losses
+from tf_t2i.models import interface
 from tf_t2i.training import runtime
 from tf_t2i.training.objectives import base
 from tf_t2i.training.objectives import registry
@@ -27,13 +30,25 @@ class DAMSMTerm(base.GeneratorTerm):
     weight_field = "damsm_weight"
     needs_image_encoder = True
 
-    def __init__(self, weight: float, gamma1: float, gamma2: float, gamma3: float):
+    def __init__(self, weight: float, gamma1: float, gamma2: float, gamma3: float,
+                 augment_shift: float = 0.0, augment_zoom: float = 0.0):
         super().__init__(weight)
         self.gamma1, self.gamma2, self.gamma3 = gamma1, gamma2, gamma3
+        self.augment_shift, self.augment_zoom = augment_shift, augment_zoom
 
     @classmethod
     def from_config(cls, loss_cfg, models):
-        return cls(loss_cfg.damsm_weight, loss_cfg.gamma1, loss_cfg.gamma2, loss_cfg.gamma3)
+        return cls(loss_cfg.damsm_weight, loss_cfg.gamma1, loss_cfg.gamma2, loss_cfg.gamma3,
+                   loss_cfg.damsm_augment_shift, loss_cfg.damsm_augment_zoom)
+
+    def features(self, record, index: int):
+        """(regions, code) of fake `index`: shared with the other terms when unmoved; a
+        moved copy (its own move per example and caption) otherwise."""
+        if not (self.augment_shift or self.augment_zoom):
+            return record.fake_features(index)
+        moved = augment.shift_and_zoom(record.fakes[index], interface.noise_seeds_from(record.z),
+                                       self.augment_shift, self.augment_zoom, salt=index)
+        return record.encode(moved)
 
     def loss(self, image_features, caption: base.EncodedCaption, class_ids) -> tf.Tensor:
         """Per-example DAMSM loss of images given as the encoder's (regions, code)."""
@@ -48,5 +63,5 @@ class DAMSMTerm(base.GeneratorTerm):
 
     def __call__(self, record):
         class_ids = class_ids_for_masking(record.batch)
-        return tf.add_n([self.loss(record.fake_features(i), caption, class_ids)
+        return tf.add_n([self.loss(self.features(record, i), caption, class_ids)
                          for i, caption in enumerate(record.captions)])
