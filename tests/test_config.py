@@ -87,6 +87,8 @@ class ConfigTest(parameterized.TestCase, tf.test.TestCase):
         (dict(text={"hidden_dim": 255}), "hidden_dim"),
         (dict(loss={"ma_gp_mode": "bogus"}), "ma_gp_mode"),
         (dict(data={"shapes_hard_negatives": 1.5}), "shapes_hard_negatives"),
+        (dict(loss={"damsm_augment_shift": 0.5}), "damsm_augment_shift"),
+        (dict(loss={"damsm_augment_zoom": -0.1}), "damsm_augment_zoom"),
         (dict(data={"dataset": "cub", "manual_dir": "x", "shapes_hard_negatives": 0.5}),
          "shapes_hard_negatives=0.5 applies to the shapes dataset only"),
     )

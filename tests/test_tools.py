@@ -1,9 +1,12 @@
-"""The study tools: tools/shapes_quality.py (results JSON), tools/plot_training.py and
-tools/plot_ablation.py."""
+"""The study tools: tools/shapes_quality.py (results JSON), tools/plot_training.py,
+tools/plot_ablation.py and tools/probe_damsm.py."""
 
 import importlib.util
 import json
 import os
+import types
+
+import numpy as np
 
 import tensorflow as tf
 
@@ -158,3 +161,57 @@ class PlotAblationTest(tf.test.TestCase):
         self.assertAllClose(means, [0.3, 0.5])
         self.assertAllClose(stds, [0.02 ** 0.5, 0.02 ** 0.5])   # sample std of two values
         self.assertEqual(tool.mean_curve(runs[:1], "shape")[2], [0.0, 0.0, 0.0])
+
+
+class ProbeDAMSMTest(tf.test.TestCase):
+    """tools/probe_damsm.py's counting, on hand-made readings with known answers."""
+
+    def test_confusion_is_row_normalised(self):
+        tool = _tool("probe_damsm")
+        m = tool.confusion(np.array([0, 0, 0, 0, 1]), np.array([0, 0, 0, 2, 1]))
+        self.assertAllClose(m[0, [0, 2]], [0.75, 0.25])
+        self.assertAllClose(m[1, 1], 1.0)
+        self.assertAllClose(m[3], np.zeros(6))          # no real star: a row of zeros
+
+    def test_fooled_counts_the_fakes_drawn_wrong_read_as_the_caption(self):
+        tool = _tool("probe_damsm")
+        caption = np.array([3, 3, 3, 5, 0])             # star, star, star, cross, circle
+        drawn = np.array([2, 2, 3, 4, 1])               # triangle, triangle, star, diamond, square
+        probe = np.array([3, 2, 3, 5, 1])               # reads star, triangle, star, cross, square
+        real = np.zeros([6, 6])
+        real[2, 3], real[4, 5], real[1, 0] = 0.1, 0.3, 0.0
+        fooled, expected, count = tool.fooled_fractions(caption, drawn, probe, real)
+        # Drawn wrong: examples 0, 1, 3, 4; read as the caption's shape: 0 and 3.
+        self.assertEqual(count, 4)
+        self.assertAllClose(fooled, 2 / 4)
+        # Real triangles read as stars 0.1 (twice), diamonds as crosses 0.3, squares as circles 0.
+        self.assertAllClose(expected, (0.1 + 0.1 + 0.3 + 0.0) / 4)
+        self.assertEqual(tool.fooled_fractions(caption, caption, probe, real), (0.0, 0.0, 0))
+
+    def test_drawn_shape_is_read_in_the_most_likely_occupied_slot(self):
+        tool = _tool("probe_damsm")
+        occupied = np.zeros([2, 9], bool)
+        occupied[0, 4], occupied[1, 0] = True, True
+        shape = np.zeros([2, 9], int)
+        shape[0, 4], shape[0, 0], shape[1, 0] = 5, 1, 2
+        reading = types.SimpleNamespace(occupied=occupied, shape=shape)
+        self.assertAllEqual(tool.drawn_shapes(reading), [5, 2])
+
+    def test_shape_captions_take_the_first_caption_naming_one_shape(self):
+        tool = _tool("probe_damsm")
+        source = types.SimpleNamespace(captions=[
+            ["a red object on the left", "a red star on the left"],
+            ["a blue disc and a green square", "a blue disc"],
+            ["something large"]])
+        captions, named = tool.shape_captions(source, [0, 1, 2], limit=10)
+        self.assertEqual(captions, ["a red star on the left", "a blue disc"])
+        self.assertAllEqual(named, [3, 0])
+        self.assertLen(tool.shape_captions(source, [0, 1, 2], limit=1)[0], 1)
+
+    def test_probe_learns_separable_codes(self):
+        tool = _tool("probe_damsm")
+        rng = np.random.default_rng(0)
+        labels = np.repeat(np.arange(6), 40)
+        codes = np.eye(6)[labels] * 5.0 + rng.normal(0, 0.5, [240, 6]) + 100.0
+        probe = tool.ShapeProbe(codes.astype(np.float32), labels)
+        self.assertGreater(np.mean(probe(codes.astype(np.float32)) == labels), 0.95)

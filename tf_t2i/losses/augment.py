@@ -36,6 +36,8 @@ def shift_and_zoom(images: tf.Tensor, seeds: tf.Tensor, max_shift: float,
     if not 0.0 <= max_shift < 0.5 or not 0.0 <= max_zoom < 1.0:
         raise ValueError(f"shift_and_zoom needs 0 <= max_shift < 0.5 and 0 <= max_zoom < 1, "
                          f"got {max_shift} and {max_zoom}.")
+    if max_shift == 0.0 and max_zoom == 0.0:
+        return images
     dtype = images.dtype
     x = tf.cast(images, tf.float32)
     size = int(x.shape[1])
@@ -46,11 +48,14 @@ def shift_and_zoom(images: tf.Tensor, seeds: tf.Tensor, max_shift: float,
     u = tf.map_fn(lambda seed: tf.random.stateless_uniform(
         [3], tf.random.experimental.stateless_fold_in(seed, 2027 + salt)),
         seeds, fn_output_signature=tf.TensorSpec([3], tf.float32))
-    side = size * (1.0 - max_zoom * u[:, 0])                        # pixels
-    centre = pad + size / 2.0 + max_shift * size * (2.0 * u[:, 1:] - 1.0)  # [B, 2] (y, x)
-    low = centre - side[:, None] / 2.0
-    high = low + side[:, None] - 1.0
-    # crop_and_resize maps a normalised coordinate c to pixel c * (padded - 1).
-    boxes = tf.concat([low, high], axis=1) / (padded - 1.0)         # y1, x1, y2, x2
+    # Pixel k's centre at coordinate k: the image spans [pad - 0.5, pad + size - 0.5].
+    side = size * (1.0 - max_zoom * u[:, :1])                       # [B, 1] pixels
+    centre = pad + (size - 1.0) / 2.0 + max_shift * size * (2.0 * u[:, 1:] - 1.0)  # y, x
+    # Output pixel i samples the window at (i + 0.5) / size of its side; crop_and_resize
+    # puts the box's first and last coordinate at output pixels 0 and size - 1, and maps
+    # a normalised coordinate c to c * (padded - 1).
+    first = centre - side / 2.0 + 0.5 * side / size
+    last = centre - side / 2.0 + (size - 0.5) * side / size
+    boxes = tf.concat([first, last], axis=1) / (padded - 1.0)       # y1, x1, y2, x2
     moved = tf.image.crop_and_resize(x, boxes, tf.range(tf.shape(x)[0]), [size, size])
     return tf.cast(moved, dtype)

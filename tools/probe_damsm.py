@@ -1,0 +1,192 @@
+"""Does the generator fool the DAMSM image encoder? A shape probe on its image codes.
+
+  python tools/probe_damsm.py --run=runs/shapes_ablation/r3_dw3_decay_3600
+
+The DAMSM term pulls each fake towards its caption in the frozen image encoder's
+feature space. If the encoder reads the caption's shape in a fake that shows another
+shape, the term is satisfied without the shape being drawn: the fake is an adversarial
+example of the encoder, and the term stops teaching shape. This measures it on shapes:
+
+1. a linear probe (softmax regression on the standardised DAMSM image codes) is fitted
+   to name the shape of the real one-object training images and tested on the real test
+   ones, with its confusion matrix;
+2. the run's EMA generator draws one image for each one-object test caption that names
+   a shape; the attribute classifier (about 99% right on real images) reads the shape
+   drawn, the probe reads what the DAMSM encoder sees;
+3. `fooled`: of the fakes the classifier reads as another shape than the caption's, the
+   fraction the probe reads as the caption's shape; `expected if real`: the same
+   fraction for real images of the shapes the classifier read, from the probe's real
+   confusion matrix (what an honest encoder would say of those fakes).
+
+Prints the numbers and, with --json, writes them.
+"""
+
+import argparse
+import json
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # pylint: disable=g-import-not-at-top
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+from tf_t2i import images as images_lib  # pylint: disable=g-import-not-at-top
+from tf_t2i.data import shapes  # pylint: disable=g-import-not-at-top
+from tf_t2i.data import shapes_captions  # pylint: disable=g-import-not-at-top
+from tf_t2i.data import sources  # pylint: disable=g-import-not-at-top
+from tf_t2i.eval import attributes as attributes_lib  # pylint: disable=g-import-not-at-top
+from tf_t2i.models import trained_run  # pylint: disable=g-import-not-at-top
+
+NUM_SHAPES = len(shapes.SHAPES)
+
+
+def image_codes(image_encoder, images: np.ndarray, batch_size: int = 200) -> np.ndarray:
+    """The encoder's global codes [N, D] of uint8 images."""
+    codes = []
+    for i in range(0, len(images), batch_size):
+        _, code = image_encoder(images_lib.from_uint8(images[i:i + batch_size]),
+                                training=False)
+        codes.append(np.asarray(tf.cast(code, tf.float32)))
+    return np.concatenate(codes)
+
+
+def one_object(source):
+    """uint8 images and shape ids of a split's one-object images, with their indices."""
+    index = np.nonzero(np.asarray(source.attributes["num_objects"]) == 1)[0]
+    return source.images[index], np.asarray(source.attributes["shape"])[index, 0], index
+
+
+class ShapeProbe:
+    """Softmax regression from standardised codes to the shape id (full-batch gradient
+    descent with a little weight decay: small, deterministic, no framework needed)."""
+
+    def __init__(self, codes: np.ndarray, labels: np.ndarray, steps: int = 500,
+                 learning_rate: float = 0.5, weight_decay: float = 1e-4):
+        self.mean, self.std = codes.mean(0), codes.std(0) + 1e-6
+        x = self._standard(codes)
+        targets = np.eye(NUM_SHAPES)[labels]
+        self.weights = np.zeros([x.shape[1], NUM_SHAPES])
+        self.bias = np.zeros(NUM_SHAPES)
+        for _ in range(steps):
+            error = _softmax(x @ self.weights + self.bias) - targets    # d loss / d logits
+            self.weights -= learning_rate * (x.T @ error / len(x) + weight_decay * self.weights)
+            self.bias -= learning_rate * error.mean(0)
+
+    def _standard(self, codes):
+        return (codes - self.mean) / self.std
+
+    def __call__(self, codes: np.ndarray) -> np.ndarray:
+        return (self._standard(codes) @ self.weights + self.bias).argmax(1)
+
+
+def _softmax(logits):
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def confusion(true: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Row-normalised confusion [true, predicted] (rows without examples stay 0)."""
+    counts = np.zeros([NUM_SHAPES, NUM_SHAPES])
+    np.add.at(counts, (true, predicted), 1.0)
+    return counts / np.maximum(counts.sum(1, keepdims=True), 1.0)
+
+
+def fooled_fractions(caption_shape, drawn_shape, probe_shape, real_confusion):
+    """(fooled, expected if real, count) over the fakes drawn with another shape."""
+    wrong = drawn_shape != caption_shape
+    if not wrong.any():
+        return 0.0, 0.0, 0
+    fooled = float(np.mean(probe_shape[wrong] == caption_shape[wrong]))
+    expected = float(np.mean(real_confusion[drawn_shape[wrong], caption_shape[wrong]]))
+    return fooled, expected, int(wrong.sum())
+
+
+def shape_captions(source, indices, limit):
+    """The first caption naming exactly one shape of each listed image, with that shape."""
+    captions, named_shapes = [], []
+    for i in indices:
+        for caption in source.captions[i]:
+            named = shapes_captions.parse_caption(caption).shape
+            if len(named) == 1:
+                captions.append(caption)
+                named_shapes.append(next(iter(named)))
+                break
+        if len(captions) == limit:
+            break
+    return captions, np.array(named_shapes)
+
+
+def generate(run, captions, seed, batch_size=100):
+    ids = run.tokenizer.encode(captions, run.cfg.data.max_caption_length)
+    rng = np.random.default_rng(seed)
+    images = []
+    for i in range(0, len(captions), batch_size):
+        batch = ids[i:i + batch_size]
+        z = tf.constant(rng.standard_normal((batch.shape[0], run.cfg.generator.z_dim)),
+                        tf.float32)
+        images.append(np.asarray(images_lib.to_uint8(run.generate(batch, z))))
+    return np.concatenate(images)
+
+
+def drawn_shapes(reading) -> np.ndarray:
+    """The shape the classifier reads in its most likely occupied slot of each image."""
+    slot = reading.occupied.argmax(1)
+    return reading.shape[np.arange(len(slot)), slot]
+
+
+def per_shape(true, predicted):
+    return {name: round(float(np.mean(predicted[true == k] == k)), 3)
+            for k, name in enumerate(shapes.SHAPES) if (true == k).any()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--run", required=True, help="A shapes GAN run's model_dir.")
+    parser.add_argument("--num_captions", type=int, default=900)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", help="Also write the numbers here.")
+    args = parser.parse_args()
+
+    run = trained_run.load_run(args.run)
+    train, test = (sources.load_source(run.cfg.data, s) for s in ("train", "test"))
+    train_images, train_shapes, _ = one_object(train)
+    test_images, test_shapes, test_index = one_object(test)
+    probe = ShapeProbe(image_codes(run.image_encoder, train_images), train_shapes)
+    real_probe = probe(image_codes(run.image_encoder, test_images))
+    real_confusion = confusion(test_shapes, real_probe)
+
+    captions, caption_shape = shape_captions(test, test_index, args.num_captions)
+    fakes = generate(run, captions, args.seed)
+    reading = attributes_lib.load_or_train_classifier(run.cfg.data)(fakes)
+    drawn = drawn_shapes(reading)
+    fake_probe = probe(image_codes(run.image_encoder, fakes))
+    fooled, expected, count = fooled_fractions(caption_shape, drawn, fake_probe,
+                                               real_confusion)
+    out = {
+        "run": args.run, "step": run.step, "num_captions": len(captions),
+        "real_probe_accuracy": float(np.mean(real_probe == test_shapes)),
+        "real_probe_per_shape": per_shape(test_shapes, real_probe),
+        "fake_drawn_accuracy": float(np.mean(drawn == caption_shape)),
+        "fake_drawn_per_shape": per_shape(caption_shape, drawn),
+        "fake_probe_accuracy": float(np.mean(fake_probe == caption_shape)),
+        "fake_probe_per_shape": per_shape(caption_shape, fake_probe),
+        "fooled": fooled, "fooled_expected_if_real": expected, "fooled_of": count,
+    }
+    print(f"{args.run} (step {run.step}), {len(captions)} one-object captions naming a shape")
+    print(f"  probe on real test images: {out['real_probe_accuracy']:.3f} "
+          f"{out['real_probe_per_shape']}")
+    print(f"  fakes showing the caption's shape (classifier): "
+          f"{out['fake_drawn_accuracy']:.3f} {out['fake_drawn_per_shape']}")
+    print(f"  fakes the DAMSM probe reads as the caption's shape: "
+          f"{out['fake_probe_accuracy']:.3f}")
+    print(f"  fooled: {fooled:.3f} of the {count} fakes drawn with another shape are read "
+          f"as the caption's by the DAMSM probe (real images of the drawn shapes: "
+          f"{expected:.3f})")
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
