@@ -4,6 +4,8 @@ tools/plot_ablation.py and tools/probe_damsm.py."""
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 import types
 
 import numpy as np
@@ -215,3 +217,11 @@ class ProbeDAMSMTest(tf.test.TestCase):
         codes = np.eye(6)[labels] * 5.0 + rng.normal(0, 0.5, [240, 6]) + 100.0
         probe = tool.ShapeProbe(codes.astype(np.float32), labels)
         self.assertGreater(np.mean(probe(codes.astype(np.float32)) == labels), 0.95)
+
+    def test_missing_run_is_one_line(self):
+        result = subprocess.run(
+            [sys.executable, os.path.join(ROOT, "tools", "probe_damsm.py"),
+             "--run=/nonexistent/run"], capture_output=True, text=True, check=False)
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(result.stderr.strip(),
+                         "error: --run=/nonexistent/run is not a run directory.")

@@ -24,8 +24,11 @@ Prints the numbers and, with --json, writes them.
 import argparse
 import json
 import os
+import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tf_t2i import console  # pylint: disable=g-import-not-at-top
+
+console.import_tensorflow_quietly()  # one clear line on bad input, not TF's start-up block
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -147,7 +150,15 @@ def main():
     parser.add_argument("--json", help="Also write the numbers here.")
     args = parser.parse_args()
 
-    run = trained_run.load_run(args.run)
+    if not os.path.isdir(args.run):
+        sys.exit(f"error: --run={args.run} is not a run directory.")
+    try:
+        run = trained_run.load_run(args.run)
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"error: --run={args.run}: {e}")
+    if run.cfg.data.dataset != "shapes":
+        sys.exit(f"error: --run={args.run} was trained on {run.cfg.data.dataset!r}; the probe "
+                 "needs the shapes dataset's ground truth.")
     train, test = (sources.load_source(run.cfg.data, s) for s in ("train", "test"))
     train_images, train_shapes, _ = one_object(train)
     test_images, test_shapes, test_index = one_object(test)

@@ -6,8 +6,10 @@ import numpy as np
 import tensorflow as tf
 from absl.testing import parameterized
 
+from tf_t2i import config as config_lib
 from tf_t2i.losses import augment
 from tf_t2i.models import interface
+from tf_t2i.training.objectives import base
 from tf_t2i.training.objectives import damsm_term
 
 SIZE = 32
@@ -122,3 +124,26 @@ class DAMSMTermFeaturesTest(tf.test.TestCase):
             self.assertAllClose(regions, expected * 2.0)
             self.assertAllClose(code, tf.reduce_mean(expected, [1, 2]))
             self.assertNotAllClose(regions, record.fakes[index] * 2.0)
+
+    def test_config_sets_the_move(self):
+        loss_cfg = config_lib.LossConfig(damsm_weight=2.0, damsm_augment_shift=0.05,
+                                         damsm_augment_zoom=0.15)
+        term = damsm_term.DAMSMTerm.from_config(loss_cfg, models=None)
+        self.assertEqual((term.weight, term.augment_shift, term.augment_zoom),
+                         (2.0, 0.05, 0.15))
+
+    def test_the_term_scores_the_moved_fakes(self):
+        record = self.record()
+        ids = tf.constant([[3, 4, 0], [5, 6, 7], [8, 0, 0]], tf.int32)
+        caption = base.EncodedCaption(
+            ids=ids, words=tf.random.stateless_normal([3, 3, 3], [1, 1]),
+            sentence=tf.random.stateless_normal([3, 3], [2, 2]), mask=ids > 0)
+        record.captions = [caption]
+        record.batch = {"class_id": tf.constant([-1, -1, -1], tf.int64),
+                        "image_id": tf.constant([0, 1, 2], tf.int64)}
+        class_ids = damsm_term.class_ids_for_masking(record.batch)
+        moved_term = damsm_term.DAMSMTerm(1.0, 5.0, 5.0, 10.0, augment_shift=0.1)
+        unmoved = record.encode(record.fakes[0])
+        moved = moved_term.features(record, 0)
+        self.assertAllClose(moved_term(record), moved_term.loss(moved, caption, class_ids))
+        self.assertNotAllClose(moved_term(record), moved_term.loss(unmoved, caption, class_ids))

@@ -2,7 +2,7 @@
 
 A generator trained against a frozen encoder can satisfy it with patterns real images
 never show, an adversarial example of that encoder. On shapes the DAMSM image encoder
-reads the caption's shape in 56% of the fakes that the attribute classifier reads as
+reads the caption's shape in about half the fakes that the attribute classifier reads as
 another shape (docs/shapes_quality.md, "Fifth round"). Scoring a randomly shifted and
 zoomed copy of each fake, as CLIP-guided generation scores random crops of its image
 (Frans et al. 2021, "CLIPDraw") and as DiffAugment moves what its discriminator sees
