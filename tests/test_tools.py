@@ -1,5 +1,5 @@
 """The study tools: tools/shapes_quality.py (results JSON), tools/plot_training.py,
-tools/plot_ablation.py and tools/probe_damsm.py."""
+tools/plot_ablation.py, tools/probe_damsm.py and tools/damsm_sweep.py."""
 
 import importlib.util
 import json
@@ -225,3 +225,75 @@ class ProbeDAMSMTest(tf.test.TestCase):
         self.assertEqual(result.returncode, 1)
         self.assertEqual(result.stderr.strip(),
                          "error: --run=/nonexistent/run is not a run directory.")
+
+
+def _damsm_run(runs_dir, name, batch, steps, r_precision, dropout=0.1):
+    run_dir = os.path.join(runs_dir, name)
+    os.makedirs(run_dir)
+    with open(os.path.join(run_dir, "config.json"), "w") as f:
+        json.dump({"train": {"batch_size": batch, "damsm_learning_rate": 0.002,
+                             "damsm_lr_decay": 0.98}, "text": {"dropout": dropout}}, f)
+    with open(os.path.join(run_dir, "r_precision.json"), "w") as f:
+        json.dump({"r_precision": r_precision, "r_precision_std": 0.02, "step": steps,
+                   "train_seconds": 600.0}, f)
+
+
+class DAMSMSweepTest(tf.test.TestCase):
+
+    def test_variants_and_step_seconds_are_parsed(self):
+        tool = _tool("damsm_sweep")
+        self.assertEqual(tool.parse_variant("E=--train_batch_size=32 --text_dropout=0.1"),
+                         ("E", ["--train_batch_size=32", "--text_dropout=0.1"]))
+        self.assertEqual(tool.parse_variant("stock="), ("stock", []))
+        for bad in ("no_flags", "=--a=1", "a/b=--a=1"):
+            with self.assertRaisesRegex(ValueError, "NAME=FLAGS"):
+                tool.parse_variant(bad)
+        self.assertEqual(tool.parse_step_seconds(["32:0.30", "48:0.56"]), {32: 0.3, 48: 0.56})
+        for bad in ("32", "x:0.3", "32:fast"):
+            with self.assertRaisesRegex(ValueError, "BATCH:SECONDS"):
+                tool.parse_step_seconds([bad])
+
+    def test_collects_finished_runs_in_order_with_minutes_alone(self):
+        tool = _tool("damsm_sweep")
+        runs = helpers.scratch_dir()
+        _damsm_run(runs, "b48", 48, 1400, 0.753, dropout=0.5)
+        _damsm_run(runs, "b32", 32, 1900, 0.78)
+        _damsm_run(runs, "b24", 24, 2200, 0.734)
+        variants = [("b32", ["--train_batch_size=32"]), ("unfinished", []), ("b48", []),
+                    ("b24", [])]
+        rows = tool.collect(runs, variants, {32: 0.30, 48: 0.56})
+        self.assertEqual([r["name"] for r in rows], ["b32", "b48", "b24"])
+        self.assertEqual(rows[0]["flags"], "--train_batch_size=32")
+        self.assertEqual(rows[0]["minutes_alone"], 9.5)      # 1,900 x 0.30 s
+        self.assertEqual(rows[1]["minutes_alone"], 13.1)     # 1,400 x 0.56 s
+        self.assertIsNone(rows[2]["minutes_alone"])          # no step time for batch 24
+        self.assertEqual(rows[1]["text_dropout"], 0.5)
+        self.assertEqual(rows[0]["r_precision_real_images"], 0.78)
+        output = os.path.join(runs, "budget.png")
+        tool.plot(rows, output, budget_minutes=10)
+        self.assertGreater(os.path.getsize(output), 10_000)
+
+    def test_collect_only_writes_the_json_without_training(self):
+        runs = helpers.scratch_dir()
+        _damsm_run(runs, "E", 32, 1900, 0.78)
+        results = os.path.join(runs, "sweep.json")
+        result = subprocess.run(
+            [sys.executable, os.path.join(ROOT, "tools", "damsm_sweep.py"), "--no_train",
+             f"--runs={runs}", f"--results={results}", "--variant=E=--train_batch_size=32",
+             "--variant=F=--train_batch_size=32", "--step_seconds=32:0.3"],
+            capture_output=True, text=True, check=False, cwd=ROOT)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        with open(results) as f:
+            written = json.load(f)
+        self.assertEqual([r["name"] for r in written["runs"]], ["E"])
+        self.assertEqual(written["step_seconds_alone"], {"32": 0.3})
+        self.assertFalse(os.path.exists(os.path.join(runs, "F")))
+
+    def test_bad_variant_is_one_line(self):
+        result = subprocess.run(
+            [sys.executable, os.path.join(ROOT, "tools", "damsm_sweep.py"),
+             "--results=/tmp/unused.json", "--variant=E"], capture_output=True, text=True,
+            check=False, cwd=ROOT)
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(result.stderr.strip(),
+                         "error: --variant='E' must be NAME=FLAGS, NAME a folder name.")
