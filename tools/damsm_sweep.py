@@ -37,13 +37,11 @@ def parse_step_seconds(values):
     """['32:0.30', '48:0.56'] -> {32: 0.30, 48: 0.56}."""
     table = {}
     for value in values:
-        batch, sep, seconds = value.partition(":")
+        batch, _, seconds = value.partition(":")
         try:
             table[int(batch)] = float(seconds)
-        except ValueError:
+        except ValueError:  # also "32" alone: float("") fails
             raise ValueError(f"--step_seconds={value!r} must be BATCH:SECONDS.") from None
-        if not sep:
-            raise ValueError(f"--step_seconds={value!r} must be BATCH:SECONDS.")
     return table
 
 
