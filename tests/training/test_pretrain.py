@@ -60,6 +60,16 @@ class PretrainingTest(tf.test.TestCase):
         # Image encoder: every weight gets a gradient from the first step on.
         self.assertTrue(all(np.any(a != b) for a, b in zip(initial[1], trained[1])))
 
+    def test_word_loss_matmuls_follow_the_bfloat16_policy(self):
+        # Most of a shapes pretraining step is the word loss's two matmuls.
+        for policy, expected in (("none", "float32"), ("mixed_bfloat16", "bfloat16"),
+                                 ("mixed_float16", "float32")):
+            cfg = self.cfg.replace(runtime={"mixed_precision": policy})
+            parts = pretrain_lib.DAMSMComponents(
+                cfg, vocab_size=12, model_dir=self.create_tempdir().full_path,
+                steps_per_data_epoch=1)
+            self.assertEqual(parts.pretrainer.word_matmul_dtype, expected, policy)
+
     def test_outputs(self):
         for name in ("config.json", "vocab.txt", "r_precision.json"):
             self.assertTrue(os.path.isfile(os.path.join(self.run_dir, name)), name)

@@ -59,7 +59,8 @@ def damsm_word_loss(word_features,
                     class_ids=None,
                     gamma1=4.0,
                     gamma2=5.0,
-                    gamma3=10.0):
+                    gamma3=10.0,
+                    matmul_dtype=tf.float32):
     """DAMSM word-level loss (Xu et al. 2018, "AttnGAN", Eqs. 7-13).
 
     For each image j and caption i, every valid word of caption i attends over
@@ -83,6 +84,10 @@ def damsm_word_loss(word_features,
         gamma1: attention sharpness over regions.
         gamma2: weight of the word-context cosine inside the log-sum-exp.
         gamma3: scale of the image-caption logits.
+        matmul_dtype: dtype of the two matmuls that are nearly all of the loss's
+            cost (words against regions, attention times regions); bfloat16 makes
+            them about 1.3x faster on CPU. Softmaxes, cosines and the log-sum-exp
+            stay float32 whatever this is.
 
     Returns:
         A tuple `(per_example, attention)`: float32 [B] losses whose batch mean
@@ -108,10 +113,12 @@ def damsm_word_loss(word_features,
     words = tf.gather_nd(word_features, positions)  # [N, D]
 
     # Index j is the image, r the region.
-    scores = tf.einsum('nd,jrd->njr', words, regions)
-    over_words = _segment_softmax(scores, owner, batch_size)
+    matmul_regions = tf.cast(regions, matmul_dtype)
+    scores = tf.einsum('nd,jrd->njr', tf.cast(words, matmul_dtype), matmul_regions)
+    over_words = _segment_softmax(tf.cast(scores, tf.float32), owner, batch_size)
     attention = tf.nn.softmax(gamma1 * over_words, axis=2)  # [N, B, R]
-    context = tf.einsum('njr,jrd->njd', attention, regions)
+    context = tf.einsum('njr,jrd->njd', tf.cast(attention, matmul_dtype), matmul_regions)
+    context = tf.cast(context, tf.float32)
 
     dot = tf.einsum('nd,njd->nj', words, context)
     norms = _safe_norm(words, axis=-1)[:, None] * _safe_norm(context, -1)

@@ -32,11 +32,14 @@ class DAMSMPretrainer(keras.Model):
       temperature: NT-Xent temperature.
       text_grad_clip: global-norm clip on the text encoder's gradient (AttnGAN: 0.25).
       use_class_ids: mask same-class pairs out of the DAMSM negatives (CUB).
+      word_matmul_dtype: dtype of the word loss's two big matmuls (bfloat16 under the
+        mixed_bfloat16 policy: the word loss, computed for both captions, is most of a
+        shapes pretraining step; `damsm_losses.damsm_word_loss`).
     """
 
     def __init__(self, text_encoder, image_encoder, *, gamma1=4.0, gamma2=5.0, gamma3=10.0,
                  text_contrastive_weight=1.0, temperature=0.5, text_grad_clip=0.25,
-                 use_class_ids=True, **kwargs):
+                 use_class_ids=True, word_matmul_dtype="float32", **kwargs):
         super().__init__(**kwargs)
         self.text_encoder = text_encoder
         self.image_encoder = image_encoder
@@ -45,6 +48,7 @@ class DAMSMPretrainer(keras.Model):
         self.temperature = temperature
         self.text_grad_clip = text_grad_clip
         self.use_class_ids = use_class_ids
+        self.word_matmul_dtype = word_matmul_dtype
         names = ["loss", "w_loss", "s_loss"]
         if text_contrastive_weight > 0:
             names.append("t_cl")
@@ -66,7 +70,8 @@ class DAMSMPretrainer(keras.Model):
         words, sentence = self.text_encoder(caption_ids, training=training)
         mask = pipeline.caption_mask(caption_ids)
         w_loss, _ = damsm_losses.damsm_word_loss(words, mask, regions, class_ids,
-                                                 self.gamma1, self.gamma2, self.gamma3)
+                                                 self.gamma1, self.gamma2, self.gamma3,
+                                                 matmul_dtype=self.word_matmul_dtype)
         s_loss = damsm_losses.damsm_sentence_loss(sentence, code, class_ids, self.gamma3)
         return w_loss, s_loss, sentence
 

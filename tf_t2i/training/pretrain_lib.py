@@ -80,7 +80,9 @@ class DAMSMComponents:
             gamma2=cfg.loss.gamma2, gamma3=cfg.loss.gamma3,
             text_contrastive_weight=cfg.loss.text_contrastive_weight,
             temperature=cfg.loss.contrastive_temperature,
-            text_grad_clip=cfg.train.text_grad_clip)
+            text_grad_clip=cfg.train.text_grad_clip,
+            word_matmul_dtype=("bfloat16" if cfg.runtime.mixed_precision == "mixed_bfloat16"
+                               else "float32"))
         schedule = damsm.StepDecay(cfg.train.damsm_learning_rate, steps_per_data_epoch,
                                    cfg.train.damsm_lr_decay)
         self.optimizer = keras.optimizers.Adam(schedule, beta_1=cfg.train.damsm_beta1,
