@@ -227,15 +227,17 @@ class ProbeDAMSMTest(tf.test.TestCase):
                          "error: --run=/nonexistent/run is not a run directory.")
 
 
-def _damsm_run(runs_dir, name, batch, steps, r_precision, dropout=0.1):
+def _damsm_run(runs_dir, name, batch, steps, r_precision, dropout=0.1, seconds=600.0,
+               precision="none"):
     run_dir = os.path.join(runs_dir, name)
     os.makedirs(run_dir)
     with open(os.path.join(run_dir, "config.json"), "w") as f:
         json.dump({"train": {"batch_size": batch, "damsm_learning_rate": 0.002,
-                             "damsm_lr_decay": 0.98}, "text": {"dropout": dropout}}, f)
+                             "damsm_lr_decay": 0.98}, "text": {"dropout": dropout},
+                   "runtime": {"mixed_precision": precision}}, f)
     with open(os.path.join(run_dir, "r_precision.json"), "w") as f:
         json.dump({"r_precision": r_precision, "r_precision_std": 0.02, "step": steps,
-                   "train_seconds": 600.0}, f)
+                   "train_seconds": seconds}, f)
 
 
 class DAMSMSweepTest(tf.test.TestCase):
@@ -272,6 +274,18 @@ class DAMSMSweepTest(tf.test.TestCase):
         output = os.path.join(runs, "budget.png")
         tool.plot(rows, output, budget_minutes=10)
         self.assertGreater(os.path.getsize(output), 10_000)
+
+    def test_runs_timed_alone_take_their_own_seconds(self):
+        tool = _tool("damsm_sweep")
+        runs = helpers.scratch_dir()
+        _damsm_run(runs, "fp32", 32, 3800, 0.836, seconds=700.0)
+        _damsm_run(runs, "bf16", 32, 3800, 0.84, seconds=540.0, precision="mixed_bfloat16")
+        variants = [("fp32", []), ("bf16", ["--mixed_precision=mixed_bfloat16"])]
+        rows = tool.collect(runs, variants, {32: 0.30}, timed_alone=True)
+        self.assertEqual([r["minutes_alone"] for r in rows], [11.7, 9.0])  # 700 s, 540 s
+        self.assertEqual([r["mixed_precision"] for r in rows], ["none", "mixed_bfloat16"])
+        # Without the flag the step-time table applies: 3,800 x 0.30 s = 19 minutes.
+        self.assertEqual(tool.collect(runs, variants, {32: 0.30})[0]["minutes_alone"], 19.0)
 
     def test_collect_only_writes_the_json_without_training(self):
         runs = helpers.scratch_dir()

@@ -13,6 +13,8 @@ training seconds and real-image R-precision. Runs that share the machine are slo
 than runs alone, so the minutes a variant would take alone are its steps times
 --step_seconds BATCH:SECONDS, the steady step time measured alone for that batch size;
 the plot draws R-precision against those minutes with the --budget_minutes line.
+With --timed_alone every run was trained alone on the machine, and its own training
+seconds are its minutes alone (--step_seconds is then not needed).
 """
 
 import argparse
@@ -45,7 +47,7 @@ def parse_step_seconds(values):
     return table
 
 
-def collect(runs_dir, variants, step_seconds):
+def collect(runs_dir, variants, step_seconds, timed_alone=False):
     """One row per variant whose run finished, in the order given."""
     rows = []
     for name, flags in variants:
@@ -59,13 +61,18 @@ def collect(runs_dir, variants, step_seconds):
             config = json.load(f)
         batch = config["train"]["batch_size"]
         per_step = step_seconds.get(batch)
+        if timed_alone and result.get("train_seconds") is not None:
+            minutes_alone = round(result["train_seconds"] / 60, 1)
+        else:
+            minutes_alone = None if per_step is None else round(per_step * result["step"] / 60, 1)
         rows.append({
             "name": name, "flags": " ".join(flags), "batch_size": batch,
             "steps": result["step"], "text_dropout": config["text"]["dropout"],
             "learning_rate": config["train"]["damsm_learning_rate"],
             "lr_decay": config["train"]["damsm_lr_decay"],
+            "mixed_precision": config["runtime"]["mixed_precision"],
             "train_seconds": result.get("train_seconds"),
-            "minutes_alone": None if per_step is None else round(per_step * result["step"] / 60, 1),
+            "minutes_alone": minutes_alone,
             "r_precision_real_images": result["r_precision"],
             "r_precision_fold_std": round(result["r_precision_std"], 4)})
     return rows
@@ -111,6 +118,8 @@ def main():
     parser.add_argument("--results", required=True, help="The results JSON to write.")
     parser.add_argument("--step_seconds", action="append", default=[],
                         help="BATCH:SECONDS, a step's time alone on the machine.")
+    parser.add_argument("--timed_alone", action="store_true",
+                        help="Each run trained alone: its training seconds are its minutes.")
     parser.add_argument("--budget_minutes", type=float, default=10.0)
     parser.add_argument("--plot", default="", help="Also draw the figure here.")
     parser.add_argument("--no_train", action="store_true",
@@ -132,12 +141,13 @@ def main():
             continue
         run([sys.executable, "-m", "tf_t2i.pretrain", f"--flagfile={args.config}",
              f"--model_dir={run_dir}", *flags], run_dir + ".log")
-    rows = collect(args.runs, variants, step_seconds)
+    rows = collect(args.runs, variants, step_seconds, args.timed_alone)
     files.atomic_write_json(args.results, {
         "what": "DAMSM pretraining variants: real-image R-precision on the test split "
                 "against steps, batch size and training time",
         "config": args.config, "step_seconds_alone": {str(k): v for k, v in
                                                       sorted(step_seconds.items())},
+        "timed_alone": args.timed_alone,
         "budget_minutes": args.budget_minutes, "machine": machine(), "runs": rows},
         indent=1)
     if args.plot:
