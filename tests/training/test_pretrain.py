@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import os
+from unittest import mock
 
 import numpy as np
 import tensorflow as tf
@@ -15,6 +16,7 @@ import tensorflow as tf
 from tests.training import helpers
 from tf_t2i.data import tokenizer as tokenizer_lib
 from tf_t2i.io import checkpoints
+from tf_t2i.losses import damsm as damsm_losses
 from tf_t2i.training import pretrain_lib
 
 
@@ -69,6 +71,22 @@ class PretrainingTest(tf.test.TestCase):
                 cfg, vocab_size=12, model_dir=self.create_tempdir().full_path,
                 steps_per_data_epoch=1)
             self.assertEqual(parts.pretrainer.word_matmul_dtype, expected, policy)
+        # ...and the pretrainer hands it to the word loss, for both captions.
+        seen = []
+        real_loss = damsm_losses.damsm_word_loss
+
+        def recording_loss(*args, **kwargs):
+            seen.append(kwargs.get("matmul_dtype"))
+            return real_loss(*args, **kwargs)
+
+        parts.pretrainer.word_matmul_dtype = "bfloat16"
+        batch = {"caption_ids": tf.constant([[3, 4, 0], [5, 0, 0]]),
+                 "caption_ids_2": tf.constant([[6, 7, 8], [4, 0, 0]]),
+                 "real_images": tf.zeros([2, cfg.data.image_size, cfg.data.image_size, 3]),
+                 "class_id": tf.constant([-1, -1]), "image_id": tf.constant([0, 1])}
+        with mock.patch.object(damsm_losses, "damsm_word_loss", recording_loss):
+            parts.pretrainer.compute_losses(batch, training=False)
+        self.assertEqual(seen, ["bfloat16", "bfloat16"])
 
     def test_outputs(self):
         for name in ("config.json", "vocab.txt", "r_precision.json"):
