@@ -86,8 +86,8 @@ def damsm_word_loss(word_features,
         gamma3: scale of the image-caption logits.
         matmul_dtype: dtype of the two matmuls that are nearly all of the loss's
             cost (words against regions, attention times regions); bfloat16 makes
-            the loss about 1.4x faster on CPU (benchmarks/damsm_word_loss.py). Softmaxes, cosines and the log-sum-exp
-            stay float32 whatever this is.
+            the loss about 1.4x faster on CPU (benchmarks/damsm_word_loss.py).
+            Softmaxes, cosines and the log-sum-exp stay float32 whatever this is.
 
     Returns:
         A tuple `(per_example, attention)`: float32 [B] losses whose batch mean
