@@ -110,7 +110,8 @@ class ConfigTest(parameterized.TestCase, tf.test.TestCase):
          "ssagan only, but generator.arch='attngan'"),
         ("style2_attngan", {"generator": {"residual_blocks": 3}}, "residual_blocks"),
         ("attngan", {"discriminator": {"residual_gate_init": 1.0}}, "residual_gate_init"),
-        ("attngan", {"generator": {"noise_in_affine": True}}, "noise_in_affine"))
+        ("attngan", {"generator": {"noise_in_affine": True}}, "noise_in_affine"),
+        ("style1_attngan", {"generator": {"sentence_in_fc": True}}, "sentence_in_fc"))
     def test_field_of_another_architecture_cannot_be_set(self, arch, change, message):
         cfg = config_lib.ExperimentConfig().replace(generator={"arch": arch}).replace(**change)
         with self.assertRaisesRegex(config_lib.ConfigError, message):

@@ -158,6 +158,9 @@ class GeneratorConfig:
     noise_in_affine: bool = _field(False, "SSA-GAN: every SSCBN reads [sentence, z], not the "
                                    "sentence alone (reference: false; z enters only by fc).",
                                    applies_to=SSAGAN)
+    sentence_in_fc: bool = _field(False, "SSA-GAN: fc reads [z, sentence], not z alone, so the "
+                                  "text can lay out the 4x4 map (reference: false).",
+                                  applies_to=SSAGAN)
 
     def validate(self):
         _check_choices(self)

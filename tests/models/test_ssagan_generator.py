@@ -199,6 +199,33 @@ class SSAGANGeneratorTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllEqual(plain(z_a, sentence, training=True)[0],
                             plain(z_b, sentence, training=True)[0])
 
+    def test_sentence_in_fc_lays_out_the_initial_map(self):
+        # The plain generator ignores the sentence at init (the SSCBN output
+        # layers start at zero); with the sentence in fc it already shapes the
+        # 4x4 map, and with fc's sentence rows at zero the two are the same.
+        z, sentence_a = helpers.noise_and_sentence(0)
+        _, sentence_b = helpers.noise_and_sentence(1)
+        plain = ssagan_generator.SSAGANGenerator(ngf=8, image_size=64)
+        generator = ssagan_generator.SSAGANGenerator(ngf=8, image_size=64,
+                                                     sentence_in_fc=True)
+        plain.build()
+        generator.build()
+        self.assertEqual(params.count_trainable_parameters(generator)
+                         - params.count_trainable_parameters(plain), 256 * 8 * 8 * 16)
+        self.assertTrue(generator.get_config()["sentence_in_fc"])
+        fc = generator.fc.kernel.numpy()
+        self.assertGreater(np.abs(fc[100:]).max(), 0.0)  # initialised like the z rows
+        images_a = generator(z, sentence_a, training=True)[0]
+        images_b = generator(z, sentence_b, training=True)[0]
+        self.assertGreater(np.abs(images_a - images_b).max(), 1e-3)
+        # fc([z, s]) = z @ K_z + s @ K_s + b: zero K_s and copy the rest from plain.
+        weights = plain.get_weights()
+        fc_index = next(i for i, w in enumerate(plain.weights) if w is plain.fc.kernel)
+        weights[fc_index] = np.concatenate([weights[fc_index], np.zeros_like(fc[100:])])
+        generator.set_weights(weights)
+        self.assertAllClose(generator(z, sentence_a, training=True)[0],
+                            plain(z, sentence_b, training=True)[0])
+
     def _perturb_sscbn(self, blocks):
         rng = np.random.default_rng(5)
         for block in blocks:

@@ -34,7 +34,8 @@ def build_generator(cfg: config_lib.ExperimentConfig, name: str = "generator"):
                   image_size=cfg.data.image_size, name=name)
     if g.arch == "ssagan":
         return SSAGANGenerator(residual_gate_init=g.residual_gate_init,
-                               noise_in_affine=g.noise_in_affine, **common)
+                               noise_in_affine=g.noise_in_affine,
+                               sentence_in_fc=g.sentence_in_fc, **common)
     if g.arch == "attngan":
         return attngan_generator.AttnGANGenerator(condition_dim=g.condition_dim,
                                                   num_residual=g.residual_blocks, **common)

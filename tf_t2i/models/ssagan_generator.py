@@ -272,6 +272,13 @@ class SSAGANGenerator(keras.Model):
             image per caption); this gives z a path into every block, as
             BigGAN's conditional batch norms read [class embedding, z chunk]
             (Brock et al. 2019, Sec. 3 "hierarchical latent spaces").
+        sentence_in_fc: bool; when true fc reads [z, sentence] instead of z
+            alone (the reference: false). In the reference the sentence acts
+            only by channel-wise affines, the same at every pixel of a mask, so
+            where each object goes must come from fc's z-only 4x4 map; this
+            lets the text lay out the 4x4 map itself, as the first stage of
+            StackGAN and AttnGAN reads [z, condition] (Zhang et al. 2017,
+            Sec. 4.1; Xu et al. 2018, Sec. 2.1).
         **kwargs: `keras.Model` arguments (name, dtype, ...).
 
     Example:
@@ -284,11 +291,12 @@ class SSAGANGenerator(keras.Model):
 
     def __init__(self, ngf=64, z_dim=100, sentence_dim=256, image_size=256,
                  mask_channels=100, residual_gate_init=0.0, noise_in_affine=False,
-                 **kwargs):
+                 sentence_in_fc=False, **kwargs):
         super().__init__(**kwargs)
         log_size = check_image_size(image_size)
         self.residual_gate_init = float(residual_gate_init)
         self.noise_in_affine = bool(noise_in_affine)
+        self.sentence_in_fc = bool(sentence_in_fc)
         self.ngf = ngf
         self.z_dim = z_dim
         self.sentence_dim = sentence_dim
@@ -299,8 +307,9 @@ class SSAGANGenerator(keras.Model):
         # Layers.
         num_blocks = log_size - 1  # 4 px doubled (num_blocks - 1) times.
         widths = _GENERATOR_WIDTHS[:num_blocks]
+        self.fc_input_dim = z_dim + (sentence_dim if self.sentence_in_fc else 0)
         self.fc = t2i_layers.torch_dense(
-            z_dim, 8 * ngf * 4 * 4, dtype=dtype, name="fc")
+            self.fc_input_dim, 8 * ngf * 4 * 4, dtype=dtype, name="fc")
         self.initial_mask_predictor = MaskPredictor(
             8 * ngf, mask_channels, dtype=dtype, name="initial_mask_predictor")
         affine_dim = sentence_dim + (z_dim if self.noise_in_affine else 0)
@@ -318,7 +327,7 @@ class SSAGANGenerator(keras.Model):
 
     def build(self, input_shape=None):
         # Every shape follows from the config, so the input shape is unused.
-        self.fc.build((None, self.z_dim))
+        self.fc.build((None, self.fc_input_dim))
         self.initial_mask_predictor.build((None, 4, 4, 8 * self.ngf))
         for block in self.blocks:
             block.build((None, None, None, block.in_channels))
@@ -329,7 +338,10 @@ class SSAGANGenerator(keras.Model):
     def call(self, z, sentence_embedding=None, training=None):
         if sentence_embedding is None:
             z, sentence_embedding = z
-        x = self.fc(z)
+        fc_input = z
+        if self.sentence_in_fc:
+            fc_input = tf.concat([z, tf.cast(sentence_embedding, z.dtype)], axis=-1)
+        x = self.fc(fc_input)
         # torch's .view(B, C, 4, 4) then NHWC, so fc weights import unchanged.
         x = tf.reshape(x, [-1, 8 * self.ngf, 4, 4])
         x = tf.transpose(x, [0, 2, 3, 1])  # [B, 4, 4, 8ngf]
@@ -365,5 +377,6 @@ class SSAGANGenerator(keras.Model):
             "mask_channels": self.mask_channels,
             "residual_gate_init": self.residual_gate_init,
             "noise_in_affine": self.noise_in_affine,
+            "sentence_in_fc": self.sentence_in_fc,
         })
         return config
