@@ -5,6 +5,7 @@
   python benchmarks/gan_step.py --compare=archs     # AttnGAN family vs SSA-GAN
   python benchmarks/gan_step.py --compare=callbacks # per-step host work the loop removed
   python benchmarks/gan_step.py --compare=noise     # z into every SSCBN vs fc only
+  python benchmarks/gan_step.py --compare=words     # word attention in G blocks vs not
 
 Random weights (no DAMSM or captioner run needed): builds the models exactly as
 `tf_t2i.train` does, feeds one fixed batch, and reports seconds per step and images per
@@ -19,7 +20,9 @@ the training loop did before the redesign: the EMA copy's BatchNorm statistics c
 every step, and the step variable and every logged value read on the host every step.
 `--compare=noise` times the generator with z in every SSCBN (`--gen_noise_in_affine`,
 configs/shapes_ssagan_30min.cfg) against the reference's z-in-fc-only, alternating the
-two three times so that drift of the machine hits both.
+two three times so that drift of the machine hits both. `--compare=words` times, the same
+way, the generator of configs/shapes_ssagan_30min.cfg with and without word attention
+(`--gen_word_attention_max_size`) in every block and in the blocks up to 32 px.
 """
 
 import argparse
@@ -130,6 +133,20 @@ def time_variant(cfg, args, callback_variant=None):
         return (time.perf_counter() - start) / args.steps
 
 
+def _alternate(args, variants):
+    """Times generator variants ({name: generator fields}) three times in turn, so that
+    drift of the machine hits each; prints each mean as a ratio to the first."""
+    results = {}
+    for _ in range(3):
+        for name, fields in variants.items():
+            cfg = make_cfg(args, generator=dict(fields, ngf=args.ngf))
+            results.setdefault(name, []).append(time_variant(cfg, args))
+    base = np.mean(next(iter(results.values())))
+    for name, times in results.items():
+        print(f"  {name:18s}: {np.mean(times):.4f} s/step (runs {np.round(times, 4)}), "
+              f"x{np.mean(times) / base:.3f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ngf", type=int, default=8)
@@ -140,7 +157,7 @@ def main():
     parser.add_argument("--mixed_precision", default="none",
                         choices=["none", "mixed_bfloat16", "mixed_float16"])
     parser.add_argument("--compare", default="ma_gp",
-                        choices=["ma_gp", "losses", "archs", "callbacks", "noise"])
+                        choices=["ma_gp", "losses", "archs", "callbacks", "noise", "words"])
     args = parser.parse_args()
     if args.mixed_precision != "none":
         keras.mixed_precision.set_global_policy(args.mixed_precision)
@@ -163,16 +180,16 @@ def main():
                   f"x{seconds / results['bare step']:.3f} of the bare step")
         return
     if args.compare == "noise":
-        variants = {"z in fc only": False, "z in every SSCBN": True}
-        for _ in range(3):
-            for name, noise_in_affine in variants.items():
-                cfg = make_cfg(args, generator={"ngf": args.ngf,
-                                                "noise_in_affine": noise_in_affine})
-                results.setdefault(name, []).append(time_variant(cfg, args))
-        base = np.mean(results["z in fc only"])
-        for name, times in results.items():
-            print(f"  {name:18s}: {np.mean(times):.4f} s/step (runs {np.round(times, 4)}), "
-                  f"x{np.mean(times) / base:.3f}")
+        _alternate(args, {"z in fc only": {"noise_in_affine": False},
+                          "z in every SSCBN": {"noise_in_affine": True}})
+        return
+    if args.compare == "words":
+        thirty_minutes = {"noise_in_affine": True, "sentence_in_fc": True,
+                          "residual_gate_init": 1.0}
+        _alternate(args, {
+            "sentence only": thirty_minutes,
+            "words, every block": dict(thirty_minutes, word_attention_max_size=args.size),
+            "words, up to 32 px": dict(thirty_minutes, word_attention_max_size=32)})
         return
     if args.compare == "archs":
         for name, (generator, discriminator, loss) in ARCH_VARIANTS.items():

@@ -89,6 +89,7 @@ class ConfigTest(parameterized.TestCase, tf.test.TestCase):
         (dict(data={"shapes_hard_negatives": 1.5}), "shapes_hard_negatives"),
         (dict(loss={"damsm_augment_shift": 0.5}), "damsm_augment_shift"),
         (dict(loss={"damsm_augment_zoom": -0.1}), "damsm_augment_zoom"),
+        (dict(generator={"word_attention_max_size": 2}), "word_attention_max_size"),
         (dict(data={"dataset": "cub", "manual_dir": "x", "shapes_hard_negatives": 0.5}),
          "shapes_hard_negatives=0.5 applies to the shapes dataset only"),
     )
@@ -111,7 +112,9 @@ class ConfigTest(parameterized.TestCase, tf.test.TestCase):
         ("style2_attngan", {"generator": {"residual_blocks": 3}}, "residual_blocks"),
         ("attngan", {"discriminator": {"residual_gate_init": 1.0}}, "residual_gate_init"),
         ("attngan", {"generator": {"noise_in_affine": True}}, "noise_in_affine"),
-        ("style1_attngan", {"generator": {"sentence_in_fc": True}}, "sentence_in_fc"))
+        ("style1_attngan", {"generator": {"sentence_in_fc": True}}, "sentence_in_fc"),
+        ("attngan", {"generator": {"word_attention_max_size": 32}},
+         "word_attention_max_size"))
     def test_field_of_another_architecture_cannot_be_set(self, arch, change, message):
         cfg = config_lib.ExperimentConfig().replace(generator={"arch": arch}).replace(**change)
         with self.assertRaisesRegex(config_lib.ConfigError, message):

@@ -161,10 +161,17 @@ class GeneratorConfig:
     sentence_in_fc: bool = _field(False, "SSA-GAN: fc reads [z, sentence], not z alone, so the "
                                   "text can lay out the 4x4 map (reference: false).",
                                   applies_to=SSAGAN)
+    word_attention_max_size: int = _field(
+        0, "SSA-GAN: the G blocks at this resolution (px) and below attend over the words and "
+        "their SSCBNs add a per-pixel affine from that context; 0: none (reference: the "
+        "sentence alone).", applies_to=SSAGAN)
 
     def validate(self):
         _check_choices(self)
         _check_positive(self, "z_dim", "ngf", "condition_dim", "mapping_layers")
+        if self.word_attention_max_size and self.word_attention_max_size < 4:
+            raise ConfigError(f"generator.word_attention_max_size must be 0 (none) or >= 4 px "
+                              f"(the first block's), got {self.word_attention_max_size}.")
         if self.residual_blocks < 0:
             raise ConfigError(f"generator.residual_blocks must be >= 0, got "
                               f"{self.residual_blocks}.")

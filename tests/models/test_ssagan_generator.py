@@ -226,6 +226,54 @@ class SSAGANGeneratorTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(generator(z, sentence_a, training=True)[0],
                             plain(z, sentence_b, training=True)[0])
 
+    def test_word_attention_reads_the_real_words(self):
+        # At init the per-pixel affines start at zero, so the image ignores the words;
+        # once they are non-zero the words change it, and padding words still do not.
+        z, sentence, words_a, mask, _ = helpers.text_inputs(0)
+        words_b = helpers.text_inputs(1)[2]
+        plain = ssagan_generator.SSAGANGenerator(ngf=8, image_size=64)
+        # Open residual gates: the zero-initialised word layers alone keep the words out.
+        generator = ssagan_generator.SSAGANGenerator(
+            ngf=8, image_size=64, word_attention_max_size=64, residual_gate_init=1.0)
+        plain.build()
+        generator.build()
+        # Per block of widths (i, o): query i*i, key 256*i, value 256*i + i; the SSCBNs'
+        # per-pixel gamma and beta layers 2 * (i*i + i) and 2 * (i*o + o).
+        extra = sum(i * i + 2 * 256 * i + i + 2 * (i * i + i) + 2 * (i * o + o)
+                    for i, o in ((64, 64),) * 4 + ((64, 32),))
+        self.assertEqual(params.count_trainable_parameters(generator)
+                         - params.count_trainable_parameters(plain), extra)
+        self.assertEqual(generator.get_config()["word_attention_max_size"], 64)
+        with self.assertRaisesRegex(ValueError, "attends over words"):
+            generator(z, sentence, training=False)
+        images_a = generator(z, sentence, words_a, mask, training=False)[0]
+        images_b = generator(z, sentence, words_b, mask, training=False)[0]
+        self.assertAllClose(images_a, images_b, atol=0, rtol=0)
+        rng = np.random.default_rng(3)
+        for block in generator.blocks:
+            for sscbn in (block.sscbn_in, block.sscbn_out):
+                for dense in (sscbn.gamma_word, sscbn.beta_word):
+                    dense.kernel.assign(rng.standard_normal(dense.kernel.shape) * 0.1)
+        images_a = generator(z, sentence, words_a, mask, training=False)[0]
+        images_b = generator(z, sentence, words_b, mask, training=False)[0]
+        self.assertGreater(np.abs(images_a - images_b).max(), 1e-3)
+        padded = words_a.copy()
+        padded[0, 3:] = words_b[0, 3:]  # sample 0's padding positions only
+        self.assertAllClose(generator(z, sentence, padded, mask, training=False)[0],
+                            images_a, atol=1e-6, rtol=0)
+
+    def test_word_attention_up_to_a_resolution(self):
+        generator = ssagan_generator.SSAGANGenerator(ngf=8, image_size=64,
+                                                     word_attention_max_size=16)
+        # Blocks at 4, 8, 16 px attend; those at 32 and 64 px read the sentence alone.
+        self.assertEqual([b.word_context is not None for b in generator.blocks],
+                         [True, True, True, False, False])
+        self.assertEqual([b.sscbn_out.context_dim for b in generator.blocks],
+                         [64, 64, 64, 0, 0])
+        z, sentence, words, mask, _ = helpers.text_inputs(0)
+        images, _ = generator(z, sentence, words, mask, training=False)
+        self.assertEqual(images.shape, (BATCH, 64, 64, 3))
+
     def _perturb_sscbn(self, blocks):
         rng = np.random.default_rng(5)
         for block in blocks:

@@ -35,16 +35,23 @@ def _tiny_module(family: str) -> export_lib.TextToImageExport:
     text_encoder = text_encoder_lib.DAMSMTextEncoder(tokenizer.vocab_size, embedding_dim=8,
                                                      hidden_dim=TEXT_DIM)
     text_encoder(tf.zeros([1, MAX_WORDS], tf.int32))
-    if family == "ssagan":
+    if family.startswith("ssagan"):
         image_size = 64
+        words = family == "ssagan_words"
         generator = ssagan_generator.SSAGANGenerator(
-            ngf=4, z_dim=Z_DIM, sentence_dim=TEXT_DIM, image_size=image_size, mask_channels=8)
+            ngf=4, z_dim=Z_DIM, sentence_dim=TEXT_DIM, image_size=image_size, mask_channels=8,
+            word_attention_max_size=32 if words else 0, residual_gate_init=1.0 if words else 0.0)
     else:
         image_size = 128
         generator = attngan_generator.AttnGANGenerator(
             ngf=4, z_dim=Z_DIM, condition_dim=8, sentence_dim=TEXT_DIM, num_residual=1,
             image_size=image_size)
     interface.build_generator(generator, Z_DIM, TEXT_DIM, MAX_WORDS)
+    if family == "ssagan_words":  # the per-pixel word affines start at zero: open them
+        rng = np.random.default_rng(0)
+        for var in generator.trainable_variables:
+            if var.path.endswith(("gamma_word/kernel", "beta_word/kernel")):
+                var.assign(rng.standard_normal(var.shape) * 0.3)
     return export_lib.TextToImageExport(generator, text_encoder, tokenizer, Z_DIM, image_size)
 
 
@@ -180,6 +187,24 @@ class SSAGANMapsExportTest(_MapsExportChecks, tf.test.TestCase):
         maps_ops = export_lib.signature_ops(self.version_dir, "generate_with_maps")
         default_ops = export_lib.signature_ops(self.version_dir, "serving_default")
         self.assertGreater(maps_ops["ResizeBilinear"], default_ops["ResizeBilinear"])
+
+
+class SSAGANWordAttentionMapsExportTest(_MapsExportChecks, tf.test.TestCase):
+    """SSA-GAN with word attention up to 32 px (--gen_word_attention_max_size): its call
+    takes words, its maps are still masks."""
+
+    family, image_size, num_maps = "ssagan_words", 64, 5
+
+    def test_images_depend_on_the_words(self):
+        # A caption sets both the words and the sentence; here the sentence stays and only
+        # the word features change.
+        generator, z = self.module.generator, tf.random.normal([1, Z_DIM])
+        sentence = tf.random.normal([1, TEXT_DIM])
+        mask = tf.ones([1, MAX_WORDS], tf.bool)
+        images = [interface.generate_images(generator, z, sentence,
+                                            tf.random.normal([1, MAX_WORDS, TEXT_DIM]), mask)
+                  for _ in range(2)]
+        self.assertGreater(float(tf.reduce_max(tf.abs(images[0] - images[1]))), 1e-3)
 
 
 class AttnGANMapsExportTest(_MapsExportChecks, tf.test.TestCase):

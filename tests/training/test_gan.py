@@ -235,5 +235,30 @@ class TrainStepVariantsTest(tf.test.TestCase):
             self.parts.gan.sampling_generator(use_ema=True)
 
 
+class WordAttentionStepTest(tf.test.TestCase):
+    """Two steps of SSA-GAN with word attention (--gen_word_attention_max_size) and open G gates."""
+    # tiny.cfg's 64 px are the largest block's: every block attends.
+
+    def test_the_word_path_trains(self):
+        cfg = helpers.tiny_gan_config(
+            generator={"word_attention_max_size": 64, "residual_gate_init": 1.0},
+            train={"ema_decay": 0.0})
+        keras.utils.set_random_seed(cfg.train.seed)
+        parts = train_lib.GANComponents(cfg, helpers.vocab_size(),
+                                        helpers.scratch_dir() + "/word_attention_test")
+        word_vars = [v for v in parts.generator.trainable_variables if "word" in v.path]
+        # Per block: the attention's query, key, value (kernel and bias) and the two
+        # SSCBNs' per-pixel gamma and beta layers (kernel and bias).
+        self.assertLen(word_vars, len(parts.generator.blocks) * (4 + 8))
+        before = [v.numpy() for v in word_vars]
+        history = parts.gan.fit(helpers.one_batch_dataset(helpers.train_batch(cfg)),
+                                steps_per_epoch=2, epochs=1, verbose=0).history
+        self.assertTrue(np.isfinite(history["g_loss"][-1]))
+        # Step 1 moves the zero-initialised per-pixel affines; through them, step 2
+        # reaches the attention's projections.
+        for var, old in zip(word_vars, before):
+            self.assertTrue(np.any(var.numpy() != old), msg=var.path)
+
+
 if __name__ == "__main__":
     tf.test.main()

@@ -1,7 +1,7 @@
 """One way to call every generator family, for training, sampling, evaluation and export.
 
-SSA-GAN's generator is conditioned on the sentence embedding only and returns
-`(images, masks)`; the AttnGAN family (AttnGAN, Style1AttnGAN, Style2AttnGAN) also attends
+SSA-GAN's generator is conditioned on the sentence embedding (and, with
+`--gen_word_attention_max_size`, on the words too) and returns `(images, masks)`; the AttnGAN family (AttnGAN, Style1AttnGAN, Style2AttnGAN) also attends
 over word features and returns a dict with one image per stage plus the conditioning
 augmentation's `mu` / `logvar`. Callers use these functions instead of calling a generator
 directly, so that nothing downstream depends on the family.
@@ -42,6 +42,12 @@ def conditions_on_words(generator) -> bool:
     return bool(getattr(generator, "conditions_on_words", False))
 
 
+def reads_words(generator) -> bool:
+    """True for generators whose call takes words and word_mask: the AttnGAN family, and
+    SSA-GAN with word attention (`--gen_word_attention_max_size`)."""
+    return conditions_on_words(generator) or bool(getattr(generator, "reads_words", False))
+
+
 def noise_seeds_from(z) -> tf.Tensor:
     """One stateless RNG seed per example, int32 [B, 2], taken from the bits of its z.
 
@@ -79,8 +85,8 @@ def generate(generator, z, sentence, words=None, word_mask=None,
       generator: an SSA-GAN or AttnGAN-family generator.
       z: float32 [B, z_dim] noise.
       sentence: float32 [B, D] sentence embeddings.
-      words: float32 [B, T, D] word features (AttnGAN family only).
-      word_mask: bool [B, T], True at real words (AttnGAN family only).
+      words: float32 [B, T, D] word features (generators that `reads_words`).
+      word_mask: bool [B, T], True at real words (generators that `reads_words`).
       training: training mode (batch statistics, style mixing).
 
     Returns:
@@ -99,7 +105,12 @@ def _run(generator, z, sentence, words, word_mask, training):
                         noise_seed=noise_seeds_from(z))
         generated = Generated(list(out["images"]), out.get("mu"), out.get("logvar"))
         return generated, list(out["attention"])
-    images, masks = generator(z, sentence, training=training)
+    if reads_words(generator):
+        if words is None or word_mask is None:
+            raise ValueError(f"{generator.name} attends over words: pass words and word_mask.")
+        images, masks = generator(z, sentence, words, word_mask, training=training)
+    else:
+        images, masks = generator(z, sentence, training=training)
     return Generated([images]), list(masks)
 
 

@@ -18,6 +18,7 @@ import keras
 import tensorflow as tf
 
 from tf_t2i.models import layers as t2i_layers
+from tf_t2i.models import word_context as word_context_lib
 
 SUPPORTED_IMAGE_SIZES = (64, 128, 256)
 
@@ -45,14 +46,19 @@ class SSCBN(keras.layers.Layer):
     parameters, m is a one-channel spatial mask broadcast over channels and
     gamma, beta are separate MLPs Linear(D, 256) -> ReLU -> Linear(256, C) on
     the sentence embedding. Their last layers start at zero, so at
-    initialisation the layer is a plain batch normalisation.
+    initialisation the layer is a plain batch normalisation. With
+    `context_dim` > 0 (not in the reference) gamma and beta each add a
+    per-pixel linear map of a word context [B, H, W, context_dim] (see
+    `word_context`), also starting at zero.
 
     Shapes: x [B, H, W, C], sentence_embedding [B, D], fusion_mask
-    [B, H, W, 1] in [0, 1] -> [B, H, W, C].
+    [B, H, W, 1] in [0, 1], word_context [B, H, W, context_dim] or None ->
+    [B, H, W, C].
 
     Args:
         channels: int, C.
         sentence_dim: int, D.
+        context_dim: int, width of the word context; 0 for none.
         **kwargs: `keras.layers.Layer` arguments.
 
     Example:
@@ -61,10 +67,11 @@ class SSCBN(keras.layers.Layer):
     ...           tf.ones([2, 8, 8, 1]), training=True)
     """
 
-    def __init__(self, channels, sentence_dim=256, **kwargs):
+    def __init__(self, channels, sentence_dim=256, context_dim=0, **kwargs):
         super().__init__(**kwargs)
         self.channels = channels
         self.sentence_dim = sentence_dim
+        self.context_dim = context_dim
         dtype = self.dtype_policy
         self.batch_norm = t2i_layers.torch_batch_norm(
             affine=False, dtype=dtype, name="batch_norm")
@@ -78,6 +85,13 @@ class SSCBN(keras.layers.Layer):
         self.beta_out = t2i_layers.torch_dense(
             _SSCBN_HIDDEN, channels, zero_init=True, dtype=dtype,
             name="beta_out")
+        self.gamma_word = self.beta_word = None
+        if context_dim:
+            # One linear layer, not the sentence's MLP: it runs at every pixel.
+            self.gamma_word = t2i_layers.torch_dense(
+                context_dim, channels, zero_init=True, dtype=dtype, name="gamma_word")
+            self.beta_word = t2i_layers.torch_dense(
+                context_dim, channels, zero_init=True, dtype=dtype, name="beta_word")
 
     def build(self, input_shape):
         self.batch_norm.build((None, None, None, self.channels))
@@ -85,20 +99,29 @@ class SSCBN(keras.layers.Layer):
                             (self.beta_hidden, self.beta_out)):
             hidden.build((None, self.sentence_dim))
             out.build((None, _SSCBN_HIDDEN))
+        if self.context_dim:
+            self.gamma_word.build((None, self.context_dim))
+            self.beta_word.build((None, self.context_dim))
 
-    def call(self, x, sentence_embedding, fusion_mask, training=None):
+    def call(self, x, sentence_embedding, fusion_mask, word_context=None,
+             training=None):
         h = self.batch_norm(x, training=training)
         gamma = self.gamma_out(tf.nn.relu(self.gamma_hidden(sentence_embedding)))
         beta = self.beta_out(tf.nn.relu(self.beta_hidden(sentence_embedding)))
         gamma = gamma[:, None, None, :]
         beta = beta[:, None, None, :]
+        if self.context_dim:
+            if word_context is None:
+                raise ValueError(f"{self.name} reads a word context: pass word_context.")
+            gamma = gamma + self.gamma_word(word_context)
+            beta = beta + self.beta_word(word_context)
         fusion_mask = tf.cast(fusion_mask, h.dtype)
         return h * (1.0 + fusion_mask * gamma) + fusion_mask * beta
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {"channels": self.channels, "sentence_dim": self.sentence_dim})
+        config.update({"channels": self.channels, "sentence_dim": self.sentence_dim,
+                       "context_dim": self.context_dim})
         return config
 
 
@@ -156,10 +179,13 @@ class SSAGANBlock(keras.layers.Layer):
     `gate_init` (0 in the reference), shortcut a 1x1 conv only when the width changes, and residual
     SSCBN -> ReLU -> conv3x3 -> SSCBN -> ReLU -> conv3x3, both SSCBNs gated by
     the same mask. With `predict_mask` a `MaskPredictor` on `out` gives the
-    mask logits for the next block.
+    mask logits for the next block. With `word_dim` > 0 (not in the reference)
+    each pixel of x attends over the words (`word_context.WordContext`, width
+    C_in) and both SSCBNs read that context as well as the sentence.
 
     Shapes: x [B, H, W, C_in], sentence_embedding [B, D], fusion_mask
-    [B, H, W, 1] -> (out [B, H, W, C_out], mask logits [B, H, W, 1] or None).
+    [B, H, W, 1], words [B, T, word_dim] and word_mask bool [B, T] when
+    word_dim > 0 -> (out [B, H, W, C_out], mask logits [B, H, W, 1] or None).
 
     Args:
         in_channels: int.
@@ -168,6 +194,7 @@ class SSAGANBlock(keras.layers.Layer):
         mask_channels: int, hidden width of the mask predictor.
         predict_mask: bool.
         gate_init: float, the initial gamma.
+        word_dim: int, width of the word features; 0: no word attention.
         **kwargs: `keras.layers.Layer` arguments.
 
     Example:
@@ -177,8 +204,10 @@ class SSAGANBlock(keras.layers.Layer):
     """
 
     def __init__(self, in_channels, out_channels, sentence_dim=256,
-                 mask_channels=100, predict_mask=True, gate_init=0.0, **kwargs):
+                 mask_channels=100, predict_mask=True, gate_init=0.0, word_dim=0,
+                 **kwargs):
         super().__init__(**kwargs)
+        self.word_dim = word_dim
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.sentence_dim = sentence_dim
@@ -186,11 +215,16 @@ class SSAGANBlock(keras.layers.Layer):
         self.predict_mask = predict_mask
         self.gate_init = float(gate_init)
         dtype = self.dtype_policy
-        self.sscbn_in = SSCBN(in_channels, sentence_dim, dtype=dtype,
+        context_dim = in_channels if word_dim else 0
+        self.word_context = None
+        if word_dim:
+            self.word_context = word_context_lib.WordContext(
+                in_channels, word_dim, context_dim, dtype=dtype, name="word_context")
+        self.sscbn_in = SSCBN(in_channels, sentence_dim, context_dim, dtype=dtype,
                               name="sscbn_in")
         self.conv_in = t2i_layers.torch_conv2d(
             in_channels, out_channels, 3, dtype=dtype, name="conv_in")
-        self.sscbn_out = SSCBN(out_channels, sentence_dim, dtype=dtype,
+        self.sscbn_out = SSCBN(out_channels, sentence_dim, context_dim, dtype=dtype,
                                name="sscbn_out")
         self.conv_out = t2i_layers.torch_conv2d(
             out_channels, out_channels, 3, dtype=dtype, name="conv_out")
@@ -214,14 +248,23 @@ class SSAGANBlock(keras.layers.Layer):
             self.shortcut_conv.build(in_shape)
         if self.mask_predictor is not None:
             self.mask_predictor.build(out_shape)
+        if self.word_context is not None:
+            self.word_context.build()
         self.gamma = self.add_weight(
             shape=(), initializer=keras.initializers.Constant(self.gate_init),
             name="gamma")
 
-    def call(self, x, sentence_embedding, fusion_mask, training=None):
-        h = self.sscbn_in(x, sentence_embedding, fusion_mask, training=training)
+    def call(self, x, sentence_embedding, fusion_mask, words=None, word_mask=None,
+             training=None):
+        context = None
+        if self.word_context is not None:
+            if words is None or word_mask is None:
+                raise ValueError(f"{self.name} attends over words: pass words and word_mask.")
+            context, _ = self.word_context(x, words, word_mask)
+        h = self.sscbn_in(x, sentence_embedding, fusion_mask, context,
+                          training=training)
         h = self.conv_in(tf.nn.relu(h))
-        h = self.sscbn_out(h, sentence_embedding, fusion_mask,
+        h = self.sscbn_out(h, sentence_embedding, fusion_mask, context,
                            training=training)
         h = self.conv_out(tf.nn.relu(h))
         shortcut = x if self.shortcut_conv is None else self.shortcut_conv(x)
@@ -240,6 +283,7 @@ class SSAGANBlock(keras.layers.Layer):
             "mask_channels": self.mask_channels,
             "predict_mask": self.predict_mask,
             "gate_init": self.gate_init,
+            "word_dim": self.word_dim,
         })
         return config
 
@@ -255,7 +299,8 @@ class SSAGANGenerator(keras.Model):
     block k's resolution. Upsampling doubles the resolution from 4 px, so
     `image_size` fixes the number of blocks (see the module docstring).
 
-    Shapes: z [B, z_dim], sentence_embedding [B, sentence_dim] ->
+    Shapes: z [B, z_dim], sentence_embedding [B, sentence_dim], and with
+    `word_attention_max_size` > 0 words [B, T, sentence_dim] and word_mask bool [B, T] ->
     (images [B, S, S, 3] float32 in [-1, 1], masks: list of float32
     [B, 4 * 2^k, 4 * 2^k, 1] in [0, 1], one per block, k = 0, 1, ...).
 
@@ -279,6 +324,13 @@ class SSAGANGenerator(keras.Model):
             lets the text lay out the 4x4 map itself, as the first stage of
             StackGAN and AttnGAN reads [z, condition] (Zhang et al. 2017,
             Sec. 4.1; Xu et al. 2018, Sec. 2.1).
+        word_attention_max_size: int, px; the blocks at this resolution and
+            below attend over the words and their SSCBNs add a per-pixel affine
+            read from that context (`word_context`); 0: none (the reference:
+            the sentence alone). One sentence vector must otherwise carry every
+            object of the caption, and all objects under one mask get the same
+            affine. The attention's cost grows with the pixel count, so the
+            largest blocks can be left out.
         **kwargs: `keras.Model` arguments (name, dtype, ...).
 
     Example:
@@ -291,8 +343,9 @@ class SSAGANGenerator(keras.Model):
 
     def __init__(self, ngf=64, z_dim=100, sentence_dim=256, image_size=256,
                  mask_channels=100, residual_gate_init=0.0, noise_in_affine=False,
-                 sentence_in_fc=False, **kwargs):
+                 sentence_in_fc=False, word_attention_max_size=0, **kwargs):
         super().__init__(**kwargs)
+        self.word_attention_max_size = int(word_attention_max_size)
         log_size = check_image_size(image_size)
         self.residual_gate_init = float(residual_gate_init)
         self.noise_in_affine = bool(noise_in_affine)
@@ -316,7 +369,9 @@ class SSAGANGenerator(keras.Model):
         self.blocks = [
             SSAGANBlock(w_in * ngf, w_out * ngf, affine_dim, mask_channels,
                         predict_mask=i < num_blocks - 1,
-                        gate_init=residual_gate_init, dtype=dtype, name=f"block{i}")
+                        gate_init=residual_gate_init,
+                        word_dim=sentence_dim if self.attends_at(4 * 2 ** i) else 0,
+                        dtype=dtype, name=f"block{i}")
             for i, (w_in, w_out) in enumerate(widths)
         ]
         self.image_channels = widths[-1][1] * ngf
@@ -335,9 +390,21 @@ class SSAGANGenerator(keras.Model):
         self.image_batch_norm.build(image_shape)
         self.image_conv.build(image_shape)
 
-    def call(self, z, sentence_embedding=None, training=None):
+    @property
+    def reads_words(self):
+        """Read by `interface.reads_words`: the call needs words and word_mask."""
+        return self.word_attention_max_size > 0
+
+    def attends_at(self, resolution):
+        """Whether the block at `resolution` px attends over the words."""
+        return 0 < resolution <= self.word_attention_max_size
+
+    def call(self, z, sentence_embedding=None, words=None, word_mask=None,
+             training=None):
         if sentence_embedding is None:
             z, sentence_embedding = z
+        if self.reads_words and (words is None or word_mask is None):
+            raise ValueError(f"{self.name} attends over words: pass words and word_mask.")
         fc_input = z
         if self.sentence_in_fc:
             fc_input = tf.concat([z, tf.cast(sentence_embedding, z.dtype)], axis=-1)
@@ -359,7 +426,7 @@ class SSAGANGenerator(keras.Model):
                     logits, (resolution, resolution))
             fusion_mask = tf.sigmoid(logits)
             masks.append(fusion_mask)
-            x, logits = block(x, sentence_embedding, fusion_mask,
+            x, logits = block(x, sentence_embedding, fusion_mask, words, word_mask,
                               training=training)
         h = self.image_batch_norm(x, training=training)
         h = self.image_conv(tf.nn.leaky_relu(h, alpha=0.2))
@@ -378,5 +445,6 @@ class SSAGANGenerator(keras.Model):
             "residual_gate_init": self.residual_gate_init,
             "noise_in_affine": self.noise_in_affine,
             "sentence_in_fc": self.sentence_in_fc,
+            "word_attention_max_size": self.word_attention_max_size,
         })
         return config
