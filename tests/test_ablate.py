@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import tensorflow as tf
 
@@ -52,6 +53,16 @@ class AblateTest(tf.test.TestCase):
         short = ablate.row_settings(ablate.ROWS["shapes_ssagan"], train_steps=50)
         self.assertEqual(short["train_steps"], "50")
         self.assertNotEqual(ablate.settings_digest(short), ablate.settings_digest(base))
+
+    def test_run_settings_include_the_damsm(self):
+        os.chdir(ROOT)
+        row = ablate.ROWS["shapes_ssagan"]
+        settings = ablate.run_settings(row, "configs/shapes_damsm_10min.cfg")
+        self.assertEqual({k: v for k, v in settings.items() if not k.startswith("damsm/")},
+                         ablate.row_settings(row))
+        self.assertEqual(settings["damsm/train_task"], "damsm")
+        other = ablate.run_settings(row, "configs/shapes_damsm.cfg")
+        self.assertNotEqual(ablate.settings_digest(settings), ablate.settings_digest(other))
 
     def test_a_changed_row_makes_its_runs_stale(self):
         out = self.create_tempdir().full_path
@@ -127,6 +138,33 @@ if __name__ == "__main__":
 
 
 class ClaimModelDirTest(tf.test.TestCase):
+
+    def test_a_pretraining_of_other_settings_is_moved_aside_and_rerun(self):
+        os.chdir(ROOT)
+        runs = self.create_tempdir().full_path
+        commands = []
+
+        class _Study:  # stands in for tf_t2i.eval.study: "trains" by writing the result
+            @staticmethod
+            def run(command, log):
+                commands.append(command)
+                model_dir = next(c for c in command if c.startswith("--model_dir="))
+                with open(os.path.join(model_dir.split("=", 1)[1], "r_precision.json"),
+                          "w") as f:
+                    json.dump({"r_precision": len(commands)}, f)
+
+        args = types.SimpleNamespace(runs=runs)
+        short, long_ = "configs/shapes_damsm.cfg", "configs/shapes_damsm_10min.cfg"
+        _, first = ablate.pretrain(args, _Study, "damsm", short)
+        _, again = ablate.pretrain(args, _Study, "damsm", short)  # finished: skipped
+        self.assertEqual((first, again, len(commands)), ({"r_precision": 1},) * 2 + (1,))
+        model_dir, other = ablate.pretrain(args, _Study, "damsm", long_)
+        self.assertEqual(other, {"r_precision": 2})
+        self.assertIn(f"--flagfile={long_}", commands[-1])
+        moved = [n for n in os.listdir(runs) if n.startswith("damsm.superseded-")]
+        self.assertLen(moved, 1)
+        with open(os.path.join(runs, moved[0], "r_precision.json")) as f:
+            self.assertEqual(json.load(f), {"r_precision": 1})  # nothing lost
 
     def test_a_run_of_other_settings_is_moved_aside_and_its_own_resumed(self):
         root = self.create_tempdir().full_path

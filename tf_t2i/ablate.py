@@ -11,15 +11,17 @@ shapes baseline (configs/shapes_ssagan_30min.cfg) plus its terms: `shapes_ssagan
 `shapes_ssagan_cl_r2f_f2f_recap`. Every run trains the same number of steps (the paper
 compares at equal epochs; wall time is recorded too), with the seed changing the
 initialisation, the data order and the noise. All rows share one DAMSM run (so
-R-precision uses the same encoders) and the recap row one captioner, which must first
-write at least --min_word_precision true colour and shape words.
+R-precision uses the same encoders; by default configs/shapes_damsm_10min.cfg, the
+DAMSM the 30-minute baseline was measured with) and the recap row one captioner, which
+must first write at least --min_word_precision true colour and shape words.
 
 Each finished run writes <out>/<row>_seed<k>.json (settings, machine, wall time, final
 metrics on --num_images test captions with the EMA generator, learning curve); a run
 whose JSON exists is skipped, so the grid can be finished over several sittings and on
 several machines (commit the JSON files, never the runs under --runs). Each JSON records
-the row's settings (its flagfile, expanded) and their digest: a run whose row has
-changed since is *stale*, listed as such and run again; its old JSON moves to
+the row's settings (its flagfile, expanded, and the DAMSM's) and their digest: a run
+whose row or DAMSM config has changed since is *stale*, listed as such and run again (a
+DAMSM run of other settings is moved aside and retrained first); its old JSON moves to
 <out>/superseded/ when the new one is written, so no result is lost. Every step runs
 the project's own binaries. `python -m tf_t2i.report <out>/*.json` tabulates them.
 """
@@ -58,7 +60,7 @@ def parse_args(argv):
                         help="Where the results JSON files go.")
     parser.add_argument("--runs", default="runs/shapes_ablation",
                         help="Where the runs (checkpoints) go.")
-    parser.add_argument("--damsm_config", default="configs/shapes_damsm.cfg",
+    parser.add_argument("--damsm_config", default="configs/shapes_damsm_10min.cfg",
                         help="The shared DAMSM run.")
     parser.add_argument("--captioner_config", default="configs/shapes_captioner.cfg",
                         help="The captioner of the re-captioning row.")
@@ -92,6 +94,14 @@ def row_settings(config: str, train_steps=None) -> dict:
         settings[name] = value
     if train_steps:
         settings["train_steps"] = str(train_steps)
+    return settings
+
+
+def run_settings(config: str, damsm_config: str, train_steps=None) -> dict:
+    """What a run of this row depends on: `row_settings`, and the shared DAMSM's flags
+    under "damsm/" (its encoders condition the generator and drive its DAMSM loss)."""
+    settings = row_settings(config, train_steps)
+    settings.update({f"damsm/{k}": v for k, v in row_settings(damsm_config).items()})
     return settings
 
 
@@ -164,13 +174,18 @@ def claim_model_dir(model_dir: str, settings: dict) -> None:
                             indent=1)
 
 
-def pretrain(args, study, name, config, extra=()):
-    """A shared pretraining run (skipped once finished); returns its results JSON."""
+def pretrain(args, study, name, config, extra=(), depends_on=None):
+    """A shared pretraining run (skipped once finished with these settings; one of other
+    settings is moved aside first); returns (its folder, its results JSON). `depends_on`:
+    settings of the runs it reads (the captioner's DAMSM), so that they count too."""
     model_dir = os.path.join(args.runs, name)
     result = os.path.join(model_dir, {"damsm": "r_precision.json",
                                       "captioner": "captioner_eval.json"}[name])
+    settings = row_settings(config)
+    settings.update(depends_on or {})
     # Blocking: a second driver waits for the first one's pretraining, then reads it.
     with files.interprocess_lock(model_dir + ".lock"):
+        claim_model_dir(model_dir, settings)
         if not os.path.exists(result):
             study.run([sys.executable, "-m", "tf_t2i.pretrain", f"--flagfile={config}",
                        f"--model_dir={model_dir}", *extra], model_dir + ".log")
@@ -186,7 +201,7 @@ def captioner_reads_shapes(captioner_eval, min_word_precision: float) -> bool:
 def train_and_evaluate(args, study, row, seed, damsm_dir, damsm, captioner_dir, out_path):
     config = ROWS[row]
     model_dir = os.path.join(args.runs, run_name(row, seed))
-    settings = row_settings(config, args.train_steps)
+    settings = run_settings(config, args.damsm_config, args.train_steps)
     claim_model_dir(model_dir, settings)
     train = [sys.executable, "-m", "tf_t2i.train", f"--flagfile={config}",
              f"--damsm_dir={damsm_dir}", f"--model_dir={model_dir}",
@@ -242,7 +257,8 @@ def main(argv=None):
     for path in [ROWS[r] for r in args.rows] + [args.damsm_config, args.captioner_config]:
         if not os.path.exists(path):
             t2i_flags.fail(f"{path} does not exist (run from the repository root).")
-    digests = {row: settings_digest(row_settings(ROWS[row], args.train_steps))
+    digests = {row: settings_digest(run_settings(ROWS[row], args.damsm_config,
+                                                 args.train_steps))
                for row in args.rows}
     grid = plan(args.rows, args.seeds, args.out, digests)
     left = [g for g in grid if g[3] != "done"]
@@ -260,8 +276,9 @@ def main(argv=None):
     damsm_dir, damsm = pretrain(args, study, "damsm", args.damsm_config)
     captioner_dir = None
     if any(row in RECAP_ROWS for row, _, _, _ in left):
-        captioner_dir, captioner_eval = pretrain(args, study, "captioner", args.captioner_config,
-                                                 [f"--damsm_dir={damsm_dir}"])
+        captioner_dir, captioner_eval = pretrain(
+            args, study, "captioner", args.captioner_config, [f"--damsm_dir={damsm_dir}"],
+            depends_on={f"damsm/{k}": v for k, v in row_settings(args.damsm_config).items()})
         if not captioner_reads_shapes(captioner_eval, args.min_word_precision):
             print(f"Skipping the re-captioning row: the captioner's colour / shape words are "
                   f"true {captioner_eval.get('color_word_precision', 0):.1%} / "
