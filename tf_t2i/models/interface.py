@@ -1,9 +1,10 @@
 """One way to call every generator family, for training, sampling, evaluation and export.
 
 SSA-GAN's generator is conditioned on the sentence embedding (and, with
-`--gen_word_attention_max_size`, on the words too) and returns `(images, masks)`; the AttnGAN family (AttnGAN, Style1AttnGAN, Style2AttnGAN) also attends
-over word features and returns a dict with one image per stage plus the conditioning
-augmentation's `mu` / `logvar`. Callers use these functions instead of calling a generator
+`--gen_word_attention_max_size`, on the words too) and returns `(images, masks)`; the
+AttnGAN family (AttnGAN, Style1AttnGAN, Style2AttnGAN) also attends over word features
+and returns a dict with one image per stage plus the conditioning augmentation's `mu` /
+`logvar`. Callers use these functions instead of calling a generator
 directly, so that nothing downstream depends on the family.
 
 `generate_with_maps` also returns what each family computes about *where* it draws:
@@ -105,9 +106,7 @@ def _run(generator, z, sentence, words, word_mask, training):
                         noise_seed=noise_seeds_from(z))
         generated = Generated(list(out["images"]), out.get("mu"), out.get("logvar"))
         return generated, list(out["attention"])
-    if reads_words(generator):
-        if words is None or word_mask is None:
-            raise ValueError(f"{generator.name} attends over words: pass words and word_mask.")
+    if reads_words(generator):  # it raises its own error when words are missing
         images, masks = generator(z, sentence, words, word_mask, training=training)
     else:
         images, masks = generator(z, sentence, training=training)
