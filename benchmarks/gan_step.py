@@ -6,6 +6,7 @@
   python benchmarks/gan_step.py --compare=callbacks # per-step host work the loop removed
   python benchmarks/gan_step.py --compare=noise     # z into every SSCBN vs fc only
   python benchmarks/gan_step.py --compare=words     # word attention in G blocks vs not
+  python benchmarks/gan_step.py --compare=mode_seeking  # MSGAN on 4 pairs / every image
 
 Random weights (no DAMSM or captioner run needed): builds the models exactly as
 `tf_t2i.train` does, feeds one fixed batch, and reports seconds per step and images per
@@ -23,6 +24,9 @@ configs/shapes_ssagan_30min.cfg) against the reference's z-in-fc-only, alternati
 two three times so that drift of the machine hits both. `--compare=words` times, the same
 way, the generator of configs/shapes_ssagan_30min.cfg with and without word attention
 (`--gen_word_attention_max_size`) in every block and in the blocks up to 32 px.
+`--compare=mode_seeking` times, the same way, that config with word attention up to 32 px
+(joint MA-GP, DAMSM weight 3) without mode seeking, with it on 4 pairs of new images a
+step (`--loss_mode_seeking_examples=4`) and with a second image for every caption.
 """
 
 import argparse
@@ -133,13 +137,16 @@ def time_variant(cfg, args, callback_variant=None):
         return (time.perf_counter() - start) / args.steps
 
 
-def _alternate(args, variants):
-    """Times generator variants ({name: generator fields}) three times in turn, so that
-    drift of the machine hits each; prints each mean as a ratio to the first."""
+def _alternate(args, variants, mode="separate_step", **loss):
+    """Times generator variants ({name: generator fields, or (generator fields, loss
+    fields)}) three times in turn, so that drift of the machine hits each; prints each
+    mean as a ratio to the first."""
     results = {}
     for _ in range(3):
         for name, fields in variants.items():
-            cfg = make_cfg(args, generator=dict(fields, ngf=args.ngf))
+            generator, extra_loss = fields if isinstance(fields, tuple) else (fields, {})
+            cfg = make_cfg(args, mode, generator=dict(generator, ngf=args.ngf),
+                           **dict(loss, **extra_loss))
             results.setdefault(name, []).append(time_variant(cfg, args))
     base = np.mean(next(iter(results.values())))
     for name, times in results.items():
@@ -157,7 +164,8 @@ def main():
     parser.add_argument("--mixed_precision", default="none",
                         choices=["none", "mixed_bfloat16", "mixed_float16"])
     parser.add_argument("--compare", default="ma_gp",
-                        choices=["ma_gp", "losses", "archs", "callbacks", "noise", "words"])
+                        choices=["ma_gp", "losses", "archs", "callbacks", "noise", "words",
+                                 "mode_seeking"])
     args = parser.parse_args()
     if args.mixed_precision != "none":
         keras.mixed_precision.set_global_policy(args.mixed_precision)
@@ -183,9 +191,18 @@ def main():
         _alternate(args, {"z in fc only": {"noise_in_affine": False},
                           "z in every SSCBN": {"noise_in_affine": True}})
         return
+    thirty_minutes = {"noise_in_affine": True, "sentence_in_fc": True,
+                      "residual_gate_init": 1.0}
+    if args.compare == "mode_seeking":
+        words = dict(thirty_minutes, word_attention_max_size=32)
+        _alternate(args, {
+            "no mode seeking": words,
+            "mode seeking, 4 pairs": (words, {"mode_seeking_weight": 1.0,
+                                              "mode_seeking_examples": 4}),
+            "mode seeking, every image": (words, {"mode_seeking_weight": 1.0})},
+            mode="joint", damsm_weight=3.0)
+        return
     if args.compare == "words":
-        thirty_minutes = {"noise_in_affine": True, "sentence_in_fc": True,
-                          "residual_gate_init": 1.0}
         _alternate(args, {
             "sentence only": thirty_minutes,
             "words, every block": dict(thirty_minutes, word_attention_max_size=args.size),

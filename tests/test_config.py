@@ -84,6 +84,7 @@ class ConfigTest(parameterized.TestCase, tf.test.TestCase):
         (dict(train={"batch_size": 0}), "batch_size"),
         (dict(train={"max_seconds": -1.0}), "max_seconds"),
         (dict(loss={"f2r_weight": -1.0}), "f2r_weight"),
+        (dict(loss={"mode_seeking_examples": -1}), "mode_seeking_examples"),
         (dict(text={"hidden_dim": 255}), "hidden_dim"),
         (dict(loss={"ma_gp_mode": "bogus"}), "ma_gp_mode"),
         (dict(data={"shapes_hard_negatives": 1.5}), "shapes_hard_negatives"),

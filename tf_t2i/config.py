@@ -208,6 +208,11 @@ class LossConfig:
     mode_seeking_weight: float = _field(0.0, "Weight of the mode-seeking regulariser (MSGAN, "
                                         "Mao et al. 2019): a second image per caption from "
                                         "other noise; 0 (reference) computes neither.")
+    mode_seeking_examples: int = _field(0, "Mode seeking: 0 compares each step image with a "
+                                        "second one of its caption; N > 0 draws a pair of "
+                                        "new images for each replica's first N captions "
+                                        "instead, in one pass of 2N (2N / batch of a "
+                                        "generator pass).")
     contrastive_temperature: float = _field(0.5, "NT-Xent temperature tau.")
     contrastive_projection_dim: int = _field(0, "F2R/F2F: width of a learned projection "
                                              "head on the image codes; 0 compares the frozen "
@@ -236,7 +241,8 @@ class LossConfig:
     def validate(self):
         _check_choices(self)
         for name in ("damsm_weight", "f2r_weight", "f2f_weight", "recap_weight",
-                     "text_contrastive_weight", "ma_gp_weight", "kl_weight", "r1_gamma"):
+                     "text_contrastive_weight", "ma_gp_weight", "kl_weight", "r1_gamma",
+                     "mode_seeking_weight", "mode_seeking_examples"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"loss.{name} must be >= 0, got {getattr(self, name)}.")
         if not 0.0 <= self.damsm_augment_shift < 0.5:

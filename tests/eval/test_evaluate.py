@@ -184,6 +184,20 @@ class EvalLibTest(tf.test.TestCase):
         self.assertEqual(eval_lib.previous_train_seconds(model_dir, 10), 80.0)
         self.assertEqual(eval_lib.previous_train_seconds(model_dir, 3), 0.0)
 
+    def test_training_clock_excludes_preparing_the_metrics(self):
+        # The first evaluation builds its context (on a new machine the shapes classifier
+        # trains there): the clock of training stops for it too.
+        callback = eval_callback.EvaluationCallback(self.create_tempdir().full_path, every=1,
+                                                    names=[])
+        callback._clock = eval_callback.TrainingClock()
+
+        def slow_context():
+            time.sleep(0.3)
+            return None
+        callback._context = slow_context
+        self.assertEqual(callback.evaluate(1), [])
+        self.assertLess(callback._clock.pause(), 0.2)
+
     def test_metric_labels(self):
         self.assertEqual(eval_context.metric_label("fid", 30000), "fid30k")
         self.assertEqual(eval_context.metric_label("is", 2500), "is2500")

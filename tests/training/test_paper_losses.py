@@ -173,6 +173,27 @@ class PaperLossesTest(tf.test.TestCase):
             history["g_adv"][0] + 0.05 * history["g_damsm"][0] + 0.5 * history["g_ms"][0],
             rtol=1e-5)
 
+    @pytest.mark.slow
+    def test_mode_seeking_on_the_first_captions_compares_a_new_pair_of_each(self):
+        cfg = helpers.tiny_gan_config(loss={"mode_seeking_weight": 0.5,
+                                            "mode_seeking_examples": 2})
+        parts = build(cfg)
+        batch = {k: tf.constant(v) for k, v in helpers.train_batch(cfg).items()}
+        self.assertGreater(int(batch["z"].shape[0]), 2)
+        # Independent recomputation before the update: one pass over the first two
+        # captions twice, from two noise vectors derived from their z.
+        z_a = interface.second_noise(batch["z"][:2])
+        z_b = interface.second_noise(z_a)
+        _, sentence = parts.text_encoder(batch["caption_ids"][:2], training=False)
+        fakes, _ = parts.generator(tf.concat([z_a, z_b], 0), tf.concat([sentence] * 2, 0),
+                                   training=True)
+        ratio = (np.abs(np.asarray(fakes[:2]) - np.asarray(fakes[2:])).mean(axis=(1, 2, 3))
+                 / np.abs(z_a.numpy() - z_b.numpy()).mean(axis=1))
+        history = parts.gan.fit(helpers.one_batch_dataset(helpers.train_batch(cfg)),
+                                steps_per_epoch=1, epochs=1, verbose=0).history
+        np.testing.assert_allclose(history["g_ms"][0], np.mean(1.0 / (ratio + 1e-5)),
+                                   rtol=1e-4)
+
     def test_recaption_loss_is_teacher_forced_cross_entropy(self):
         cap = captioner_model.Captioner(vocab_size=6, max_length=3, embed_dim=8, num_heads=2,
                                         intermediate_dim=8, small_cnn_width=8)

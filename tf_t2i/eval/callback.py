@@ -98,15 +98,21 @@ class EvaluationCallback(keras.callbacks.Callback):
         self._clock = TrainingClock(eval_lib.previous_train_seconds(self.model_dir, step))
 
     def evaluate(self, step: int) -> List[Dict]:
-        ctx = self._context()
-        if not self.names:
-            return []
+        # The clock stops before the context is built: the first evaluation prepares the
+        # metrics (on a new machine the shapes attribute classifier trains for minutes),
+        # which is not training time.
         clock = self._clock
         train_seconds = clock.pause() if clock is not None else None
-        rows = eval_lib.evaluate(ctx, self.names, step=step, progress=False)
-        if clock is not None:
-            clock.resume()
-            for row in rows:
+        try:
+            ctx = self._context()
+            if not self.names:
+                return []
+            rows = eval_lib.evaluate(ctx, self.names, step=step, progress=False)
+        finally:
+            if clock is not None:
+                clock.resume()
+        for row in rows:
+            if train_seconds is not None:
                 row["train_seconds"] = round(train_seconds, 1)
         eval_lib.append_results(self.model_dir, rows)
         with self.writer.as_default():
