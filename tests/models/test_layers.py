@@ -82,6 +82,26 @@ class SharedLayersTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(out, expected)
 
 
+class SoftmaxOverRealWordsTest(tf.test.TestCase):
+
+    def test_padding_words_take_no_weight_at_any_rank(self):
+        rng = np.random.default_rng(0)
+        mask = np.array([[1, 1, 0], [1, 0, 0]], bool)
+        for shape in ((2, 3), (2, 5, 3), (2, 2, 4, 3)):
+            logits = rng.standard_normal(shape).astype(np.float32)
+            out = t2i_layers.softmax_over_real_words(
+                tf.constant(logits, tf.bfloat16 if len(shape) == 4 else tf.float32), mask)
+            self.assertEqual(out.dtype, tf.float32)
+            real = mask.reshape((2,) + (1,) * (len(shape) - 2) + (3,))
+            expected = np.where(real, np.exp(logits), 0.0)
+            expected /= expected.sum(-1, keepdims=True)
+            self.assertAllClose(out, expected, atol=1e-2 if len(shape) == 4 else 1e-6)
+
+    def test_a_caption_without_words_gets_uniform_weights(self):
+        out = t2i_layers.softmax_over_real_words(tf.zeros([1, 2, 4]), tf.zeros([1, 4], bool))
+        self.assertAllClose(out, np.full((1, 2, 4), 0.25))
+
+
 class GLUTest(tf.test.TestCase):
 
     def test_glu_gates_first_half_with_second(self):

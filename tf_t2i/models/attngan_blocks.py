@@ -18,10 +18,6 @@ from tf_t2i.models import layers as t2i_layers
 
 _STAGE_SIZES = {64: 1, 128: 2, 256: 3}
 
-# Finite stand-in for -inf in the attention softmax (exp underflows to 0 in
-# float32); a caption with no words gives uniform weights instead of NaN.
-_MASK_LOGIT = -1e9
-
 
 def num_stages_for(image_size):
     """Generator stages (and discriminators) for a final image size.
@@ -117,13 +113,10 @@ class WordAttention(keras.layers.Layer):
         batch = tf.shape(h)[0]
         words = self.word_projection(tf.cast(word_features, h.dtype))
         query = tf.reshape(h, [batch, height * width, channels])
-        # Scores and softmax in float32: padding logits must stay finite and
-        # far below the others under bfloat16 too.
+        # Scores in float32 too: bf16 products lose the gaps the softmax reads.
         scores = tf.matmul(tf.cast(query, tf.float32),
                            tf.cast(words, tf.float32), transpose_b=True)
-        real_word = tf.cast(word_mask, tf.bool)[:, None, :]  # [B, 1, T]
-        scores = tf.where(real_word, scores, _MASK_LOGIT)
-        weights = tf.nn.softmax(scores, axis=-1)  # [B, HW, T]
+        weights = t2i_layers.softmax_over_real_words(scores, word_mask)  # [B, HW, T]
         context = tf.matmul(tf.cast(weights, h.dtype), words)
         context = tf.reshape(context, [batch, height, width, channels])
         weights = tf.reshape(weights, [batch, height, width, -1])

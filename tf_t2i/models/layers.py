@@ -191,6 +191,29 @@ def resize_bilinear_align_corners(x, size):
     return tf.cast(resized, x.dtype)
 
 
+def softmax_over_real_words(logits, word_mask):
+    """Softmax over the last axis (words), padding words left out, in float32.
+
+    The pixel-to-word attentions (AttnGAN's word attention, the SSA-GAN word context)
+    share it: a padding word gets a logit of -1e9, so it takes no weight and changes no
+    other word's (finite, not -inf: a caption with no words gets uniform weights, not
+    NaN); float32 whatever the policy, since bf16 logits lose the small gaps.
+
+    Args:
+        logits: [B, ..., T] scores of every word.
+        word_mask: [B, T], True or 1 at real words.
+
+    Returns:
+        float32 [B, ..., T] weights summing to 1 over the real words.
+    """
+    logits = tf.cast(logits, tf.float32)
+    real = tf.cast(word_mask, tf.bool)
+    real = tf.reshape(real, tf.concat(
+        [tf.shape(real)[:1], tf.ones([logits.shape.rank - 2], tf.int32),
+         tf.shape(real)[1:]], 0))
+    return tf.nn.softmax(tf.where(real, logits, -1e9), axis=-1)
+
+
 def glu(x):
     """Gated linear unit over the last axis, as the AttnGAN family uses it.
 

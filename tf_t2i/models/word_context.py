@@ -64,11 +64,8 @@ class WordContext(keras.layers.Layer):
         query = self.query(x)  # [B, H, W, d]
         key = self.key(words)  # [B, T, d]
         logits = tf.einsum("bhwd,btd->bhwt", query, key)
-        # The softmax in float32 whatever the policy: bf16 logits lose the small gaps.
-        logits = tf.cast(logits, tf.float32) / math.sqrt(self.channels)
-        real = tf.cast(word_mask, tf.bool)[:, None, None, :]
-        logits = tf.where(real, logits, tf.fill(tf.shape(logits), -1e9))
-        attention = tf.nn.softmax(logits, axis=-1)
+        attention = t2i_layers.softmax_over_real_words(
+            tf.cast(logits, tf.float32) / math.sqrt(self.channels), word_mask)
         context = tf.einsum("bhwt,btd->bhwd", tf.cast(attention, x.dtype), self.value(words))
         return context, attention
 
