@@ -231,6 +231,10 @@ class LossConfig:
     ma_gp_mode: str = _field("separate_step", "SSA-GAN: apply MA-GP as a second D update "
                              "(reference) or added to the hinge D loss.", MA_GP_MODES,
                              applies_to=SSAGAN)
+    g_match_weight: float = _field(0.0, "SSA-GAN: weight of the generator's matching term "
+                                   "softplus(D(fake, s_mismatched) - D(fake, s)) "
+                                   "(losses/adversarial.py); 0: off, the reference.",
+                                   applies_to=SSAGAN)
     kl_weight: float = _field(1.0, "AttnGAN family: weight of the conditioning "
                               "augmentation's KL term (AttnGAN: 1).", applies_to=ATTNGAN_FAMILY)
     r1_gamma: float = _field(0.0, "AttnGAN family: R1 penalty on real images (0: off; "
@@ -241,7 +245,8 @@ class LossConfig:
     def validate(self):
         _check_choices(self)
         for name in ("damsm_weight", "f2r_weight", "f2f_weight", "recap_weight",
-                     "text_contrastive_weight", "ma_gp_weight", "kl_weight", "r1_gamma",
+                     "text_contrastive_weight", "ma_gp_weight", "g_match_weight", "kl_weight",
+                     "r1_gamma",
                      "mode_seeking_weight", "mode_seeking_examples"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"loss.{name} must be >= 0, got {getattr(self, name)}.")

@@ -54,6 +54,39 @@ class HingeTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(loss, [0.0, 1.5, 4.5, 0.5])
 
 
+class GeneratorMatchingLossTest(tf.test.TestCase):
+
+    def test_hand_computed(self):
+        # softplus(0 - 2) = log(1 + e^-2) = 0.126928; softplus(0) = log 2; softplus(2).
+        loss = adversarial.generator_matching_loss(
+            tf.constant([[2.0], [0.0], [-1.0]]), tf.constant([0.0, 0.0, 1.0]))
+        self.assertEqual(loss.shape, (3,))
+        self.assertAllClose(loss, [0.126928, 0.693147, 2.126928], atol=1e-6)
+
+    def test_gradient_raises_matched_and_lowers_mismatched(self):
+        matched, mismatched = tf.Variable([0.5, -1.0]), tf.Variable([0.0, 3.0])
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(adversarial.generator_matching_loss(matched, mismatched))
+        d_matched, d_mismatched = tape.gradient(loss, [matched, mismatched])
+        # d/d matched = -sigmoid(mismatched - matched); d/d mismatched = its negative.
+        expected = -1.0 / (1.0 + np.exp(-np.array([-0.5, 4.0])))
+        self.assertAllClose(d_matched, expected, atol=1e-6)
+        self.assertAllClose(d_mismatched, -expected, atol=1e-6)
+
+    def test_only_the_difference_counts(self):
+        # A shift shared by both logits (the unconditional part of D) changes nothing.
+        base = adversarial.generator_matching_loss(tf.constant([1.0, -2.0]),
+                                                   tf.constant([0.5, 0.0]))
+        shifted = adversarial.generator_matching_loss(tf.constant([-9.0, 8.0]),
+                                                      tf.constant([-9.5, 10.0]))
+        self.assertAllClose(base, shifted, atol=1e-5)
+
+    def test_large_logits_are_finite(self):
+        loss = adversarial.generator_matching_loss(tf.constant([-500.0, 500.0]),
+                                                   tf.constant([500.0, -500.0]))
+        self.assertAllClose(loss, [1000.0, 0.0])
+
+
 class MatchingAwareGradientPenaltyTest(tf.test.TestCase, parameterized.TestCase):
 
     def test_all_ones(self):

@@ -85,5 +85,56 @@ class NewTermTest(tf.test.TestCase):
                             rtol=1e-5, atol=1e-6)
 
 
+class GeneratorMatchingTermTest(tf.test.TestCase):
+    """--loss_g_match_weight in a real tiny SSA-GAN step."""
+
+    def test_logged_weighted_and_computed_on_the_mismatched_captions(self):
+        cfg = helpers.tiny_gan_config(loss={"damsm_weight": 0.0, "g_match_weight": 2.0},
+                                      train={"ema_decay": 0.0})
+        keras.utils.set_random_seed(cfg.train.seed)
+        parts = train_lib.GANComponents(cfg, helpers.vocab_size(),
+                                        helpers.scratch_dir() + "/g_match")
+        self.assertEqual(parts.scheme.log_names, (["d_ma_gp"], ["g_adv", "g_match"]))
+        gan = gan_lib.TextToImageGAN(parts.generator, parts.scheme, parts.text_encoder)
+        gan.compile(g_optimizer=keras.optimizers.SGD(0.0), d_optimizer=keras.optimizers.SGD(0.0))
+        batch = helpers.train_batch(cfg)
+        # Recomputed outside the step: SGD(0) leaves G and D where they are.
+        sentence = gan.encode_caption(tf.constant(batch["caption_ids"])).sentence
+        mismatched = gan.encode_caption(tf.constant(batch["mismatched_ids"])).sentence
+        fake, _ = parts.generator(batch["z"], sentence, training=True)
+        d = parts.scheme.discriminator
+        features = d(fake, training=True)
+        matched, other = (np.asarray(d.logits(features, s), np.float64).reshape(-1)
+                          for s in (sentence, mismatched))
+        expected = float(np.mean(np.log1p(np.exp(other - matched))))
+        history = gan.fit(helpers.one_batch_dataset(batch), steps_per_epoch=1, epochs=1,
+                          verbose=0).history
+        logs = {k: float(v[-1]) for k, v in history.items()}
+        self.assertEqual(set(logs), {"d_loss", "d_adv", "d_ma_gp", "g_loss", "g_adv",
+                                     "g_match"})
+        self.assertAllClose(logs["g_match"], expected, rtol=1e-4, atol=1e-5)
+        self.assertAllClose(logs["g_loss"], logs["g_adv"] + 2.0 * logs["g_match"],
+                            rtol=1e-5, atol=1e-6)
+
+    def test_the_term_moves_the_generator(self):
+        def one_step(weight):
+            cfg = helpers.tiny_gan_config(loss={"damsm_weight": 0.0, "g_match_weight": weight},
+                                          train={"ema_decay": 0.0})
+            keras.utils.set_random_seed(cfg.train.seed)
+            parts = train_lib.GANComponents(cfg, helpers.vocab_size(),
+                                            helpers.scratch_dir() + f"/g_match_{weight}")
+            gan = gan_lib.TextToImageGAN(parts.generator, parts.scheme, parts.text_encoder)
+            gan.compile(g_optimizer=keras.optimizers.SGD(0.1),
+                        d_optimizer=keras.optimizers.SGD(0.0))
+            before = [np.array(v) for v in parts.generator.trainable_variables]
+            gan.fit(helpers.one_batch_dataset(helpers.train_batch(cfg)), steps_per_epoch=1,
+                    epochs=1, verbose=0)
+            return [np.array(v) - b for v, b in zip(parts.generator.trainable_variables, before)]
+
+        without, with_term = one_step(0.0), one_step(5.0)
+        differ = [not np.allclose(a, b, atol=1e-7) for a, b in zip(without, with_term)]
+        self.assertTrue(any(differ), "g_match changed no generator weight's update")
+
+
 if __name__ == "__main__":
     tf.test.main()

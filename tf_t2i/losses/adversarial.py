@@ -60,6 +60,30 @@ def hinge_generator_loss(fake_logits):
     return -_logits(fake_logits)
 
 
+def generator_matching_loss(matched_logits, mismatched_logits):
+    """The generator's matching term: softplus(mismatched - matched), per example.
+
+    -log sigmoid(D(fake, s) - D(fake, s')): the cross-entropy of the discriminator's
+    matching logits picking the fake's own sentence s over a mismatched one s'. The
+    matching-aware discriminator (Reed et al. 2016, GAN-CLS; DF-GAN and SSA-GAN's
+    (real, mismatched) term) learns to tell matching from mismatched pairs on real
+    images only; the generator's hinge term -D(fake, s) rewards realism and matching
+    together. This term rewards matching alone, as a two-way contrastive loss between a
+    fake and two sentences scored by the discriminator (XMC-GAN, Zhang et al. 2021, Eq. 5
+    uses D's image and sentence embeddings the same way, against the batch); with hard
+    negatives (a caption wrong in one attribute) it asks the fake to show that
+    attribute as the discriminator reads it on real images. Not in the reference.
+
+    Args:
+        matched_logits: [B] or [B, 1] logits of the fakes with their own sentences.
+        mismatched_logits: [B] or [B, 1] logits of the same fakes with mismatched ones.
+
+    Returns:
+        float32 [B] per-example loss.
+    """
+    return tf.nn.softplus(_logits(mismatched_logits) - _logits(matched_logits))
+
+
 def matching_aware_gradient_penalty(image_grads,
                                     sentence_grads=None,
                                     weight=2.0,

@@ -8,7 +8,9 @@ As SSA-GAN's training loop (Liao et al. 2022, wtliao/text2image main.py):
 2. MA-GP (Tao et al. 2022, DF-GAN Eq. 3): a second D update on k * ||(dD/dx, dD/ds)||^p
    over real matched pairs ("separate_step", the reference), or the same penalty added
    to the hinge loss of step 1 ("joint", as DF-GAN v2; one D update, cheaper).
-3. G term: -D(fake, s) against the updated D.
+3. G term: -D(fake, s) against the updated D; with `g_match_weight` > 0 also
+   softplus(D(fake, s_mismatched) - D(fake, s)) on the same D features (not in the
+   reference; `adversarial.generator_matching_loss` says why).
 """
 
 from typing import Dict, Sequence, Tuple
@@ -32,12 +34,15 @@ class HingeMAGP(base.AdversarialScheme):
         features` and `discriminator.logits(features, sentence) -> [B]`.
       ma_gp_weight, ma_gp_power: k and p of the MA-GP (SSA-GAN: 2 and 6).
       ma_gp_mode: "separate_step" or "joint".
+      g_match_weight: weight of the generator's matching term, logged as "g_match";
+        0 computes nothing.
     """
 
     name = "hinge"
 
     def __init__(self, discriminators: Sequence, ma_gp_weight: float = 2.0,
-                 ma_gp_power: float = 6.0, ma_gp_mode: str = "separate_step"):
+                 ma_gp_power: float = 6.0, ma_gp_mode: str = "separate_step",
+                 g_match_weight: float = 0.0):
         super().__init__(discriminators)
         if len(self.discriminators) != 1:
             raise ValueError("The hinge scheme (SSA-GAN) uses one discriminator, got "
@@ -48,15 +53,17 @@ class HingeMAGP(base.AdversarialScheme):
         self.ma_gp_weight = ma_gp_weight
         self.ma_gp_power = ma_gp_power
         self.ma_gp_mode = ma_gp_mode
+        self.g_match_weight = g_match_weight
 
     @classmethod
     def from_config(cls, discriminators, loss_cfg):
         return cls(discriminators, ma_gp_weight=loss_cfg.ma_gp_weight,
-                   ma_gp_power=loss_cfg.ma_gp_power, ma_gp_mode=loss_cfg.ma_gp_mode)
+                   ma_gp_power=loss_cfg.ma_gp_power, ma_gp_mode=loss_cfg.ma_gp_mode,
+                   g_match_weight=loss_cfg.g_match_weight)
 
     @property
     def log_names(self):
-        return ["d_ma_gp"], ["g_adv"]
+        return ["d_ma_gp"], ["g_adv"] + (["g_match"] if self.g_match_weight else [])
 
     def ma_gp(self, real_images, sentence,
               loss_scale: loss_scaling.LossScale = loss_scaling.NONE) -> tf.Tensor:
@@ -99,7 +106,13 @@ class HingeMAGP(base.AdversarialScheme):
 
     def generator_terms(self, record) -> Dict[str, Tuple[float, tf.Tensor]]:
         d = self.discriminator
-        g_adv = tf.add_n([
-            adversarial.hinge_generator_loss(d.logits(d(fake, training=True), caption.sentence))
-            for fake, caption in zip(record.fakes, record.captions)])
-        return {"g_adv": (1.0, g_adv)}
+        features = [d(fake, training=True) for fake in record.fakes]
+        matched = [d.logits(f, caption.sentence) for f, caption in zip(features, record.captions)]
+        terms = {"g_adv": (1.0, tf.add_n([adversarial.hinge_generator_loss(m) for m in matched]))}
+        if self.g_match_weight:
+            # Each fake against the step's mismatched sentence of its image (with
+            # --data_shapes_hard_negatives, often its own caption with other shapes).
+            terms["g_match"] = (self.g_match_weight, tf.add_n([
+                adversarial.generator_matching_loss(m, d.logits(f, record.mismatched))
+                for f, m in zip(features, matched)]))
+        return terms
