@@ -7,6 +7,7 @@
   python benchmarks/gan_step.py --compare=noise     # z into every SSCBN vs fc only
   python benchmarks/gan_step.py --compare=words     # word attention in G blocks vs not
   python benchmarks/gan_step.py --compare=mode_seeking  # MSGAN on 4 pairs / every image
+  python benchmarks/gan_step.py --compare=g_match   # the generator's matching term vs not
 
 Random weights (no DAMSM or captioner run needed): builds the models exactly as
 `tf_t2i.train` does, feeds one fixed batch, and reports seconds per step and images per
@@ -27,6 +28,8 @@ way, the generator of configs/shapes_ssagan_30min.cfg with and without word atte
 `--compare=mode_seeking` times, the same way, that config with word attention up to 32 px
 (joint MA-GP, DAMSM weight 3) without mode seeking, with it on 4 pairs of new images a
 step (`--loss_mode_seeking_examples=4`) and with a second image for every caption.
+`--compare=g_match` times, the same way, that config without and with the generator's
+matching term (`--loss_g_match_weight`).
 """
 
 import argparse
@@ -165,7 +168,7 @@ def main():
                         choices=["none", "mixed_bfloat16", "mixed_float16"])
     parser.add_argument("--compare", default="ma_gp",
                         choices=["ma_gp", "losses", "archs", "callbacks", "noise", "words",
-                                 "mode_seeking"])
+                                 "mode_seeking", "g_match"])
     args = parser.parse_args()
     if args.mixed_precision != "none":
         keras.mixed_precision.set_global_policy(args.mixed_precision)
@@ -201,6 +204,11 @@ def main():
                                               "mode_seeking_examples": 4}),
             "mode seeking, every image": (words, {"mode_seeking_weight": 1.0})},
             mode="joint", damsm_weight=3.0)
+        return
+    if args.compare == "g_match":
+        words = dict(thirty_minutes, word_attention_max_size=32)
+        _alternate(args, {"without": words, "with g_match": (words, {"g_match_weight": 1.0})},
+                   mode="joint", damsm_weight=3.0)
         return
     if args.compare == "words":
         _alternate(args, {
