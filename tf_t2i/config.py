@@ -246,8 +246,7 @@ class LossConfig:
         _check_choices(self)
         for name in ("damsm_weight", "f2r_weight", "f2f_weight", "recap_weight",
                      "text_contrastive_weight", "ma_gp_weight", "g_match_weight", "kl_weight",
-                     "r1_gamma",
-                     "mode_seeking_weight", "mode_seeking_examples"):
+                     "r1_gamma", "mode_seeking_weight", "mode_seeking_examples"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"loss.{name} must be >= 0, got {getattr(self, name)}.")
         if not 0.0 <= self.damsm_augment_shift < 0.5:
