@@ -24,6 +24,18 @@ class MeanBrightnessTerm(objectives.GeneratorTerm):
         return tf.reduce_mean(tf.cast(record.fakes[0], tf.float32), axis=[1, 2, 3])
 
 
+def _tiny_gan(name, loss, terms=(), g_learning_rate=0.0):
+    """(config, components, compiled GAN) of a tiny SSA-GAN without EMA; D's rate is 0."""
+    cfg = helpers.tiny_gan_config(loss=dict(loss), train={"ema_decay": 0.0})
+    keras.utils.set_random_seed(cfg.train.seed)
+    parts = train_lib.GANComponents(cfg, helpers.vocab_size(), helpers.scratch_dir() + "/" + name)
+    gan = gan_lib.TextToImageGAN(parts.generator, parts.scheme, parts.text_encoder,
+                                 terms=list(terms))
+    gan.compile(g_optimizer=keras.optimizers.SGD(g_learning_rate),
+                d_optimizer=keras.optimizers.SGD(0.0))
+    return cfg, parts, gan
+
+
 class RegistryTest(tf.test.TestCase):
 
     def test_built_in_schemes_and_terms_in_loss_order(self):
@@ -62,13 +74,8 @@ class NewTermTest(tf.test.TestCase):
     """A term the library does not know, added to a real tiny SSA-GAN step."""
 
     def test_new_term_is_logged_and_weighted_into_g_loss(self):
-        cfg = helpers.tiny_gan_config(loss={"damsm_weight": 0.0}, train={"ema_decay": 0.0})
-        keras.utils.set_random_seed(cfg.train.seed)
-        parts = train_lib.GANComponents(cfg, helpers.vocab_size(),
-                                        helpers.scratch_dir() + "/new_term")
-        gan = gan_lib.TextToImageGAN(parts.generator, parts.scheme, parts.text_encoder,
-                                     terms=[MeanBrightnessTerm(weight=3.0)])
-        gan.compile(g_optimizer=keras.optimizers.SGD(0.0), d_optimizer=keras.optimizers.SGD(0.0))
+        cfg, parts, gan = _tiny_gan("new_term", {"damsm_weight": 0.0},
+                                    terms=[MeanBrightnessTerm(weight=3.0)])
         batch = helpers.train_batch(cfg)
         # Recomputed outside the step; SGD(0) keeps G where it is, BatchNorm statistics
         # aside, which do not enter a training-mode forward pass.
@@ -89,14 +96,8 @@ class GeneratorMatchingTermTest(tf.test.TestCase):
     """--loss_g_match_weight in a real tiny SSA-GAN step."""
 
     def test_logged_weighted_and_computed_on_the_mismatched_captions(self):
-        cfg = helpers.tiny_gan_config(loss={"damsm_weight": 0.0, "g_match_weight": 2.0},
-                                      train={"ema_decay": 0.0})
-        keras.utils.set_random_seed(cfg.train.seed)
-        parts = train_lib.GANComponents(cfg, helpers.vocab_size(),
-                                        helpers.scratch_dir() + "/g_match")
+        cfg, parts, gan = _tiny_gan("g_match", {"damsm_weight": 0.0, "g_match_weight": 2.0})
         self.assertEqual(parts.scheme.log_names, (["d_ma_gp"], ["g_adv", "g_match"]))
-        gan = gan_lib.TextToImageGAN(parts.generator, parts.scheme, parts.text_encoder)
-        gan.compile(g_optimizer=keras.optimizers.SGD(0.0), d_optimizer=keras.optimizers.SGD(0.0))
         batch = helpers.train_batch(cfg)
         # Recomputed outside the step: SGD(0) leaves G and D where they are.
         sentence = gan.encode_caption(tf.constant(batch["caption_ids"])).sentence
@@ -117,21 +118,20 @@ class GeneratorMatchingTermTest(tf.test.TestCase):
                             rtol=1e-5, atol=1e-6)
 
     def test_the_term_moves_the_generator(self):
-        def one_step(weight):
-            cfg = helpers.tiny_gan_config(loss={"damsm_weight": 0.0, "g_match_weight": weight},
-                                          train={"ema_decay": 0.0})
-            keras.utils.set_random_seed(cfg.train.seed)
-            parts = train_lib.GANComponents(cfg, helpers.vocab_size(),
-                                            helpers.scratch_dir() + f"/g_match_{weight}")
-            gan = gan_lib.TextToImageGAN(parts.generator, parts.scheme, parts.text_encoder)
-            gan.compile(g_optimizer=keras.optimizers.SGD(0.1),
-                        d_optimizer=keras.optimizers.SGD(0.0))
+        def one_step(weight, run):
+            cfg, parts, gan = _tiny_gan(f"g_match_{weight}_{run}",
+                                        {"damsm_weight": 0.0, "g_match_weight": weight},
+                                        g_learning_rate=0.1)
             before = [np.array(v) for v in parts.generator.trainable_variables]
             gan.fit(helpers.one_batch_dataset(helpers.train_batch(cfg)), steps_per_epoch=1,
                     epochs=1, verbose=0)
             return [np.array(v) - b for v, b in zip(parts.generator.trainable_variables, before)]
 
-        without, with_term = one_step(0.0), one_step(5.0)
+        without, again, with_term = one_step(0.0, 0), one_step(0.0, 1), one_step(5.0, 0)
+        # The control: the same step twice gives the same update, so a difference below
+        # is the term's, not the run's noise.
+        for a, b in zip(without, again):
+            self.assertAllClose(a, b, atol=1e-7)
         differ = [not np.allclose(a, b, atol=1e-7) for a, b in zip(without, with_term)]
         self.assertTrue(any(differ), "g_match changed no generator weight's update")
 
