@@ -8,6 +8,7 @@
   python benchmarks/gan_step.py --compare=words     # word attention in G blocks vs not
   python benchmarks/gan_step.py --compare=mode_seeking  # MSGAN on 4 pairs / every image
   python benchmarks/gan_step.py --compare=g_match   # the generator's matching term vs not
+  python benchmarks/gan_step.py --compare=damsm_hard  # the DAMSM term's hard negative vs not
 
 Random weights (no DAMSM or captioner run needed): builds the models exactly as
 `tf_t2i.train` does, feeds one fixed batch, and reports seconds per step and images per
@@ -29,7 +30,9 @@ way, the generator of configs/shapes_ssagan_30min.cfg with and without word atte
 (joint MA-GP, DAMSM weight 3) without mode seeking, with it on 4 pairs of new images a
 step (`--loss_mode_seeking_examples=4`) and with a second image for every caption.
 `--compare=g_match` times, the same way, that config without and with the generator's
-matching term (`--loss_g_match_weight`).
+matching term (`--loss_g_match_weight`). `--compare=damsm_hard` times, the same way, that
+config without and with the mismatched caption as a hard negative of the DAMSM term
+(`--loss_damsm_hard_negatives`).
 """
 
 import argparse
@@ -168,7 +171,7 @@ def main():
                         choices=["none", "mixed_bfloat16", "mixed_float16"])
     parser.add_argument("--compare", default="ma_gp",
                         choices=["ma_gp", "losses", "archs", "callbacks", "noise", "words",
-                                 "mode_seeking", "g_match"])
+                                 "mode_seeking", "g_match", "damsm_hard"])
     args = parser.parse_args()
     if args.mixed_precision != "none":
         keras.mixed_precision.set_global_policy(args.mixed_precision)
@@ -208,6 +211,12 @@ def main():
     if args.compare == "g_match":
         words = dict(thirty_minutes, word_attention_max_size=32)
         _alternate(args, {"without": words, "with g_match": (words, {"g_match_weight": 1.0})},
+                   mode="joint", damsm_weight=3.0)
+        return
+    if args.compare == "damsm_hard":
+        words = dict(thirty_minutes, word_attention_max_size=32)
+        _alternate(args, {"without": words,
+                          "with the hard negative": (words, {"damsm_hard_negatives": True})},
                    mode="joint", damsm_weight=3.0)
         return
     if args.compare == "words":

@@ -58,10 +58,11 @@ class DataConfig:
     shapes_test_size: int = _field(2000, "Number of test images of the shapes dataset.")
     shapes_seed: int = _field(0, "Seed that determines the shapes dataset's content.")
     shapes_hard_negatives: float = _field(
-        0.0, "Shapes, GAN training: share of the discriminator's mismatched captions that are "
-        "the image's own caption with its shape words changed (same colours, sizes and "
-        "positions), so that matching takes reading the shape. 0: all are captions of other "
-        "images (the reference).")
+        0.0, "Shapes: share of the mismatched captions that are the image's own caption with "
+        "its shape words changed (same colours, sizes and positions), so that matching takes "
+        "reading the shape. GAN training: the discriminator's mismatched captions (0: all "
+        "are captions of other images, the reference). DAMSM pretraining: > 0 adds each "
+        "image's mismatched caption to its DAMSM softmaxes as one more negative (NegCLIP).")
     shuffle_buffer: int = _field(2048, "tf.data shuffle buffer, in images.")
     cache: bool = _field(True, "Cache decoded images in memory (small datasets).")
     skip_corrupt_images: bool = _field(False, "CUB/COCO: skip unreadable or truncated images "
@@ -202,6 +203,12 @@ class LossConfig:
                                         "reference); losses/augment.py says why.")
     damsm_augment_zoom: float = _field(0.0, "DAMSM term: and zoomed in by a window of "
                                        "(1 - this) to 1 times its side (0: no zoom).")
+    damsm_hard_negatives: bool = _field(False, "DAMSM term: each fake is also scored "
+                                        "against its image's mismatched caption (with "
+                                        "--data_shapes_hard_negatives, its own caption with "
+                                        "other shapes) as one more wrong candidate "
+                                        "(NegCLIP; losses/damsm.py). False: the batch's "
+                                        "other captions only, the reference.")
     f2r_weight: float = _field(0.0, "Weight of the fake-to-real NT-Xent term.")
     f2f_weight: float = _field(0.0, "Weight of the fake-to-fake NT-Xent term.")
     recap_weight: float = _field(0.0, "Weight of the re-captioning term.")
@@ -348,6 +355,11 @@ class ExperimentConfig:
         if self.train.task == "gan" and self.loss.recap_weight > 0 and not self.runtime.captioner_dir:
             raise ConfigError("loss.recap_weight > 0 needs --captioner_dir: a captioner run "
                               "(`python -m tf_t2i.pretrain --train_task=captioner ...`).")
+        if (self.train.task == "gan" and self.loss.damsm_hard_negatives
+                and not self.data.shapes_hard_negatives):
+            raise ConfigError("loss.damsm_hard_negatives needs data.shapes_hard_negatives > 0: "
+                              "without it the mismatched caption is another image's, which "
+                              "the DAMSM term already scores as a negative.")
         if self.train.task == "gan" and not self.runtime.damsm_dir:
             raise ConfigError("GAN training needs --damsm_dir: the model_dir of a DAMSM "
                               "pretraining run (`python -m tf_t2i.pretrain ...`), whose text "

@@ -337,5 +337,92 @@ class DAMSMSentenceLossTest(tf.test.TestCase, parameterized.TestCase):
         self.assertTrue(np.all(np.isfinite(grad.numpy())))
 
 
+class HardNegativeTest(tf.test.TestCase):
+    """One wrong caption per image joins its image-to-caption softmax (NegCLIP)."""
+
+    def test_sentence_hand_computed(self):
+        # Images (1,0), (0,1); sentences (1,0), (0,1): logits 10 I. Hard negatives
+        # (1,1) for image 0 (cosine 1/sqrt2) and (0,1) for image 1 (cosine 1, as
+        # close as its own caption).
+        #   row 0: log(1 + e^-10 + e^(c - 10)), c = 10/sqrt2;  col 0: log(1 + e^-10)
+        #   row 1: log(1 + e^-10 + 1);                        col 1: log(1 + e^-10)
+        codes = tf.constant([[1.0, 0.0], [0.0, 1.0]])
+        sentences = tf.constant([[1.0, 0.0], [0.0, 1.0]])
+        hard = tf.constant([[1.0, 1.0], [0.0, 1.0]])
+        c = 10.0 / math.sqrt(2.0)
+        e = math.exp(-10.0)
+        expected = [math.log(1 + e + math.exp(c - 10.0)) + math.log1p(e),
+                    math.log(2 + e) + math.log1p(e)]
+        self.assertAllClose(damsm.damsm_sentence_loss(sentences, codes, hard_negative=hard),
+                            expected, rtol=1e-5)
+
+    def test_word_against_numpy_with_extra_column(self):
+        # The hard negatives' R(i, i) from the loop reference, as one more column.
+        rng = np.random.default_rng(5)
+        b, t, h, w, d = 3, 4, 2, 2, 5
+        words = rng.normal(size=[b, t, d]).astype(np.float32)
+        hard_words = rng.normal(size=[b, t, d]).astype(np.float32)
+        regions = rng.normal(size=[b, h, w, d]).astype(np.float32)
+        lengths, hard_lengths = [4, 2, 3], [3, 4, 1]
+        relevance = np.zeros([b, b])
+        hard_relevance = np.zeros([b])
+        for j in range(b):
+            for i in range(b):
+                relevance[j, i] = _np_relevance(words[i, :lengths[i]], regions[j], 4.0, 5.0)
+            hard_relevance[j] = _np_relevance(hard_words[j, :hard_lengths[j]], regions[j],
+                                              4.0, 5.0)
+        logits = 10.0 * relevance
+        rows = [-math.log(_np_softmax(np.append(logits[k], 10.0 * hard_relevance[k]))[k])
+                for k in range(b)]
+        cols = [-math.log(_np_softmax(logits[:, k])[k]) for k in range(b)]
+        per_example, _ = damsm.damsm_word_loss(
+            words, _mask_from_lengths(lengths, t), regions,
+            hard_negative=(hard_words, _mask_from_lengths(hard_lengths, t)))
+        self.assertAllClose(per_example, np.array(rows) + np.array(cols), rtol=1e-4,
+                            atol=1e-4)
+
+    def test_paired_relevance_is_the_diagonal(self):
+        # Caption i against image i only equals the B x B relevance's diagonal, which
+        # the loss without hard negatives reads (checked through the loop reference).
+        rng = np.random.default_rng(8)
+        words = rng.normal(size=[4, 5, 6]).astype(np.float32)
+        regions = rng.normal(size=[4, 3, 3, 6]).astype(np.float32)
+        lengths = [5, 1, 3, 4]
+        expected = [_np_relevance(words[i, :lengths[i]], regions[i], 4.0, 5.0)
+                    for i in range(4)]
+        self.assertAllClose(
+            damsm.paired_word_relevance(words, _mask_from_lengths(lengths, 5), regions),
+            expected, rtol=1e-5, atol=1e-5)
+
+    def test_a_hard_negative_raises_the_loss_and_its_gradient_lowers_it(self):
+        rng = np.random.default_rng(2)
+        sentences = rng.normal(size=[4, 8]).astype(np.float32)
+        near = sentences + 0.1 * rng.normal(size=[4, 8]).astype(np.float32)
+        codes = tf.Variable(rng.normal(size=[4, 8]).astype(np.float32))
+        plain = damsm.damsm_sentence_loss(sentences, codes)
+        with tf.GradientTape() as tape:
+            with_hard = damsm.damsm_sentence_loss(sentences, codes, hard_negative=near)
+            total = tf.reduce_sum(with_hard)
+        # One more candidate in each row's softmax: every example's loss grows.
+        self.assertAllGreater(with_hard - plain, 0.0)
+        stepped = codes - 0.1 * tape.gradient(total, codes)
+        self.assertLess(
+            float(tf.reduce_sum(damsm.damsm_sentence_loss(sentences, stepped,
+                                                          hard_negative=near))),
+            float(total))
+
+
+def _np_relevance(caption, image_regions, gamma1, gamma2):
+    """R of one caption [L, D] against one image's regions [H, W, D] (AttnGAN)."""
+    flat = image_regions.reshape(-1, image_regions.shape[-1]).astype(np.float64)
+    caption = caption.astype(np.float64)
+    over_words = np.stack([_np_softmax(flat[r] @ caption.T) for r in range(len(flat))])
+    total = 0.0
+    for t in range(len(caption)):
+        alpha = _np_softmax(gamma1 * over_words[:, t])
+        total += math.exp(gamma2 * _np_cosine(caption[t], alpha @ flat))
+    return math.log(total)
+
+
 if __name__ == '__main__':
     tf.test.main()

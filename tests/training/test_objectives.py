@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from tests.training import helpers
+from tf_t2i.losses import damsm as damsm_losses
 from tf_t2i.training import gan as gan_lib
 from tf_t2i.training import objectives
 from tf_t2i.training import train_lib
@@ -24,13 +25,15 @@ class MeanBrightnessTerm(objectives.GeneratorTerm):
         return tf.reduce_mean(tf.cast(record.fakes[0], tf.float32), axis=[1, 2, 3])
 
 
-def _tiny_gan(name, loss, terms=(), g_learning_rate=0.0):
-    """(config, components, compiled GAN) of a tiny SSA-GAN without EMA; D's rate is 0."""
+def _tiny_gan(name, loss, terms=None, g_learning_rate=0.0):
+    """(config, components, compiled GAN) of a tiny SSA-GAN without EMA; D's rate is 0.
+    The GAN has the given generator terms, or the config's when None."""
     cfg = helpers.tiny_gan_config(loss=dict(loss), train={"ema_decay": 0.0})
     keras.utils.set_random_seed(cfg.train.seed)
     parts = train_lib.GANComponents(cfg, helpers.vocab_size(), helpers.scratch_dir() + "/" + name)
     gan = gan_lib.TextToImageGAN(parts.generator, parts.scheme, parts.text_encoder,
-                                 terms=list(terms))
+                                 terms=list(parts.terms if terms is None else terms),
+                                 image_encoder=parts.image_encoder)
     gan.compile(g_optimizer=keras.optimizers.SGD(g_learning_rate),
                 d_optimizer=keras.optimizers.SGD(0.0))
     return cfg, parts, gan
@@ -96,7 +99,8 @@ class GeneratorMatchingTermTest(tf.test.TestCase):
     """--loss_g_match_weight in a real tiny SSA-GAN step."""
 
     def test_logged_weighted_and_computed_on_the_mismatched_captions(self):
-        cfg, parts, gan = _tiny_gan("g_match", {"damsm_weight": 0.0, "g_match_weight": 2.0})
+        cfg, parts, gan = _tiny_gan("g_match", {"damsm_weight": 0.0, "g_match_weight": 2.0},
+                                    terms=())
         self.assertEqual(parts.scheme.log_names, (["d_ma_gp"], ["g_adv", "g_match"]))
         batch = helpers.train_batch(cfg)
         # Recomputed outside the step: SGD(0) leaves G and D where they are.
@@ -121,7 +125,7 @@ class GeneratorMatchingTermTest(tf.test.TestCase):
         def one_step(weight, run):
             cfg, parts, gan = _tiny_gan(f"g_match_{weight}_{run}",
                                         {"damsm_weight": 0.0, "g_match_weight": weight},
-                                        g_learning_rate=0.1)
+                                        terms=(), g_learning_rate=0.1)
             before = [np.array(v) for v in parts.generator.trainable_variables]
             gan.fit(helpers.one_batch_dataset(helpers.train_batch(cfg)), steps_per_epoch=1,
                     epochs=1, verbose=0)
@@ -134,6 +138,42 @@ class GeneratorMatchingTermTest(tf.test.TestCase):
             self.assertAllClose(a, b, atol=1e-7)
         differ = [not np.allclose(a, b, atol=1e-7) for a, b in zip(without, with_term)]
         self.assertTrue(any(differ), "g_match changed no generator weight's update")
+
+
+class DAMSMHardNegativesTest(tf.test.TestCase):
+    """--loss_damsm_hard_negatives: the DAMSM term also scores each fake against its
+    image's mismatched caption, in a real tiny SSA-GAN step."""
+
+    def test_logged_value_has_the_mismatched_caption_as_a_negative(self):
+        cfg, parts, gan = _tiny_gan("damsm_hard", {"damsm_weight": 1.0,
+                                                   "damsm_hard_negatives": True})
+        batch = helpers.train_batch(cfg)
+        # Recomputed outside the step: SGD(0) leaves G where it is.
+        caption = gan.encode_caption(tf.constant(batch["caption_ids"]))
+        hard = gan.encode_caption(tf.constant(batch["mismatched_ids"]))
+        fake, _ = parts.generator(batch["z"], caption.sentence, training=True)
+        regions, code = parts.image_encoder(fake, training=False)
+        class_ids = tf.where(batch["class_id"] < 0, -2 - batch["image_id"], batch["class_id"])
+
+        def damsm(hard_words=None, hard_sentence=None):
+            words, _ = damsm_losses.damsm_word_loss(
+                caption.words, caption.mask, regions, class_ids, cfg.loss.gamma1,
+                cfg.loss.gamma2, cfg.loss.gamma3, hard_negative=hard_words)
+            return words + damsm_losses.damsm_sentence_loss(
+                caption.sentence, code, class_ids, cfg.loss.gamma3, hard_negative=hard_sentence)
+
+        expected = damsm((hard.words, hard.mask), hard.sentence)
+        self.assertAllGreater(expected - damsm(), 0.0)
+        history = gan.fit(helpers.one_batch_dataset(batch), steps_per_epoch=1, epochs=1,
+                          verbose=0).history
+        self.assertAllClose(float(history["g_damsm"][-1]), float(np.mean(expected)),
+                            rtol=1e-4, atol=1e-5)
+
+    def test_needs_shapes_hard_negatives(self):
+        cfg = helpers.tiny_gan_config(loss={"damsm_hard_negatives": True})
+        with self.assertRaisesRegex(ValueError, "needs data.shapes_hard_negatives > 0"):
+            cfg.validate()
+        cfg.replace(data={"shapes_hard_negatives": 1.0}).validate()
 
 
 if __name__ == "__main__":

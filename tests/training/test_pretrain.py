@@ -127,5 +127,55 @@ class PretrainingTest(tf.test.TestCase):
         self.assertGreater(_max_diff(self.recorder.initial, at_2), 0.0)
 
 
+class HardNegativesTest(tf.test.TestCase):
+    """--data_shapes_hard_negatives in pretraining: the batch's mismatched caption joins
+    both DAMSM terms as one more negative of its image."""
+
+    def _parts(self, fraction):
+        cfg = helpers.tiny_damsm_config(data={"shapes_hard_negatives": fraction})
+        return cfg, pretrain_lib.DAMSMComponents(
+            cfg, vocab_size=12, model_dir=self.create_tempdir().full_path,
+            steps_per_data_epoch=1)
+
+    def test_losses_add_the_mismatched_caption_to_each_images_softmax(self):
+        cfg, parts = self._parts(1.0)
+        self.assertTrue(parts.pretrainer.hard_negatives)
+        size = cfg.data.image_size
+        batch = {"caption_ids": tf.constant([[3, 4, 0], [5, 6, 0]]),
+                 "caption_ids_2": tf.constant([[6, 7, 8], [4, 0, 0]]),
+                 "mismatched_ids": tf.constant([[3, 9, 0], [5, 0, 0]]),
+                 "real_images": tf.random.stateless_uniform([2, size, size, 3], [1, 2], -1, 1),
+                 "class_id": tf.constant([-1, -1]), "image_id": tf.constant([0, 1])}
+        terms = parts.pretrainer.compute_losses(batch, training=False)
+        # Recomputed outside from the same encoders.
+        pretrainer = parts.pretrainer
+        regions, code = pretrainer.image_encoder(batch["real_images"], training=False)
+        hard_words, hard_sentence = pretrainer.text_encoder(batch["mismatched_ids"],
+                                                            training=False)
+        hard_mask = tf.not_equal(batch["mismatched_ids"], 0)
+        word, sentence = [], []
+        for key in ("caption_ids", "caption_ids_2"):
+            words, sent = pretrainer.text_encoder(batch[key], training=False)
+            mask = tf.not_equal(batch[key], 0)
+            word.append(damsm_losses.damsm_word_loss(
+                words, mask, regions, tf.constant([-2, -3]),
+                hard_negative=(hard_words, hard_mask))[0])
+            sentence.append(damsm_losses.damsm_sentence_loss(
+                sent, code, tf.constant([-2, -3]), hard_negative=hard_sentence))
+            plain = damsm_losses.damsm_sentence_loss(sent, code, tf.constant([-2, -3]))
+            self.assertAllGreater(sentence[-1] - plain, 0.0)
+        self.assertAllClose(terms["w_loss"], word[0] + word[1], rtol=1e-5)
+        self.assertAllClose(terms["s_loss"], sentence[0] + sentence[1], rtol=1e-5)
+
+    def test_off_by_default_and_the_task_feeds_the_bank(self):
+        _, parts = self._parts(0.0)
+        self.assertFalse(parts.pretrainer.hard_negatives)
+        cfg = helpers.tiny_damsm_config(data={"shapes_hard_negatives": 0.5})
+        task = pretrain_lib.DAMSMTask(cfg)
+        self.assertEqual(task.dataset_options(), {"hard_negative_fraction": 0.5})
+        self.assertEqual(pretrain_lib.DAMSMTask(helpers.tiny_damsm_config()).dataset_options(),
+                         {})
+
+
 if __name__ == "__main__":
     tf.test.main()

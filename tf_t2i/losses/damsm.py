@@ -5,6 +5,14 @@ into a [B_images, B_captions] logit matrix and apply cross-entropy in both
 directions with the diagonal as the target. They follow the reference code
 (taoxugit/AttnGAN `code/miscc/losses.py`, `code/GlobalAttention.py`) rather
 than the paper where the two differ; the differences are noted inline.
+
+Both also take an optional hard negative per image: a wrong caption of image i (for
+shapes, its own caption with the shape words changed) joins the image-to-caption softmax
+of row i as one more candidate, as NegCLIP does for CLIP's contrastive loss (Yuksekgonul
+et al. 2023, "When and why vision-language models behave like bags-of-words"). A random
+batch's captions mostly differ in colour or position, so in-batch negatives alone rarely
+make the encoders rank captions by shape; the hard negative does. It is scored against
+its own image only, so it costs a B-row computation, not another B x B one.
 """
 
 import tensorflow as tf
@@ -30,13 +38,16 @@ def _class_mask(class_ids, batch_size):
     return tf.logical_and(same, tf.logical_not(tf.eye(batch_size, dtype=tf.bool)))
 
 
-def _symmetric_cross_entropy(logits, class_ids):
+def _symmetric_cross_entropy(logits, class_ids, hard_negative_logits=None):
     """Per-example cross-entropy of a [B_images, B_captions] matrix, both ways.
 
     Args:
         logits: float32 [B, B]; entry (j, i) scores image j against caption i.
         class_ids: optional [B] ints; off-diagonal pairs of the same class are
             removed from both softmaxes.
+        hard_negative_logits: optional float32 [B]: image j against its own wrong
+            caption, one more candidate in row j's softmax (no column: that
+            caption describes no image of the batch).
 
     Returns:
         float32 [B]: row i's cross-entropy (image i against all captions) plus
@@ -46,8 +57,11 @@ def _symmetric_cross_entropy(logits, class_ids):
     if class_ids is not None:
         logits = tf.where(_class_mask(class_ids, batch_size), _MASK_VALUE, logits)
     labels = tf.range(batch_size)
+    image_logits = logits
+    if hard_negative_logits is not None:
+        image_logits = tf.concat([logits, hard_negative_logits[:, None]], axis=1)
     image_direction = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=labels, logits=logits)
+        labels=labels, logits=image_logits)
     caption_direction = tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=labels, logits=tf.transpose(logits))
     return image_direction + caption_direction
@@ -60,7 +74,8 @@ def damsm_word_loss(word_features,
                     gamma1=4.0,
                     gamma2=5.0,
                     gamma3=10.0,
-                    matmul_dtype=tf.float32):
+                    matmul_dtype=tf.float32,
+                    hard_negative=None):
     """DAMSM word-level loss (Xu et al. 2018, "AttnGAN", Eqs. 7-13).
 
     For each image j and caption i, every valid word of caption i attends over
@@ -88,6 +103,9 @@ def damsm_word_loss(word_features,
             cost (words against regions, attention times regions); bfloat16 makes
             the loss about 1.4x faster on CPU (benchmarks/damsm_word_loss.py).
             Softmaxes, cosines and the log-sum-exp stay float32 whatever this is.
+        hard_negative: optional `(word_features [B, T', D], caption_mask [B, T'])`
+            of one wrong caption per image (module docstring), scored against
+            its own image only; every one must have a valid word.
 
     Returns:
         A tuple `(per_example, attention)`: float32 [B] losses whose batch mean
@@ -125,7 +143,13 @@ def damsm_word_loss(word_features,
     cosine = gamma2 * dot / tf.maximum(norms, _COSINE_EPS)  # [N, B_images]
     relevance = _segment_logsumexp(cosine, owner, batch_size)  # [B_captions, B_images]
 
-    per_example = _symmetric_cross_entropy(gamma3 * tf.transpose(relevance), class_ids)
+    hard_logits = None
+    if hard_negative is not None:
+        hard_words, hard_mask = hard_negative
+        hard_logits = gamma3 * paired_word_relevance(hard_words, hard_mask, region_features,
+                                                     gamma1, gamma2, matmul_dtype)
+    per_example = _symmetric_cross_entropy(gamma3 * tf.transpose(relevance), class_ids,
+                                           hard_logits)
 
     own_attention = tf.gather(attention, owner, axis=1, batch_dims=1)  # [N, R]
     dense_shape = tf.cast(tf.stack([batch_size, tf.shape(mask)[1], num_regions]), tf.int64)
@@ -133,6 +157,35 @@ def damsm_word_loss(word_features,
     own_attention = tf.reshape(
         own_attention, [batch_size, tf.shape(mask)[1], height, width])
     return per_example, own_attention
+
+
+def paired_word_relevance(word_features, caption_mask, region_features, gamma1=4.0,
+                          gamma2=5.0, matmul_dtype=tf.float32):
+    """R(i, i) of `damsm_word_loss`: caption i against image i only, float32 [B].
+
+    The same attention and log-sum-exp as the loss's B x B relevance, computed per
+    pair (dense over the caption's T slots, padding masked out), so a caption that
+    is not in the batch's B x B matrix (a hard negative) costs B rows, not B^2.
+    """
+    words = tf.cast(word_features, tf.float32)
+    regions = tf.cast(region_features, tf.float32)
+    mask = tf.cast(caption_mask, tf.bool)
+    shape = tf.shape(regions)
+    regions = tf.reshape(regions, [shape[0], shape[1] * shape[2], shape[3]])  # [B, R, D]
+    matmul_regions = tf.cast(regions, matmul_dtype)
+    scores = tf.cast(tf.einsum('btd,brd->btr', tf.cast(words, matmul_dtype), matmul_regions),
+                     tf.float32)
+    # Softmax over the caption's valid words (for each region), then over regions.
+    scores = tf.where(mask[:, :, None], scores, _MASK_VALUE)
+    over_words = tf.nn.softmax(scores, axis=1)
+    attention = tf.nn.softmax(gamma1 * over_words, axis=2)  # [B, T, R]
+    context = tf.cast(tf.einsum('btr,brd->btd', tf.cast(attention, matmul_dtype),
+                                matmul_regions), tf.float32)
+    dot = tf.reduce_sum(words * context, axis=-1)
+    norms = _safe_norm(words, axis=-1) * _safe_norm(context, axis=-1)
+    cosine = gamma2 * dot / tf.maximum(norms, _COSINE_EPS)  # [B, T]
+    cosine = tf.where(mask, cosine, _MASK_VALUE)
+    return tf.reduce_logsumexp(cosine, axis=1)
 
 
 # Unsorted segment ops (rather than the sorted ones) because XLA compiles them.
@@ -159,7 +212,8 @@ def _segment_logsumexp(values, segments, num_segments):
 def damsm_sentence_loss(sentence_embedding,
                         global_code,
                         class_ids=None,
-                        gamma3=10.0):
+                        gamma3=10.0,
+                        hard_negative=None):
     """DAMSM sentence-level loss (Xu et al. 2018, "AttnGAN", Eqs. 10-13).
 
     Logits are gamma3 times the cosine similarity of every image's global code
@@ -172,6 +226,8 @@ def damsm_sentence_loss(sentence_embedding,
         class_ids: optional [B] ints. Off-diagonal pairs of one class are masked
             out of the softmaxes.
         gamma3: scale of the image-caption logits.
+        hard_negative: optional [B, D] sentence embeddings of one wrong caption
+            per image (module docstring), scored against its own image only.
 
     Returns:
         float32 [B] losses whose batch mean equals the reference's
@@ -183,4 +239,10 @@ def damsm_sentence_loss(sentence_embedding,
     norms = (_safe_norm(global_code, axis=1)[:, None] *
              _safe_norm(sentence_embedding, axis=1)[None, :])
     logits = gamma3 * dot / tf.maximum(norms, _COSINE_EPS)  # [B_img, B_cap]
-    return _symmetric_cross_entropy(logits, class_ids)
+    hard_logits = None
+    if hard_negative is not None:
+        hard = tf.cast(hard_negative, tf.float32)
+        hard_dot = tf.reduce_sum(global_code * hard, axis=1)
+        hard_norms = _safe_norm(global_code, axis=1) * _safe_norm(hard, axis=1)
+        hard_logits = gamma3 * hard_dot / tf.maximum(hard_norms, _COSINE_EPS)
+    return _symmetric_cross_entropy(logits, class_ids, hard_logits)

@@ -7,7 +7,10 @@ term):
     DAMSM(c) = word loss (both directions) + sentence loss (both directions)
 
 where c1, c2 are two different captions of each image. With w = 0 only DAMSM(c1) is
-computed (plain AttnGAN pretraining).
+computed (plain AttnGAN pretraining). With hard negatives each image's mismatched
+caption (for shapes, its own caption with the shapes changed:
+`--data_shapes_hard_negatives`) is one more wrong candidate in both DAMSM terms' image-to-
+caption softmax (NegCLIP's hard negatives; `losses/damsm.py`).
 """
 
 from typing import Dict
@@ -35,11 +38,13 @@ class DAMSMPretrainer(keras.Model):
       word_matmul_dtype: dtype of the word loss's two big matmuls (bfloat16 under the
         mixed_bfloat16 policy: the word loss, computed for both captions, is most of a
         shapes pretraining step; `damsm_losses.damsm_word_loss`).
+      hard_negatives: add each image's `mismatched_ids` caption to its softmaxes.
     """
 
     def __init__(self, text_encoder, image_encoder, *, gamma1=4.0, gamma2=5.0, gamma3=10.0,
                  text_contrastive_weight=1.0, temperature=0.5, text_grad_clip=0.25,
-                 use_class_ids=True, word_matmul_dtype="float32", **kwargs):
+                 use_class_ids=True, word_matmul_dtype="float32", hard_negatives=False,
+                 **kwargs):
         super().__init__(**kwargs)
         self.text_encoder = text_encoder
         self.image_encoder = image_encoder
@@ -49,6 +54,7 @@ class DAMSMPretrainer(keras.Model):
         self.text_grad_clip = text_grad_clip
         self.use_class_ids = use_class_ids
         self.word_matmul_dtype = word_matmul_dtype
+        self.hard_negatives = hard_negatives
         names = ["loss", "w_loss", "s_loss"]
         if text_contrastive_weight > 0:
             names.append("t_cl")
@@ -66,13 +72,16 @@ class DAMSMPretrainer(keras.Model):
         regions, code = self.image_encoder(inputs["real_images"], training=training)
         return words, sentence, regions, code
 
-    def _damsm(self, caption_ids, regions, code, class_ids, training):
+    def _damsm(self, caption_ids, regions, code, class_ids, training, hard=None):
+        """hard: None, or the hard negatives' ((words, mask), sentence)."""
         words, sentence = self.text_encoder(caption_ids, training=training)
         mask = pipeline.caption_mask(caption_ids)
-        w_loss, _ = damsm_losses.damsm_word_loss(words, mask, regions, class_ids,
-                                                 self.gamma1, self.gamma2, self.gamma3,
-                                                 matmul_dtype=self.word_matmul_dtype)
-        s_loss = damsm_losses.damsm_sentence_loss(sentence, code, class_ids, self.gamma3)
+        hard_words, hard_sentence = hard if hard is not None else (None, None)
+        w_loss, _ = damsm_losses.damsm_word_loss(
+            words, mask, regions, class_ids, self.gamma1, self.gamma2, self.gamma3,
+            matmul_dtype=self.word_matmul_dtype, hard_negative=hard_words)
+        s_loss = damsm_losses.damsm_sentence_loss(sentence, code, class_ids, self.gamma3,
+                                                  hard_negative=hard_sentence)
         return w_loss, s_loss, sentence
 
     def compute_losses(self, batch, training: bool) -> Dict[str, tf.Tensor]:
@@ -82,10 +91,17 @@ class DAMSMPretrainer(keras.Model):
             # Classless datasets (id -1) must not mask every other image as "same class".
             class_ids = tf.where(class_ids < 0, -2 - batch["image_id"], class_ids)
         regions, code = self.image_encoder(batch["real_images"], training=training)
-        w1, s1, sent1 = self._damsm(batch["caption_ids"], regions, code, class_ids, training)
+        hard = None
+        if self.hard_negatives:
+            hard_words, hard_sentence = self.text_encoder(batch["mismatched_ids"],
+                                                          training=training)
+            hard = ((hard_words, pipeline.caption_mask(batch["mismatched_ids"])), hard_sentence)
+        w1, s1, sent1 = self._damsm(batch["caption_ids"], regions, code, class_ids, training,
+                                    hard)
         terms = {"w_loss": w1, "s_loss": s1}
         if self.text_contrastive_weight > 0:
-            w2, s2, sent2 = self._damsm(batch["caption_ids_2"], regions, code, class_ids, training)
+            w2, s2, sent2 = self._damsm(batch["caption_ids_2"], regions, code, class_ids,
+                                        training, hard)
             terms["w_loss"] = w1 + w2
             terms["s_loss"] = s1 + s2
             terms["t_cl"] = contrastive.nt_xent_per_example(sent1, sent2, self.temperature)

@@ -151,7 +151,7 @@ class TextToImageGAN(keras.Model):
         # F2F's second caption of each image (Ye et al. 2021) is generated from the same z.
         id_keys = ["caption_ids", "caption_ids_2"][:self.captions_per_step]
         captions = [self.encode_caption(batch[key]) for key in id_keys]
-        mismatched = self.encode_caption(batch["mismatched_ids"]).sentence
+        mismatched = self.encode_caption(batch["mismatched_ids"])
 
         with tf.GradientTape() as g_tape:
             generated = [interface.generate(self.generator, batch["z"], c.sentence, c.words,

@@ -82,7 +82,8 @@ class DAMSMComponents:
             temperature=cfg.loss.contrastive_temperature,
             text_grad_clip=cfg.train.text_grad_clip,
             word_matmul_dtype=("bfloat16" if cfg.runtime.mixed_precision == "mixed_bfloat16"
-                               else "float32"))
+                               else "float32"),
+            hard_negatives=cfg.data.shapes_hard_negatives > 0)
         schedule = damsm.StepDecay(cfg.train.damsm_learning_rate, steps_per_data_epoch,
                                    cfg.train.damsm_lr_decay)
         self.optimizer = keras.optimizers.Adam(schedule, beta_1=cfg.train.damsm_beta1,
@@ -104,6 +105,7 @@ class DAMSMTask(runner.Task):
 
     name = "DAMSM"
     results_filename = RESULTS_FILENAME
+    reads_hard_negatives = True
 
     def prepare(self, model_dir, train_source):
         self._images_per_epoch = len(train_source)

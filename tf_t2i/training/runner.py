@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from tf_t2i import config as config_lib
 from tf_t2i.data import pipeline
+from tf_t2i.data import shapes_captions
 from tf_t2i.data import sources
 from tf_t2i.data import tokenizer as tokenizer_lib
 from tf_t2i.io import checkpoints
@@ -59,6 +60,9 @@ class Task:
 
     name = ""
     results_filename: Optional[str] = None
+    # Whether the task's step reads the shapes hard negatives (`data.shapes_hard_negatives`)
+    # as its batches' `mismatched_ids`.
+    reads_hard_negatives = False
 
     def __init__(self, cfg: config_lib.ExperimentConfig):
         self.cfg = cfg
@@ -87,11 +91,17 @@ class Task:
             start_step=start_step, input_context=input_context, **self.dataset_options())
 
     def dataset_options(self) -> Dict:
+        if self.reads_hard_negatives and self.cfg.data.shapes_hard_negatives:
+            return {"hard_negative_fraction": self.cfg.data.shapes_hard_negatives}
         return {}
 
     def caption_bank(self, source, tokenizer) -> pipeline.CaptionBank:
-        """The training captions as token ids (a task may add hard negatives)."""
-        return pipeline.CaptionBank(source, tokenizer)
+        """The training captions as token ids, with their shape-swapped hard negatives
+        when the task reads them and the config asks for them."""
+        if not (self.reads_hard_negatives and self.cfg.data.shapes_hard_negatives):
+            return pipeline.CaptionBank(source, tokenizer)
+        return pipeline.CaptionBank(source, tokenizer, hard_negatives=(
+            shapes_captions.shape_swapped_captions(source.captions, self.cfg.train.seed)))
 
     def callbacks(self, built: Built, tokenizer, model_dir: str) -> Sequence:
         """Callbacks run after each checkpoint (sample grids ...)."""

@@ -16,8 +16,6 @@ import keras
 import tensorflow as tf
 
 from tf_t2i import config as config_lib
-from tf_t2i.data import pipeline
-from tf_t2i.data import shapes_captions
 from tf_t2i.data import sources
 from tf_t2i.data import tokenizer as tokenizer_lib
 from tf_t2i.io import checkpoints
@@ -204,6 +202,7 @@ class GANTask(runner.Task):
     """A GAN run: encoders and vocabulary from the DAMSM run, G / EMA G / D trained."""
 
     name = "GAN"
+    reads_hard_negatives = True
 
     def __init__(self, cfg: config_lib.ExperimentConfig):
         # Checked before anything is read or written.
@@ -223,14 +222,7 @@ class GANTask(runner.Task):
         built.parts.gan.init_ema()
 
     def dataset_options(self):
-        return {"noise_dim": self.cfg.generator.z_dim,
-                "hard_negative_fraction": self.cfg.data.shapes_hard_negatives}
-
-    def caption_bank(self, source, tokenizer):
-        if not self.cfg.data.shapes_hard_negatives:
-            return super().caption_bank(source, tokenizer)
-        return pipeline.CaptionBank(source, tokenizer, hard_negatives=(
-            shapes_captions.shape_swapped_captions(source.captions, self.cfg.train.seed)))
+        return {"noise_dim": self.cfg.generator.z_dim, **super().dataset_options()}
 
     def before_save(self, built):
         # The EMA copy's BatchNorm statistics are G's: brought up to date for the save.

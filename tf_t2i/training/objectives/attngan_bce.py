@@ -113,7 +113,8 @@ class AttnGANBCE(base.AdversarialScheme):
         values = {}
         with tf.GradientTape() as tape:
             d_adv = tf.add_n([
-                self._stage_loss(disc, real, fake, caption.sentence, record.mismatched)
+                self._stage_loss(disc, real, fake, caption.sentence,
+                                 record.mismatched.sentence)
                 for generated, caption in zip(record.generated, record.captions)
                 for disc, real, fake in zip(self.discriminators, reals, generated.stages)])
             total = d_adv

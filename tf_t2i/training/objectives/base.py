@@ -43,13 +43,13 @@ class StepRecord:
       batch: the input batch (real_images, z, caption ids, class ids ...).
       captions: the encoded captions the step generated from: the batch's caption, then
         a second caption of each image when a term asks for it (F2F).
-      mismatched: float32 [B, D] sentence embeddings of mismatched captions.
+      mismatched: the encoded mismatched caption of each image (D's wrong captions).
       generated: one `interface.Generated` per caption, from the same z.
       step: the global step before this update (G updates so far).
     """
 
     def __init__(self, batch: Dict[str, tf.Tensor], captions: Sequence[EncodedCaption],
-                 mismatched: tf.Tensor, generated: Sequence[interface.Generated],
+                 mismatched: EncodedCaption, generated: Sequence[interface.Generated],
                  step: tf.Tensor, generator, image_encoder=None):
         self.batch = batch
         self.captions = list(captions)

@@ -91,7 +91,7 @@ class HingeMAGP(base.AdversarialScheme):
                 adversarial.hinge_discriminator_loss(
                     d.logits(real_features, caption.sentence),
                     d.logits(d(tf.stop_gradient(fake), training=True), caption.sentence),
-                    d.logits(real_features, record.mismatched))
+                    d.logits(real_features, record.mismatched.sentence))
                 for fake, caption in zip(record.fakes, record.captions)])
             joint = self.ma_gp_mode == "joint"
             ma_gp = self.ma_gp(real, sentence, loss_scale) if joint else None
@@ -113,6 +113,6 @@ class HingeMAGP(base.AdversarialScheme):
             # Each fake against the step's mismatched sentence of its image (with
             # --data_shapes_hard_negatives, often its own caption with other shapes).
             terms["g_match"] = (self.g_match_weight, tf.add_n([
-                adversarial.generator_matching_loss(m, d.logits(f, record.mismatched))
+                adversarial.generator_matching_loss(m, d.logits(f, record.mismatched.sentence))
                 for f, m in zip(features, matched)]))
         return terms
