@@ -205,10 +205,43 @@ class ProbeDAMSMTest(tf.test.TestCase):
             ["a red object on the left", "a red star on the left"],
             ["a blue disc and a green square", "a blue disc"],
             ["something large"]])
-        captions, named = tool.shape_captions(source, [0, 1, 2], limit=10)
+        captions, named, picked = tool.shape_captions(source, [0, 1, 2], limit=10)
         self.assertEqual(captions, ["a red star on the left", "a blue disc"])
         self.assertAllEqual(named, [3, 0])
+        self.assertAllEqual(picked, [0, 1])
         self.assertLen(tool.shape_captions(source, [0, 1, 2], limit=1)[0], 1)
+        # A skipped image: the picked places say which images the captions belong to.
+        _, _, picked = tool.shape_captions(source, [2, 0], limit=10)
+        self.assertAllEqual(picked, [1])
+
+    def test_ranked_first_needs_the_caption_to_beat_every_swap(self):
+        tool = _tool("probe_damsm")
+        logits = np.array([[5.0, 1, 2, 3, 4, 4.9],
+                           [5.0, 1, 2, 5, 0, 0],      # a tie is not a win
+                           [0.0, 1, 0, 0, 0, 0]])
+        self.assertAllEqual(tool.ranked_first(logits), [True, False, False])
+
+    def test_scorer_logit_is_the_damsm_loss_logit_of_the_pair(self):
+        # gamma3 * (word relevance + sentence cosine) from the tiny DAMSM run's encoders,
+        # against the loss module's paired relevance and a numpy cosine.
+        tool = _tool("probe_damsm")
+        scorer = tool.DAMSMScorer.from_dir(helpers.damsm_run())
+        rng = np.random.default_rng(0)
+        size = scorer.cfg.data.image_size
+        images = rng.integers(0, 256, [3, size, size, 3]).astype(np.uint8)
+        captions = ["a red circle", "a blue square on the left", "a small green star"]
+        ids = tf.constant(scorer.tokenizer.encode(captions, scorer.cfg.data.max_caption_length))
+        words, sentence = scorer.text_encoder(ids, training=False)
+        regions, code = scorer.image_encoder(tf.constant(images, tf.float32) / 127.5 - 1.0,
+                                             training=False)
+        loss = scorer.cfg.loss
+        relevance = np.asarray(tool.damsm_losses.paired_word_relevance(
+            words, tf.not_equal(ids, 0), regions, loss.gamma1, loss.gamma2))
+        code, sentence = np.asarray(code, np.float64), np.asarray(sentence, np.float64)
+        cosine = np.sum(code * sentence, 1) / (np.linalg.norm(code, axis=1)
+                                               * np.linalg.norm(sentence, axis=1))
+        self.assertAllClose(scorer.logits(images, captions, batch_size=2),
+                            loss.gamma3 * (relevance + cosine), rtol=1e-4, atol=1e-4)
 
     def test_probe_learns_separable_codes(self):
         tool = _tool("probe_damsm")

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from tests.training import helpers
+from tf_t2i.data import shapes_captions
 from tf_t2i.data import tokenizer as tokenizer_lib
 from tf_t2i.io import checkpoints
 from tf_t2i.losses import damsm as damsm_losses
@@ -173,8 +174,19 @@ class HardNegativesTest(tf.test.TestCase):
         cfg = helpers.tiny_damsm_config(data={"shapes_hard_negatives": 0.5})
         task = pretrain_lib.DAMSMTask(cfg)
         self.assertEqual(task.dataset_options(), {"hard_negative_fraction": 0.5})
-        self.assertEqual(pretrain_lib.DAMSMTask(helpers.tiny_damsm_config()).dataset_options(),
-                         {})
+        plain = pretrain_lib.DAMSMTask(helpers.tiny_damsm_config())
+        self.assertEqual(plain.dataset_options(), {})
+        # The bank holds each caption's shape swap (same colour words, another shape).
+        source, _, tok = helpers._train_data()  # pylint: disable=protected-access
+        bank = task.caption_bank(source, tok)
+        self.assertIsNone(plain.caption_bank(source, tok).hard_negative_ids)
+        self.assertEqual(bank.hard_negative_ids.shape[:2], bank.ids.shape[:2])
+        swapped = shapes_captions.shape_swapped_captions(source.captions, cfg.train.seed)
+        i, j = next((i, j) for i, caps in enumerate(swapped)
+                    for j, c in enumerate(caps) if c is not None)
+        self.assertNotEqual(swapped[i][j], source.captions[i][j])
+        expected = tok.encode([swapped[i][j]], bank.hard_negative_ids.shape[2])[0]
+        self.assertAllEqual(bank.hard_negative_ids[i, j], expected)
 
 
 if __name__ == "__main__":
