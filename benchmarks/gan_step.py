@@ -9,6 +9,7 @@
   python benchmarks/gan_step.py --compare=mode_seeking  # MSGAN on 4 pairs / every image
   python benchmarks/gan_step.py --compare=g_match   # the generator's matching term vs not
   python benchmarks/gan_step.py --compare=damsm_hard  # the DAMSM term's hard negative vs not
+  python benchmarks/gan_step.py --compare=negatives  # D's negative images vs none
 
 Random weights (no DAMSM or captioner run needed): builds the models exactly as
 `tf_t2i.train` does, feeds one fixed batch, and reports seconds per step and images per
@@ -32,7 +33,9 @@ step (`--loss_mode_seeking_examples=4`) and with a second image for every captio
 `--compare=g_match` times, the same way, that config without and with the generator's
 matching term (`--loss_g_match_weight`). `--compare=damsm_hard` times, the same way, that
 config without and with the mismatched caption as a hard negative of the DAMSM term
-(`--loss_damsm_hard_negatives`).
+(`--loss_damsm_hard_negatives`). `--compare=negatives` times, the same way, that config
+(DAMSM weight 1.5) without and with D's term on negative images
+(`--loss_negative_images_weight`, one more D pass over a batch of images).
 """
 
 import argparse
@@ -119,6 +122,8 @@ def synthetic_batch(cfg, batch_size, vocab_size=64):
     b, t, size = batch_size, cfg.data.max_caption_length, cfg.data.image_size
     return {
         "real_images": tf.constant(rng.uniform(-1, 1, (b, size, size, 3)), tf.float32),
+        # Read only with --loss_negative_images_weight.
+        "negative_images": tf.constant(rng.uniform(-1, 1, (b, size, size, 3)), tf.float32),
         "caption_ids": tf.constant(rng.integers(2, vocab_size, (b, t)), tf.int32),
         "mismatched_ids": tf.constant(rng.integers(2, vocab_size, (b, t)), tf.int32),
         "caption_ids_2": tf.constant(rng.integers(2, vocab_size, (b, t)), tf.int32),
@@ -171,7 +176,7 @@ def main():
                         choices=["none", "mixed_bfloat16", "mixed_float16"])
     parser.add_argument("--compare", default="ma_gp",
                         choices=["ma_gp", "losses", "archs", "callbacks", "noise", "words",
-                                 "mode_seeking", "g_match", "damsm_hard"])
+                                 "mode_seeking", "g_match", "damsm_hard", "negatives"])
     args = parser.parse_args()
     if args.mixed_precision != "none":
         keras.mixed_precision.set_global_policy(args.mixed_precision)
@@ -218,6 +223,12 @@ def main():
         _alternate(args, {"without": words,
                           "with the hard negative": (words, {"damsm_hard_negatives": True})},
                    mode="joint", damsm_weight=3.0)
+        return
+    if args.compare == "negatives":
+        words = dict(thirty_minutes, word_attention_max_size=32)
+        _alternate(args, {"without": words,
+                          "with negative images": (words, {"negative_images_weight": 0.5})},
+                   mode="joint", damsm_weight=1.5)
         return
     if args.compare == "words":
         _alternate(args, {

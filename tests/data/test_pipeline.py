@@ -121,6 +121,29 @@ class PipelineTest(tf.test.TestCase):
         with self.assertRaisesRegex(ValueError, "one entry per caption"):
             pipeline.CaptionBank(source, tok, hard_negatives=hard[1:])
 
+    def test_negative_images_come_with_their_own_image(self):
+        source = make_source(n=12, c=4)
+        _, bank = setup(source)
+        # Image i's negative is its inverse, so each row's pair can be checked by hand.
+        negatives = 255 - source.images
+        kw = dict(batch_size=6, image_size=8, noise_dim=2, seed=3)
+        plain = take(pipeline.make_train_dataset(source, bank, **kw), 4)
+        with_negatives = take(pipeline.make_train_dataset(source, bank,
+                                                          negative_images=negatives, **kw), 4)
+        for a, b in zip(plain, with_negatives):
+            self.assertNotIn("negative_images", a)
+            for key in ("real_images", "caption_ids", "mismatched_ids", "image_id", "z"):
+                np.testing.assert_array_equal(a[key], b[key])
+            np.testing.assert_allclose(b["negative_images"], -b["real_images"], atol=1e-6)
+        # Resized like the real images when the model's size differs.
+        resized = take(pipeline.make_train_dataset(
+            source, bank, negative_images=negatives, **{**kw, "image_size": 4}), 1)[0]
+        np.testing.assert_allclose(resized["negative_images"], -resized["real_images"],
+                                   atol=1e-5)
+        for bad in (negatives[1:], negatives.astype(np.float32), negatives[..., :1]):
+            with self.assertRaisesRegex(ValueError, "negative_images must be uint8"):
+                pipeline.make_train_dataset(source, bank, negative_images=bad, **kw)
+
     def test_epoch_visits_every_image_once(self):
         source = make_source(n=12)
         _, bank = setup(source)

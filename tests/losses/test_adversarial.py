@@ -33,6 +33,14 @@ class HingeTest(tf.test.TestCase, parameterized.TestCase):
             tf.constant([2.0, 0.5, -1.0, 1.0]), tf.constant([-2.0, 0.0, 1.5, -0.5]))
         self.assertAllClose(loss, [0.0, 1.5, 4.5, 0.5])
 
+    def test_fake_term_hand_computed(self):
+        # relu(1 + x) for x = [-2, -1, 0, 1.5], as a column too
+        expected = [0.0, 0.0, 1.0, 2.5]
+        self.assertAllClose(adversarial.hinge_fake_term(tf.constant([-2.0, -1.0, 0.0, 1.5])),
+                            expected)
+        self.assertAllClose(adversarial.hinge_fake_term(tf.constant([[-2.0], [-1.0], [0.0],
+                                                                     [1.5]])), expected)
+
     def test_discriminator_accepts_column_logits(self):
         real = tf.constant([[2.0], [0.5], [-1.0], [1.0]])
         fake = tf.constant([[-2.0], [0.0], [1.5], [-0.5]])

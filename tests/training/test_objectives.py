@@ -7,6 +7,8 @@ import numpy as np
 import tensorflow as tf
 
 from tests.training import helpers
+from tf_t2i.data import shapes
+from tf_t2i.data import sources
 from tf_t2i.losses import damsm as damsm_losses
 from tf_t2i.training import gan as gan_lib
 from tf_t2i.training import objectives
@@ -25,9 +27,9 @@ class MeanBrightnessTerm(objectives.GeneratorTerm):
         return tf.reduce_mean(tf.cast(record.fakes[0], tf.float32), axis=[1, 2, 3])
 
 
-def _tiny_gan(name, loss, terms=None, g_learning_rate=0.0):
-    """(config, components, compiled GAN) of a tiny SSA-GAN without EMA; D's rate is 0.
-    The GAN has the given generator terms, or the config's when None."""
+def _tiny_gan(name, loss, terms=None, g_learning_rate=0.0, d_learning_rate=0.0):
+    """(config, components, compiled GAN) of a tiny SSA-GAN without EMA, trained by SGD
+    at the given rates. The GAN has the given generator terms, or the config's when None."""
     cfg = helpers.tiny_gan_config(loss=dict(loss), train={"ema_decay": 0.0})
     keras.utils.set_random_seed(cfg.train.seed)
     parts = train_lib.GANComponents(cfg, helpers.vocab_size(), helpers.scratch_dir() + "/" + name)
@@ -35,7 +37,7 @@ def _tiny_gan(name, loss, terms=None, g_learning_rate=0.0):
                                  terms=list(parts.terms if terms is None else terms),
                                  image_encoder=parts.image_encoder)
     gan.compile(g_optimizer=keras.optimizers.SGD(g_learning_rate),
-                d_optimizer=keras.optimizers.SGD(0.0))
+                d_optimizer=keras.optimizers.SGD(d_learning_rate))
     return cfg, parts, gan
 
 
@@ -138,6 +140,68 @@ class GeneratorMatchingTermTest(tf.test.TestCase):
             self.assertAllClose(a, b, atol=1e-7)
         differ = [not np.allclose(a, b, atol=1e-7) for a, b in zip(without, with_term)]
         self.assertTrue(any(differ), "g_match changed no generator weight's update")
+
+
+class NegativeImagesTest(tf.test.TestCase):
+    """--loss_negative_images_weight in a real tiny SSA-GAN step."""
+
+    @staticmethod
+    def _batch(cfg):
+        batch = helpers.train_batch(cfg)
+        # Stand-ins for the images with an object added: the real ones upside down.
+        batch["negative_images"] = batch["real_images"][:, ::-1].copy()
+        return batch
+
+    def test_logged_weighted_and_computed_on_the_negative_images(self):
+        cfg, parts, gan = _tiny_gan("negatives", {"damsm_weight": 0.0,
+                                                  "negative_images_weight": 0.5}, terms=())
+        self.assertEqual(parts.scheme.log_names, (["d_ma_gp", "d_negative"], ["g_adv"]))
+        batch = self._batch(cfg)
+        # Recomputed outside the step: SGD(0) leaves G and D where they are.
+        sentence = gan.encode_caption(tf.constant(batch["caption_ids"])).sentence
+        d = parts.scheme.discriminator
+        logits = np.asarray(d.logits(d(tf.constant(batch["negative_images"]), training=True),
+                                     sentence), np.float64).reshape(-1)
+        expected = 0.5 * float(np.mean(np.maximum(0.0, 1.0 + logits)))
+        history = gan.fit(helpers.one_batch_dataset(batch), steps_per_epoch=1, epochs=1,
+                          verbose=0).history
+        logs = {k: float(v[-1]) for k, v in history.items()}
+        self.assertEqual(set(logs), {"d_loss", "d_adv", "d_ma_gp", "d_negative", "g_loss",
+                                     "g_adv"})
+        self.assertGreater(expected, 0.0)
+        self.assertAllClose(logs["d_negative"], expected, rtol=1e-4, atol=1e-5)
+        self.assertAllClose(logs["d_loss"], logs["d_adv"] + logs["d_ma_gp"]
+                            + logs["d_negative"], rtol=1e-5, atol=1e-6)
+
+    def test_the_gan_task_renders_one_per_training_image(self):
+        cfg = helpers.tiny_gan_config(loss={"negative_images_weight": 0.5})
+        source = sources.load_source(cfg.data, "train")
+        task = train_lib.GANTask(cfg)
+        negatives = task.source_options(source)["negative_images"]
+        self.assertEqual(negatives.shape, source.images.shape)
+        for row in (0, len(source) - 1):
+            np.testing.assert_array_equal(negatives[row], shapes.render_with_extra_objects(
+                int(source.image_ids[row]), image_size=cfg.data.image_size,
+                seed=cfg.data.shapes_seed))
+        self.assertIs(task.source_options(source)["negative_images"], negatives)  # once
+        self.assertEqual(train_lib.GANTask(helpers.tiny_gan_config()).source_options(source), {})
+
+    def test_the_term_moves_the_discriminator(self):
+        def one_step(weight, run):
+            cfg, parts, gan = _tiny_gan(f"negatives_{weight}_{run}",
+                                        {"damsm_weight": 0.0, "negative_images_weight": weight},
+                                        terms=(), d_learning_rate=0.1)
+            d = parts.scheme.discriminator
+            before = [np.array(v) for v in d.trainable_variables]
+            gan.fit(helpers.one_batch_dataset(self._batch(cfg)), steps_per_epoch=1, epochs=1,
+                    verbose=0)
+            return [np.array(v) - b for v, b in zip(d.trainable_variables, before)]
+
+        without, again, with_term = one_step(0.0, 0), one_step(0.0, 1), one_step(2.0, 0)
+        for a, b in zip(without, again):  # the control: the step is repeatable
+            self.assertAllClose(a, b, atol=1e-7)
+        differ = [not np.allclose(a, b, atol=1e-7) for a, b in zip(without, with_term)]
+        self.assertTrue(any(differ), "d_negative changed no discriminator weight's update")
 
 
 class DAMSMHardNegativesTest(tf.test.TestCase):

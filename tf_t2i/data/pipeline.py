@@ -326,27 +326,30 @@ def _decode_element(source: ImageCaptionSource, image_size: int, training: bool)
     return fn
 
 
-def _attach_images(source: ImageCaptionSource, image_size: int):
+def _attach_images(source: ImageCaptionSource, image_size: int,
+                   negative_images: Optional[np.ndarray] = None):
     images = source.images
     image_ids = np.asarray(source.image_ids, np.int64)
     class_ids = np.asarray(source.class_ids, np.int64)
     attributes = source.attributes or {}
 
-    def gather(idx):
-        return images[idx]
+    def scaled(array, idx):
+        h, w = array.shape[1:3]
+        pixels = tf.numpy_function(lambda i: array[i], [idx], tf.uint8, stateful=False)
+        pixels.set_shape([None, h, w, 3])
+        out = images_lib.from_uint8(pixels)
+        if (h, w) != (image_size, image_size):
+            out = tf.clip_by_value(
+                tf.image.resize(out, [image_size, image_size], antialias=True), -1.0, 1.0)
+        return out
 
     def fn(batch):
         idx = batch.pop("index")
         mismatched = batch.pop("mismatched_index")
         if images is not None:
-            h, w = images.shape[1:3]
-            pixels = tf.numpy_function(gather, [idx], tf.uint8, stateful=False)
-            pixels.set_shape([None, h, w, 3])
-            real = images_lib.from_uint8(pixels)
-            if (h, w) != (image_size, image_size):
-                real = tf.clip_by_value(
-                    tf.image.resize(real, [image_size, image_size], antialias=True), -1.0, 1.0)
-            batch["real_images"] = real
+            batch["real_images"] = scaled(images, idx)
+        if negative_images is not None:
+            batch["negative_images"] = scaled(negative_images, idx)
         # Encoded sources were decoded per element (_decode_element) before batching.
         batch["image_id"] = tf.gather(tf.constant(image_ids), idx)
         batch["class_id"] = tf.gather(tf.constant(class_ids), idx)
@@ -362,6 +365,7 @@ def make_train_dataset(source: ImageCaptionSource, bank: CaptionBank, *, batch_s
                        image_size: int, max_length: int = 18, seed: int = 0,
                        start_step: int = 0, noise_dim: int = 0,
                        hard_negative_fraction: float = 0.0,
+                       negative_images: Optional[np.ndarray] = None,
                        input_context: Optional[tf.distribute.InputContext] = None
                        ) -> tf.data.Dataset:
     """The infinite, deterministic training stream of global batches.
@@ -389,13 +393,22 @@ def make_train_dataset(source: ImageCaptionSource, bank: CaptionBank, *, batch_s
         negative of its matched caption (`CaptionBank(hard_negatives=...)`; elements whose
         caption has none keep a caption of another image); their mismatched_image_id is
         their own image.
+      negative_images: optional uint8 [N, H, W, 3], one per image of `source` (e.g. its
+        image with an object added, `shapes.render_with_extra_objects`): each element
+        also carries its image's, scaled and resized as the real images.
 
     Returns:
       A dataset of dicts: real_images float32 [B,S,S,3] in [-1,1]; caption_ids,
       caption_ids_2, mismatched_ids int32 [B,T]; image_id, class_id,
       mismatched_image_id int64 [B]; attributes (dict of [B,...]) when the source has
-      them; z float32 [B, noise_dim] when asked.
+      them; z float32 [B, noise_dim] when asked; negative_images float32 [B,S,S,3] when
+      given.
     """
+    if negative_images is not None and (
+            negative_images.dtype != np.uint8 or negative_images.ndim != 4
+            or len(negative_images) != len(source) or negative_images.shape[-1] != 3):
+        raise ValueError(f"{source.name}: negative_images must be uint8 [{len(source)},H,W,3], "
+                         f"got {negative_images.dtype} {negative_images.shape}.")
     stream = _index_stream(len(source), seed, start_step * batch_size)
     if input_context is not None and input_context.num_replicas_in_sync > 1:
         stream, batch_size = _pipeline_share(stream, batch_size, input_context)
@@ -407,8 +420,8 @@ def make_train_dataset(source: ImageCaptionSource, bank: CaptionBank, *, batch_s
         ds = ds.map(_decode_element(source, image_size, training=True),
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=True)
-    ds = ds.map(_attach_images(source, image_size), num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=True)
+    ds = ds.map(_attach_images(source, image_size, negative_images),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     options = tf.data.Options()
     options.deterministic = True
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

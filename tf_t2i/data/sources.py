@@ -15,6 +15,7 @@ import tensorflow_datasets as tfds
 from tf_t2i import config as config_lib
 from tf_t2i.data import pipeline
 from tf_t2i.data import raw_files
+from tf_t2i.data import shapes
 from tf_t2i.data import real_tfds
 
 SPLITS = ("train", "test")
@@ -69,6 +70,15 @@ def _load_shapes(data: config_lib.DataConfig, split: str) -> pipeline.ImageCapti
         class_ids=np.asarray(arrays["class_id"], np.int64),
         attributes={k: np.asarray(v) for k, v in arrays["attributes"].items()},
         name=f"shapes_t2i/{split}")
+
+
+def shapes_negative_images(data: config_lib.DataConfig,
+                           source: pipeline.ImageCaptionSource) -> np.ndarray:
+    """uint8 [N, S, S, 3]: each image of a shapes split with objects added until it holds
+    three (`shapes.render_with_extra_objects`), in the source's order (about 1 ms each)."""
+    return np.stack([shapes.render_with_extra_objects(int(i), image_size=data.image_size,
+                                                      seed=data.shapes_seed)
+                     for i in source.image_ids])
 
 
 def _load_real(data: config_lib.DataConfig, split: str) -> pipeline.ImageCaptionSource:

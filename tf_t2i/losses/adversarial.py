@@ -41,11 +41,22 @@ def hinge_discriminator_loss(real_logits, fake_logits, mismatched_logits=None):
         float32 [B] per-example loss.
     """
     real_term = tf.nn.relu(1.0 - _logits(real_logits))
-    fake_term = tf.nn.relu(1.0 + _logits(fake_logits))
+    fake_term = hinge_fake_term(fake_logits)
     if mismatched_logits is None:
         return real_term + fake_term
-    mismatched_term = tf.nn.relu(1.0 + _logits(mismatched_logits))
-    return real_term + 0.5 * (fake_term + mismatched_term)
+    return real_term + 0.5 * (fake_term + hinge_fake_term(mismatched_logits))
+
+
+def hinge_fake_term(logits):
+    """The hinge loss's term for a pair D must reject: relu(1 + logits), per example.
+
+    Args:
+        logits: [B] or [B, 1].
+
+    Returns:
+        float32 [B].
+    """
+    return tf.nn.relu(1.0 + _logits(logits))
 
 
 def hinge_generator_loss(fake_logits):

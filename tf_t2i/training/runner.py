@@ -88,7 +88,12 @@ class Task:
         return pipeline.make_train_dataset(
             source, bank, batch_size=cfg.train.batch_size, image_size=cfg.data.image_size,
             max_length=cfg.data.max_caption_length, seed=cfg.train.seed,
-            start_step=start_step, input_context=input_context, **self.dataset_options())
+            start_step=start_step, input_context=input_context, **self.dataset_options(),
+            **self.source_options(source))
+
+    def source_options(self, source) -> Dict:
+        """More `make_train_dataset` arguments that depend on the training split."""
+        return {}
 
     def dataset_options(self) -> Dict:
         if self.reads_hard_negatives and self.cfg.data.shapes_hard_negatives:

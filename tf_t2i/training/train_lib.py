@@ -12,6 +12,7 @@ import tempfile
 import types
 from typing import Dict, Optional
 
+from absl import logging
 import keras
 import tensorflow as tf
 
@@ -207,6 +208,7 @@ class GANTask(runner.Task):
     def __init__(self, cfg: config_lib.ExperimentConfig):
         # Checked before anything is read or written.
         super().__init__(adopt_damsm_config(cfg))
+        self._negative_images = None
 
     def prepare(self, model_dir, train_source):
         return runner.adopt_vocabulary(self.cfg.runtime.damsm_dir, model_dir,
@@ -223,6 +225,14 @@ class GANTask(runner.Task):
 
     def dataset_options(self):
         return {"noise_dim": self.cfg.generator.z_dim, **super().dataset_options()}
+
+    def source_options(self, source):
+        if not self.cfg.loss.negative_images_weight:
+            return {}
+        if self._negative_images is None:  # once, though each input pipeline asks
+            logging.info("Rendering %d negative images (an object added to each).", len(source))
+            self._negative_images = sources.shapes_negative_images(self.cfg.data, source)
+        return {"negative_images": self._negative_images}
 
     def before_save(self, built):
         # The EMA copy's BatchNorm statistics are G's: brought up to date for the save.

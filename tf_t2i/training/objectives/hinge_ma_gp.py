@@ -8,6 +8,11 @@ As SSA-GAN's training loop (Liao et al. 2022, wtliao/text2image main.py):
 2. MA-GP (Tao et al. 2022, DF-GAN Eq. 3): a second D update on k * ||(dD/dx, dD/ds)||^p
    over real matched pairs ("separate_step", the reference), or the same penalty added
    to the hinge loss of step 1 ("joint", as DF-GAN v2; one D update, cheaper).
+   With `negative_images_weight` w > 0 the D loss adds w * relu(1 + D(negative, s)) for
+   each real image's negative (shapes: the image with objects added until it holds
+   three, `shapes.render_with_extra_objects`), scored as a fake with the image's own
+   caption: Negative Data Augmentation (Sinha et al. 2021, ICLR, Eq. 5: augmented real
+   images no real image resembles, in D's fake distribution). Not in the reference.
 3. G term: -D(fake, s) against the updated D; with `g_match_weight` > 0 also
    softplus(D(fake, s_mismatched) - D(fake, s)) on the same D features (not in the
    reference; `adversarial.generator_matching_loss` says why).
@@ -36,13 +41,15 @@ class HingeMAGP(base.AdversarialScheme):
       ma_gp_mode: "separate_step" or "joint".
       g_match_weight: weight of the generator's matching term, logged as "g_match";
         0 computes nothing.
+      negative_images_weight: weight of the D term on the batch's `negative_images`,
+        logged (weighted) as "d_negative"; 0 computes nothing.
     """
 
     name = "hinge"
 
     def __init__(self, discriminators: Sequence, ma_gp_weight: float = 2.0,
                  ma_gp_power: float = 6.0, ma_gp_mode: str = "separate_step",
-                 g_match_weight: float = 0.0):
+                 g_match_weight: float = 0.0, negative_images_weight: float = 0.0):
         super().__init__(discriminators)
         if len(self.discriminators) != 1:
             raise ValueError("The hinge scheme (SSA-GAN) uses one discriminator, got "
@@ -54,16 +61,19 @@ class HingeMAGP(base.AdversarialScheme):
         self.ma_gp_power = ma_gp_power
         self.ma_gp_mode = ma_gp_mode
         self.g_match_weight = g_match_weight
+        self.negative_images_weight = negative_images_weight
 
     @classmethod
     def from_config(cls, discriminators, loss_cfg):
         return cls(discriminators, ma_gp_weight=loss_cfg.ma_gp_weight,
                    ma_gp_power=loss_cfg.ma_gp_power, ma_gp_mode=loss_cfg.ma_gp_mode,
-                   g_match_weight=loss_cfg.g_match_weight)
+                   g_match_weight=loss_cfg.g_match_weight,
+                   negative_images_weight=loss_cfg.negative_images_weight)
 
     @property
     def log_names(self):
-        return ["d_ma_gp"], ["g_adv"] + (["g_match"] if self.g_match_weight else [])
+        d_names = ["d_ma_gp"] + (["d_negative"] if self.negative_images_weight else [])
+        return d_names, ["g_adv"] + (["g_match"] if self.g_match_weight else [])
 
     def ma_gp(self, real_images, sentence,
               loss_scale: loss_scaling.LossScale = loss_scaling.NONE) -> tf.Tensor:
@@ -93,16 +103,23 @@ class HingeMAGP(base.AdversarialScheme):
                     d.logits(d(tf.stop_gradient(fake), training=True), caption.sentence),
                     d.logits(real_features, record.mismatched.sentence))
                 for fake, caption in zip(record.fakes, record.captions)])
+            loss = d_adv
+            values = {"d_adv": d_adv}
+            if self.negative_images_weight:
+                negative = d.logits(d(record.batch["negative_images"], training=True), sentence)
+                values["d_negative"] = (self.negative_images_weight
+                                        * adversarial.hinge_fake_term(negative))
+                loss = loss + values["d_negative"]
             joint = self.ma_gp_mode == "joint"
             ma_gp = self.ma_gp(real, sentence, loss_scale) if joint else None
-            loss = average(d_adv if ma_gp is None else d_adv + ma_gp)
+            loss = average(loss if ma_gp is None else loss + ma_gp)
         loss_scale.minimize(optimizer, tape, loss, variables)
         if ma_gp is None:
             with tf.GradientTape() as tape:
                 ma_gp = self.ma_gp(real, sentence, loss_scale)
                 loss = average(ma_gp)
             loss_scale.minimize(optimizer, tape, loss, variables)
-        return {"d_adv": d_adv, "d_ma_gp": ma_gp}
+        return {**values, "d_ma_gp": ma_gp}
 
     def generator_terms(self, record) -> Dict[str, Tuple[float, tf.Tensor]]:
         d = self.discriminator
