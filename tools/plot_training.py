@@ -5,9 +5,10 @@
   python tools/plot_training.py --run=runs/a --ablation=base=runs/b --ablation=gates=runs/c
   python tools/plot_training.py --run=results/shapes_quality/ssagan_30min.json
 
-The first run is drawn in detail (attribute accuracy per attribute, all-named,
-R-precision, shapes-FID against steps, with the issue's targets as dashed lines); every
-run appears in the last panel, overall attribute accuracy against training wall time
+The first run is drawn in detail (attribute accuracy per attribute and all-named against
+steps, with the issue's targets as dashed lines); every run appears in the R-precision
+and shapes-FID panels (against steps) and in the last panel, overall attribute accuracy
+against training wall time
 (`train_seconds`, written by the in-training evaluation). Reads the rows that
 `tf_t2i.train --eval_every` and `tf_t2i.evaluate` append; needs matplotlib (dev extra).
 """
@@ -102,13 +103,19 @@ def plot(runs: Dict[str, List[Dict]], output: str, targets: Dict[str, float],
     ax.legend(fontsize=7, loc="lower right")
     for ax, base, title in ((axes[1], "r_precision", "R-precision"),
                             (axes[2], "shapes_fid", "shapes-FID")):
-        steps, values, _ = series(rows, base)
-        ax.plot(steps, values, "-o", ms=3)
+        drawn = False
+        for run_name, run_rows in runs.items():  # every run, so they can be compared
+            steps, values, _ = series(run_rows, base)
+            if values:
+                ax.plot(steps, values, "-o", ms=3, label=run_name)
+                drawn = True
         ax.set(title=title, xlabel="step")
-        if base == "shapes_fid" and values:
+        if base == "shapes_fid" and drawn:
             ax.set_yscale("log")
         if base in targets:
             ax.axhline(targets[base], color="k", ls="--", lw=0.8)
+        if drawn and len(runs) > 1:
+            ax.legend(fontsize=7)
     ax = axes[3]
     for run_name, run_rows in runs.items():
         _, values, seconds = series(run_rows, "attribute_accuracy")
