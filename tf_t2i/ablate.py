@@ -226,7 +226,7 @@ def train_and_evaluate(args, study, row, seed, damsm_dir, damsm, captioner_dir, 
     consistency = study.final_row(rows, "f2f_consistency", steps)
     if consistency is not None:
         final["f2f_consistency"] = {k: v for k, v in consistency.items()
-                                    if k not in ("metric", "step", "ema", "seconds")}
+                                    if k not in ("metric", "step", "ema", "eval_seed", "seconds")}
     result = {
         "row": row, "seed": seed, "config": config, "train_seed": cfg["train"]["seed"],
         "settings": settings, "settings_digest": settings_digest(settings),

@@ -125,6 +125,15 @@ class EvalLibTest(tf.test.TestCase):
         with self.assertRaisesRegex(eval_context.MetricUnavailableError, "fid"):
             eval_lib.available_metrics(ctx, ["fid"], required=True)
 
+    def test_rows_record_the_evaluation_seed(self):
+        # Two evaluations of one run differ by their seed (captions and noise); a row must
+        # say which draw it measured, or two rows of one step cannot be told apart.
+        rows = {seed: eval_lib.evaluate(self.context(num_images=10, batch_size=10, seed=seed),
+                                        ["r_precision"], step=2, progress=False)[0]
+                for seed in (0, 5)}
+        self.assertEqual([rows[s]["eval_seed"] for s in (0, 5)], [0, 5])
+        self.assertTrue(all(r["ema"] is True and r["step"] == 2 for r in rows.values()))
+
     def test_callback_logs_to_jsonl_and_tensorboard(self):
         from tf_t2i.training import train_lib  # pylint: disable=g-import-not-at-top
         _, gan_dir = helpers.tiny_runs()

@@ -70,7 +70,8 @@ def evaluate(ctx: context.EvalContext, names: Sequence[str], step: Optional[int]
                  else context.metric_label(name, ctx.num_images))
         row = {"metric": label, "value": result.pop("value"),
                "std": result.pop("std"), "num_images": ctx.num_images,
-               "step": step, "ema": ctx.use_ema, "seconds": round(seconds, 2),
+               "step": step, "ema": ctx.use_ema, "eval_seed": ctx.options.seed,
+               "seconds": round(seconds, 2),
                "generation_seconds": round(ctx.stream_seconds["generation"], 2), **result}
         rows.append(row)
     ctx.log(f"Evaluated {len(names)} metric(s) on {ctx.num_images} images in "
