@@ -285,8 +285,8 @@ def render_with_extra_objects(index: int, image_size: int = 64, seed: int = 0) -
     no real image holds three objects, and this one is its real image plus the added
     objects, pixel for pixel elsewhere, so telling the two apart takes counting. Each added
     object is, with equal chance, a copy of one of the image's objects (shape, colour and
-    size, the extra object a generator most often draws) or a new one, at a position where
-    it does not overlap the others when one is free.
+    size, as a generator's extra objects in sample grids often are) or a new one, at a
+    position where it does not overlap the others when one is free.
 
     Returns:
       uint8 [image_size, image_size, 3].

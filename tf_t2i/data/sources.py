@@ -15,8 +15,8 @@ import tensorflow_datasets as tfds
 from tf_t2i import config as config_lib
 from tf_t2i.data import pipeline
 from tf_t2i.data import raw_files
-from tf_t2i.data import shapes
 from tf_t2i.data import real_tfds
+from tf_t2i.data import shapes
 
 SPLITS = ("train", "test")
 
