@@ -95,7 +95,7 @@ class ConfigTest(parameterized.TestCase, tf.test.TestCase):
          "shapes_hard_negatives=0.5 applies to the shapes dataset only"),
         (dict(loss={"negative_images_weight": -0.5}), "negative_images_weight must be >= 0"),
         (dict(data={"dataset": "cub", "manual_dir": "x"}, loss={"negative_images_weight": 0.5}),
-         "negative_images_weight=0.5 needs --data_dataset=shapes"),
+         "negative_images_weight > 0 needs --data_dataset=shapes"),
     )
     def test_validate_names_the_field(self, change, field):
         cfg = config_lib.ExperimentConfig().replace(train={"task": "damsm"}).replace(**change)

@@ -242,11 +242,8 @@ class LossConfig:
                                    "softplus(D(fake, s_mismatched) - D(fake, s)) "
                                    "(losses/adversarial.py); 0: off, the reference.",
                                    applies_to=SSAGAN)
-    negative_images_weight: float = _field(
-        0.0, "SSA-GAN on shapes: D also scores each real image with objects added until it "
-        "holds three (a count no real image has) as a fake with its caption, with this "
-        "weight (Negative Data Augmentation, Sinha et al. 2021); 0: off, the reference.",
-        applies_to=SSAGAN)
+    negative_images_weight: float = _field(0.0, "SSA-GAN, shapes: D's weight on real images "
+        "with a third object added, as fakes (NDA, Sinha et al. 2021); 0: off.", applies_to=SSAGAN)
     kl_weight: float = _field(1.0, "AttnGAN family: weight of the conditioning "
                               "augmentation's KL term (AttnGAN: 1).", applies_to=ATTNGAN_FAMILY)
     r1_gamma: float = _field(0.0, "AttnGAN family: R1 penalty on real images (0: off; "
@@ -256,10 +253,9 @@ class LossConfig:
 
     def validate(self):
         _check_choices(self)
-        for name in ("damsm_weight", "f2r_weight", "f2f_weight", "recap_weight",
-                     "text_contrastive_weight", "ma_gp_weight", "g_match_weight", "kl_weight",
-                     "r1_gamma", "mode_seeking_weight", "mode_seeking_examples",
-                     "negative_images_weight"):
+        for name in ("damsm_weight", "f2r_weight", "f2f_weight", "recap_weight", "kl_weight",
+                     "text_contrastive_weight", "ma_gp_weight", "g_match_weight", "r1_gamma",
+                     "mode_seeking_weight", "mode_seeking_examples", "negative_images_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"loss.{name} must be >= 0, got {getattr(self, name)}.")
         if not 0.0 <= self.damsm_augment_shift < 0.5:
@@ -367,10 +363,7 @@ class ExperimentConfig:
                               "without it the mismatched caption is another image's, which "
                               "the DAMSM term already scores as a negative.")
         if self.loss.negative_images_weight and self.data.dataset != "shapes":
-            raise ConfigError(f"loss.negative_images_weight={self.loss.negative_images_weight} "
-                              f"needs --data_dataset=shapes: its negative images are shapes "
-                              f"images re-rendered with an extra object; got "
-                              f"{self.data.dataset!r}.")
+            raise ConfigError("loss.negative_images_weight > 0 needs --data_dataset=shapes.")
         if self.train.task == "gan" and not self.runtime.damsm_dir:
             raise ConfigError("GAN training needs --damsm_dir: the model_dir of a DAMSM "
                               "pretraining run (`python -m tf_t2i.pretrain ...`), whose text "

@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from tests.training import helpers
-from tf_t2i.data import shapes
+from tf_t2i.data import shapes_negatives
 from tf_t2i.data import sources
 from tf_t2i.losses import damsm as damsm_losses
 from tf_t2i.training import gan as gan_lib
@@ -180,7 +180,7 @@ class NegativeImagesTest(tf.test.TestCase):
         negatives = task.source_options(source)["negative_images"]
         self.assertEqual(negatives.shape, source.images.shape)
         for row in (0, len(source) - 1):
-            np.testing.assert_array_equal(negatives[row], shapes.render_with_extra_objects(
+            np.testing.assert_array_equal(negatives[row], shapes_negatives.render_with_extra_objects(
                 int(source.image_ids[row]), image_size=cfg.data.image_size,
                 seed=cfg.data.shapes_seed))
         self.assertIs(task.source_options(source)["negative_images"], negatives)  # once

@@ -394,7 +394,7 @@ def make_train_dataset(source: ImageCaptionSource, bank: CaptionBank, *, batch_s
         caption has none keep a caption of another image); their mismatched_image_id is
         their own image.
       negative_images: optional uint8 [N, H, W, 3], one per image of `source` (e.g. its
-        image with an object added, `shapes.render_with_extra_objects`): each element
+        image with an object added, `shapes_negatives.render_with_extra_objects`): each element
         also carries its image's, scaled and resized as the real images.
 
     Returns:

@@ -205,12 +205,10 @@ def canonical_caption(attributes: ShapesAttributes) -> str:
     For example "a large red circle in the center and a small blue star at the top
     left". Useful for demos and attribute-conditioned sampling.
     """
-    parts = []
-    for i in range(attributes.num_objects):
-        parts.append("a {} {} {} {}".format(
-            SIZES[attributes.size[i]], COLORS[attributes.color[i]],
-            SHAPES[attributes.shape[i]], _POSITION_SHORT[attributes.position[i]][0]))
-    return _fix_articles(" and ".join(parts))
+    return _fix_articles(" and ".join(
+        f"a {SIZES[attributes.size[i]]} {COLORS[attributes.color[i]]} "
+        f"{SHAPES[attributes.shape[i]]} {_POSITION_SHORT[attributes.position[i]][0]}"
+        for i in range(attributes.num_objects)))
 
 
 def split_indices(split: str, num_examples: int) -> range:
@@ -258,87 +256,23 @@ def generate_example(index: int, image_size: int = 64, seed: int = 0) -> ShapesE
     Returns:
       A `ShapesExample`.
     """
-    if index < 0 or seed < 0:
-        raise ValueError(f"index and seed must be non-negative, got {index} and {seed}.")
     if image_size < 16:
         raise ValueError(f"image_size must be at least 16, got {image_size}.")
+    rng, attributes, captions, objects, background = example_scene(index, seed)
+    # Rendered last, so that its size-dependent pixel grain cannot shift any earlier draw.
+    return ShapesExample(image=render(rng, objects, background, image_size),
+                         captions=captions, attributes=attributes, image_id=int(index))
+
+
+def example_scene(index: int, seed: int = 0) -> tuple:
+    """(rng, attributes, captions, objects, background) of example `index`: all of it but
+    the pixels, with `rng` at the state `render` continues from (the grain)."""
+    if index < 0 or seed < 0:
+        raise ValueError(f"index and seed must be non-negative, got {index} and {seed}.")
     rng = np.random.default_rng([seed, index])
     attributes = _sample_attributes(rng)
     captions = _make_captions(rng, attributes)
-    objects, background = _sample_render_params(rng, attributes)
-    # Last, so that its size-dependent pixel grain cannot shift any earlier draw.
-    image = _render(rng, objects, background, image_size)
-    return ShapesExample(image=image, captions=captions, attributes=attributes,
-                         image_id=int(index))
-
-
-# The added objects draw from their own generator, keyed by this after (seed, index), so
-# that the example's own draws, and with them its pixels and grain, stay generate_example's.
-_EXTRA_OBJECTS_KEY = 1
-EXTRA_OBJECTS_TOTAL = MAX_OBJECTS + 1
-
-
-def render_with_extra_objects(index: int, image_size: int = 64, seed: int = 0) -> np.ndarray:
-    """Example `index`'s image with objects added until it holds EXTRA_OBJECTS_TOTAL (3).
-
-    A negative image for the discriminator (Negative Data Augmentation, Sinha et al. 2021):
-    no real image holds three objects, and this one is its real image plus the added
-    objects, pixel for pixel elsewhere, so telling the two apart takes counting. Each added
-    object is, with equal chance, a copy of one of the image's objects (shape, colour and
-    size, as a generator's extra objects in sample grids often are) or a new one, at a
-    position where it does not overlap the others when one is free.
-
-    Returns:
-      uint8 [image_size, image_size, 3].
-    """
-    if index < 0 or seed < 0:
-        raise ValueError(f"index and seed must be non-negative, got {index} and {seed}.")
-    rng = np.random.default_rng([seed, index])
-    attributes = _sample_attributes(rng)
-    _make_captions(rng, attributes)
-    objects, background = _sample_render_params(rng, attributes)
-    extra_rng = np.random.default_rng([seed, index, _EXTRA_OBJECTS_KEY])
-    placed = [(attributes.position[i], attributes.size[i])
-              for i in range(attributes.num_objects)]
-    allowed = [i for i, c in enumerate(COLORS) if c not in EXCLUDED_COLORS[attributes.background]]
-    while len(objects) < EXTRA_OBJECTS_TOTAL:
-        if extra_rng.random() < 0.5:
-            source = int(extra_rng.integers(attributes.num_objects))
-            shape, color, size = (int(attributes.shape[source]), int(attributes.color[source]),
-                                  int(attributes.size[source]))
-        else:
-            shape, color = int(extra_rng.integers(len(SHAPES))), int(extra_rng.choice(allowed))
-            size = int(extra_rng.integers(len(SIZES)))
-        position, size = _free_position(extra_rng, placed, size)
-        placed.append((position, size))
-        objects.append(_render_params(extra_rng, shape, color, size, position))
-    return _render(rng, objects, background, image_size)
-
-
-def _free_position(rng: np.random.Generator, placed: list, size: int) -> tuple:
-    """(position, size) for a new object: a position whose enclosing circle only touches
-    the placed ones', at `size` or else small; else the one farthest from them."""
-    def clearance(p, s):
-        return min(np.hypot(*np.subtract(POSITION_CENTERS[p], POSITION_CENTERS[q]))
-                   - SIZE_RADII[s] - SIZE_RADII[r] for q, r in placed)
-
-    for s in (size, 0):
-        free = [p for p in range(len(POSITIONS)) if clearance(p, s) >= 0]
-        if free:
-            return int(rng.choice(free)), s
-    return int(np.argmax([clearance(p, 0) for p in range(len(POSITIONS))])), 0
-
-
-def _render_params(rng: np.random.Generator, shape: int, color: int, size: int,
-                   position: int) -> tuple:
-    """One object's render tuple, jittered as `_sample_render_params` jitters."""
-    cx, cy = np.asarray(POSITION_CENTERS[position]) + rng.uniform(
-        -_CENTER_JITTER, _CENTER_JITTER, size=2)
-    radius = SIZE_RADII[size] + rng.uniform(-_RADIUS_JITTER, _RADIUS_JITTER)
-    angle = np.deg2rad(rng.uniform(-_MAX_ROTATION_DEG, _MAX_ROTATION_DEG))
-    rgb = np.clip(np.asarray(COLOR_RGB[color])
-                  + rng.integers(-_COLOR_JITTER, _COLOR_JITTER + 1, size=3), 0, 255)
-    return (SHAPES[shape], cx, cy, radius, angle, rgb)
+    return (rng, attributes, captions) + _sample_render_params(rng, attributes)
 
 
 # --- Attributes. ---------------------------------------------------------------
@@ -483,19 +417,29 @@ _CIRCLE_RADIUS = 0.86
 
 def _sample_render_params(rng: np.random.Generator, attributes: ShapesAttributes) -> tuple:
     """Draws resolution-independent jitter for objects and background."""
-    objects = [_render_params(rng, attributes.shape[i], attributes.color[i],
-                              attributes.size[i], attributes.position[i])
-               for i in range(attributes.num_objects)]
-    # 0 plain, 1 linear gradient, 2 soft mottled noise, 3 mottled noise plus grain.
-    kind = int(rng.integers(4))
+    # Rows of (shape, colour, size, position), object_params' arguments.
+    objects = [object_params(rng, *row)
+               for row in attributes_to_array(attributes)[:attributes.num_objects]]
     background = {
         "rgb": np.asarray(BACKGROUND_RGB[attributes.background], np.float32),
-        "kind": kind,
+        # 0 plain, 1 linear gradient, 2 soft mottled noise, 3 mottled noise plus grain.
+        "kind": int(rng.integers(4)),
         "angle": rng.uniform(0, 2 * np.pi),
         "amplitude": rng.uniform(15, 35),
         "grid": rng.uniform(-1, 1, size=(4, 4)),
     }
     return objects, background
+
+
+def object_params(rng, shape: int, color: int, size: int, position: int) -> tuple:
+    """One object's render tuple for `render`, with the jitter of the dataset's objects."""
+    cx, cy = np.asarray(POSITION_CENTERS[position]) + rng.uniform(
+        -_CENTER_JITTER, _CENTER_JITTER, size=2)
+    radius = SIZE_RADII[size] + rng.uniform(-_RADIUS_JITTER, _RADIUS_JITTER)
+    angle = np.deg2rad(rng.uniform(-_MAX_ROTATION_DEG, _MAX_ROTATION_DEG))
+    rgb = np.clip(np.asarray(COLOR_RGB[color])
+                  + rng.integers(-_COLOR_JITTER, _COLOR_JITTER + 1, size=3), 0, 255)
+    return (SHAPES[shape], cx, cy, radius, angle, rgb)
 
 
 @functools.lru_cache(maxsize=16)
@@ -543,7 +487,7 @@ def _object_mask(shape: str, cx: float, cy: float, radius: float, angle: float,
     return np.asarray(small, np.float32) / 255.0
 
 
-def _render(rng: np.random.Generator, objects: list, background: dict,
+def render(rng: np.random.Generator, objects: list, background: dict,
             size: int) -> np.ndarray:
     image = _background(background, size)
     for shape, cx, cy, radius, angle, rgb in objects:

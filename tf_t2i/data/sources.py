@@ -16,7 +16,7 @@ from tf_t2i import config as config_lib
 from tf_t2i.data import pipeline
 from tf_t2i.data import raw_files
 from tf_t2i.data import real_tfds
-from tf_t2i.data import shapes
+from tf_t2i.data import shapes_negatives
 
 SPLITS = ("train", "test")
 
@@ -75,10 +75,9 @@ def _load_shapes(data: config_lib.DataConfig, split: str) -> pipeline.ImageCapti
 def shapes_negative_images(data: config_lib.DataConfig,
                            source: pipeline.ImageCaptionSource) -> np.ndarray:
     """uint8 [N, S, S, 3]: each image of a shapes split with objects added until it holds
-    three (`shapes.render_with_extra_objects`), in the source's order (about 1 ms each)."""
-    return np.stack([shapes.render_with_extra_objects(int(i), image_size=data.image_size,
-                                                      seed=data.shapes_seed)
-                     for i in source.image_ids])
+    three (`shapes_negatives`), in the source's order (about 1 ms each)."""
+    return np.stack([shapes_negatives.render_with_extra_objects(
+        int(i), image_size=data.image_size, seed=data.shapes_seed) for i in source.image_ids])
 
 
 def _load_real(data: config_lib.DataConfig, split: str) -> pipeline.ImageCaptionSource:

@@ -10,7 +10,7 @@ As SSA-GAN's training loop (Liao et al. 2022, wtliao/text2image main.py):
    to the hinge loss of step 1 ("joint", as DF-GAN v2; one D update, cheaper).
    With `negative_images_weight` w > 0 the D loss adds w * relu(1 + D(negative, s)) for
    each real image's negative (shapes: the image with objects added until it holds
-   three, `shapes.render_with_extra_objects`), scored as a fake with the image's own
+   three, `shapes_negatives`), scored as a fake with the image's own
    caption: Negative Data Augmentation (Sinha et al. 2021, ICLR, Eq. 5: augmented real
    images no real image resembles, in D's fake distribution). Not in the reference.
 3. G term: -D(fake, s) against the updated D; with `g_match_weight` > 0 also
