@@ -8,11 +8,11 @@ As SSA-GAN's training loop (Liao et al. 2022, wtliao/text2image main.py):
 2. MA-GP (Tao et al. 2022, DF-GAN Eq. 3): a second D update on k * ||(dD/dx, dD/ds)||^p
    over real matched pairs ("separate_step", the reference), or the same penalty added
    to the hinge loss of step 1 ("joint", as DF-GAN v2; one D update, cheaper).
-   With `negative_images_weight` w > 0 the D loss adds w * relu(1 + D(negative, s)) for
-   each real image's negative (shapes: the image with objects added until it holds
-   three, `shapes_negatives`), scored as a fake with the image's own
-   caption: Negative Data Augmentation (Sinha et al. 2021, ICLR, Eq. 5: augmented real
-   images no real image resembles, in D's fake distribution). Not in the reference.
+   With `negative_images_weight` w > 0 the D loss adds w * relu(1 + D(negative, s)): each
+   real image's negative (shapes: the image with objects added until it holds three,
+   `shapes_negatives`) is scored as a fake with the image's own caption, as Negative Data
+   Augmentation (Sinha et al. 2021) puts altered real images among D's fakes. Not in the
+   reference.
 3. G term: -D(fake, s) against the updated D; with `g_match_weight` > 0 also
    softplus(D(fake, s_mismatched) - D(fake, s)) on the same D features (not in the
    reference; `adversarial.generator_matching_loss` says why).
