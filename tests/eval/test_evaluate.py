@@ -68,6 +68,10 @@ class EvaluateCommandTest(tf.test.TestCase):
         self.assertIn("by_objects", by_name["attribute_accuracy20"]["breakdown"])
         self.assertIsNone(by_name["shapes_fid20"]["std"])
         self.assertGreater(by_name["shapes_fid20"]["real_vs_real"], 0.0)
+        for name in ("fid20", "shapes_fid20"):  # the two terms add up to the distance
+            row = by_name[name]
+            self.assertGreaterEqual(row["mean_term"], 0.0)
+            self.assertAllClose(row["mean_term"] + row["covariance_term"], row["value"])
         spread = by_name["diversity2x3"]
         self.assertEqual((spread["captions"], spread["samples_per_caption"]), (2, 3))
         self.assertAllClose(spread["value"],

@@ -72,6 +72,26 @@ class FrechetDistanceTest(parameterized.TestCase, tf.test.TestCase):
                                    np.array([[9.0]]))
         self.assertAllClose(got, 4.0 + 1.0, atol=1e-12)
 
+    def test_terms_split_the_distance(self):
+        # Scalar Gaussians N(1, 4) and N(3, 9): the means give (1 - 3)^2 = 4, the spreads
+        # (2 - 3)^2 = 1.
+        terms = fid.frechet_terms(np.array([1.0]), np.array([[4.0]]), np.array([3.0]),
+                                  np.array([[9.0]]))
+        self.assertAllClose(terms["mean"], 4.0, atol=1e-12)
+        self.assertAllClose(terms["covariance"], 1.0, atol=1e-12)
+        # Equal covariances leave nothing to the covariance term; equal means nothing to
+        # the mean term.
+        d = 6
+        shifted = fid.frechet_terms(np.zeros(d), np.eye(d), np.full(d, 2.0), np.eye(d))
+        self.assertAllClose([shifted["mean"], shifted["covariance"]], [4.0 * d, 0.0],
+                            atol=1e-12)
+        stats = fid.feature_statistics(seeded_features(400, 16, 8)[0]) + \
+            fid.feature_statistics(seeded_features(400, 16, 8)[1])
+        terms = fid.frechet_terms(*stats)
+        self.assertAllClose(terms["mean"] + terms["covariance"],
+                            scipy_frechet_distance(*stats), rtol=1e-9)
+        self.assertAllClose(terms["mean"], float(np.sum((stats[0] - stats[2]) ** 2)))
+
     def test_identical_statistics_give_zero(self):
         a, _ = seeded_features(1000, 32, 5)
         mu, sigma = fid.feature_statistics(a)

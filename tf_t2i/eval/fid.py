@@ -8,8 +8,8 @@ with negative round-off eigenvalues clipped to zero. It equals scipy's
 `sqrtm(S1 @ S2)` route (TTUR, pytorch-fid, clean-fid) to ~1e-13 on well-conditioned
 inputs, is 2-4x faster for 2048-d statistics (benchmarks/fid_bench.py), never goes
 complex, and stays finite when a covariance is rank-deficient (fewer samples than
-dimensions), where the `sqrtm` route returns complex values. TF float32 (and `tf.linalg.sqrtm`) is avoided:
-float32 statistics move FID by up to 0.2 % (see docs / shared reference notes).
+dimensions), where the `sqrtm` route returns complex values.
+TF float32 (and `tf.linalg.sqrtm`) is avoided: float32 statistics move FID by up to 0.2 % (see docs / shared reference notes).
 
 Real-image statistics are stored as `.npz` with keys `mu` and `sigma`, the format of
 pytorch-fid and TTUR, so published statistics files can be used directly.
@@ -17,7 +17,7 @@ pytorch-fid and TTUR, so published statistics files can be used directly.
 
 import os
 import zipfile
-from typing import Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 
@@ -77,6 +77,17 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     value = (diff @ diff + np.trace(sigma1) + np.trace(sigma2)
              - 2.0 * trace_sqrt_product(sigma1, sigma2))
     return float(value)
+
+
+def frechet_terms(mu1, sigma1, mu2, sigma2) -> Dict[str, float]:
+    """The Frechet distance split in two: `mean`, |mu1 - mu2|^2, where the two sets sit,
+    and `covariance`, tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2)), how they spread. A generator
+    that draws the right things with too little variety (one image per caption) shows in
+    the second term; one whose images all look off in the same way, in the first."""
+    total = frechet_distance(mu1, sigma1, mu2, sigma2)
+    diff = np.asarray(mu1, np.float64) - np.asarray(mu2, np.float64)
+    mean = float(diff @ diff)
+    return {"mean": mean, "covariance": total - mean}
 
 
 def fid_from_features(features1, features2) -> float:

@@ -107,8 +107,9 @@ def real_inception_statistics(ctx: context.EvalContext) -> Tuple[np.ndarray, np.
 def _fid(ctx: context.EvalContext) -> Dict:
     mu_real, sigma_real, source = real_inception_statistics(ctx)
     mu, sigma = fid_lib.feature_statistics(ctx.streams["inception"])
-    out = {"value": fid_lib.frechet_distance(mu, sigma, mu_real, sigma_real), "std": None,
-           "real_stats": source}
+    terms = fid_lib.frechet_terms(mu, sigma, mu_real, sigma_real)
+    out = {"value": terms["mean"] + terms["covariance"], "std": None, "real_stats": source,
+           "mean_term": terms["mean"], "covariance_term": terms["covariance"]}
     if ctx.num_images < inception_lib.FEATURE_DIM:
         out["note"] = (f"{ctx.num_images} < {inception_lib.FEATURE_DIM} images: the covariance "
                        "is rank-deficient; not comparable with published FID.")
@@ -165,8 +166,11 @@ def _attribute_accuracy(ctx: context.EvalContext) -> Dict:
                          "shapes: FID in the attribute classifier's 256-d feature space")
 def _shapes_fid(ctx: context.EvalContext) -> Dict:
     real = _real_reading(ctx)
-    value = fid_lib.fid_from_features(ctx.streams["attributes"].features, real.features)
-    return {"value": value, "std": None, "real_images": int(len(real.features)),
+    terms = fid_lib.frechet_terms(*fid_lib.feature_statistics(ctx.streams["attributes"].features),
+                                  *fid_lib.feature_statistics(real.features))
+    return {"value": terms["mean"] + terms["covariance"], "std": None,
+            "mean_term": terms["mean"], "covariance_term": terms["covariance"],
+            "real_images": int(len(real.features)),
             "real_vs_real": _shapes_fid_real_vs_real(ctx, real)}
 
 
