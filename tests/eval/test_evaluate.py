@@ -72,6 +72,12 @@ class EvaluateCommandTest(tf.test.TestCase):
             row = by_name[name]
             self.assertGreaterEqual(row["mean_term"], 0.0)
             self.assertAllClose(row["mean_term"] + row["covariance_term"], row["value"])
+        # tr((S1 S2)^(1/2)) <= sqrt(tr S1 tr S2) (Cauchy-Schwarz), so the covariance term
+        # is at least (sqrt(tr S1) - sqrt(tr S2))^2.
+        row = by_name["shapes_fid20"]
+        self.assertGreater(min(row["trace"], row["real_trace"]), 0.0)
+        self.assertGreaterEqual(row["covariance_term"] + 1e-6,
+                                (np.sqrt(row["trace"]) - np.sqrt(row["real_trace"])) ** 2)
         spread = by_name["diversity2x3"]
         self.assertEqual((spread["captions"], spread["samples_per_caption"]), (2, 3))
         self.assertAllClose(spread["value"],

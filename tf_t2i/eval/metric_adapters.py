@@ -166,10 +166,15 @@ def _attribute_accuracy(ctx: context.EvalContext) -> Dict:
                          "shapes: FID in the attribute classifier's 256-d feature space")
 def _shapes_fid(ctx: context.EvalContext) -> Dict:
     real = _real_reading(ctx)
-    terms = fid_lib.frechet_terms(*fid_lib.feature_statistics(ctx.streams["attributes"].features),
-                                  *fid_lib.feature_statistics(real.features))
+    mu, sigma = fid_lib.feature_statistics(ctx.streams["attributes"].features)
+    mu_real, sigma_real = fid_lib.feature_statistics(real.features)
+    terms = fid_lib.frechet_terms(mu, sigma, mu_real, sigma_real)
+    # The total variance of each set: a generator whose images vary too little shows a
+    # smaller trace than the real images'; one that varies the wrong way, a covariance
+    # term out of proportion to the two traces.
     return {"value": terms["mean"] + terms["covariance"], "std": None,
             "mean_term": terms["mean"], "covariance_term": terms["covariance"],
+            "trace": float(np.trace(sigma)), "real_trace": float(np.trace(sigma_real)),
             "real_images": int(len(real.features)),
             "real_vs_real": _shapes_fid_real_vs_real(ctx, real)}
 
