@@ -8,8 +8,9 @@ with negative round-off eigenvalues clipped to zero. It equals scipy's
 `sqrtm(S1 @ S2)` route (TTUR, pytorch-fid, clean-fid) to ~1e-13 on well-conditioned
 inputs, is 2-4x faster for 2048-d statistics (benchmarks/fid_bench.py), never goes
 complex, and stays finite when a covariance is rank-deficient (fewer samples than
-dimensions), where the `sqrtm` route returns complex values.
-TF float32 (and `tf.linalg.sqrtm`) is avoided: float32 statistics move FID by up to 0.2 % (see docs / shared reference notes).
+dimensions), where the `sqrtm` route returns complex values. TF float32 (and
+`tf.linalg.sqrtm`) is avoided: float32 statistics move FID by up to 0.2 % (see docs /
+shared reference notes).
 
 Real-image statistics are stored as `.npz` with keys `mu` and `sigma`, the format of
 pytorch-fid and TTUR, so published statistics files can be used directly.
