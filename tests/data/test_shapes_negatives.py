@@ -18,11 +18,11 @@ class ExtraObjectsTest(tf.test.TestCase):
     def test_the_real_image_plus_one_added_object_per_missing_one(self):
         palette = np.array(shapes.COLOR_RGB, np.float32)
         counts, copies = [], 0
+        render = shapes_negatives.render_with_extra_objects
         for example in _examples(60, 64):
-            negative = shapes_negatives.render_with_extra_objects(example.image_id, image_size=64)
+            negative = render(example.image_id, image_size=64)
             self.assertEqual(negative.dtype, np.uint8)
-            np.testing.assert_array_equal(
-                negative, shapes_negatives.render_with_extra_objects(example.image_id, image_size=64))
+            np.testing.assert_array_equal(negative, render(example.image_id, image_size=64))
             # Pixels the added objects do not cover keep the real image's bytes (the grain
             # included), so the changed pixels are the added objects.
             changed = np.abs(negative.astype(int) - example.image.astype(int)).max(-1) > 40

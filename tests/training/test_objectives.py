@@ -180,9 +180,10 @@ class NegativeImagesTest(tf.test.TestCase):
         negatives = task.source_options(source)["negative_images"]
         self.assertEqual(negatives.shape, source.images.shape)
         for row in (0, len(source) - 1):
-            np.testing.assert_array_equal(negatives[row], shapes_negatives.render_with_extra_objects(
+            expected = shapes_negatives.render_with_extra_objects(
                 int(source.image_ids[row]), image_size=cfg.data.image_size,
-                seed=cfg.data.shapes_seed))
+                seed=cfg.data.shapes_seed)
+            np.testing.assert_array_equal(negatives[row], expected)
         self.assertIs(task.source_options(source)["negative_images"], negatives)  # once
         self.assertEqual(train_lib.GANTask(helpers.tiny_gan_config()).source_options(source), {})
 
