@@ -41,7 +41,7 @@ SSAGAN = ("ssagan",)
 ATTNGAN_FAMILY = ("attngan", "style1_attngan", "style2_attngan")
 STYLE_VARIANTS = ("style1_attngan", "style2_attngan")
 MA_GP_MODES = ("separate_step", "joint")
-MIXED_PRECISION = ("none", "mixed_bfloat16", "mixed_float16")
+MIXED_PRECISION = ("none", "auto", "mixed_bfloat16", "mixed_float16")
 TASKS = ("damsm", "captioner", "gan")
 
 
@@ -321,9 +321,11 @@ class RuntimeConfig:
     """How and where the run executes; not part of the model's identity."""
     num_cpu_replicas: int = _field(0, "Mirror over N logical CPU devices (tests, try-outs); "
                                    "0 = all GPUs or the default strategy.")
-    mixed_precision: str = _field("none", "Keras dtype policy; mixed_float16 adds dynamic "
-                                  "loss scaling (G and D), which a run trained without it "
-                                  "cannot take up on resume.", MIXED_PRECISION)
+    mixed_precision: str = _field("none", "Keras dtype policy; auto: mixed_bfloat16 where "
+                                  "the CPU or GPU computes bfloat16 natively, else none; "
+                                  "mixed_float16 adds dynamic loss scaling (G and D), which a "
+                                  "run trained without it cannot take up on resume.",
+                                  MIXED_PRECISION)
     jit_compile: bool = _field(False, "XLA-compile the train step.")
     damsm_dir: str = _field("", "Model dir of a DAMSM pretraining run (GAN training).")
     captioner_dir: str = _field("", "Model dir of a captioner pretraining run.")

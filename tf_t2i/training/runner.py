@@ -158,7 +158,8 @@ def run(task: Task, model_dir: str, strategy: Optional[tf.distribute.Strategy] =
 
 def _run(task: Task, model_dir: str, write_dir: str, strategy: tf.distribute.Strategy,
          role: runtime.WorkerRole, verbose: int, extra_callbacks: Sequence) -> RunResult:
-    cfg = task.cfg
+    # `auto` precision becomes this machine's policy, as the run's config.json records it.
+    cfg = task.cfg = runtime.resolved(task.cfg)
     # Before anything is written: an existing run is only continued with settings its
     # checkpoints fit (see resume.py).
     changes = resume.check_can_continue(model_dir, cfg)

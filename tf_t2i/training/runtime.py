@@ -105,9 +105,84 @@ def distribute_input(strategy: tf.distribute.Strategy,
     return strategy.distribute_datasets_from_function(dataset_fn)
 
 
+# CPU features with which oneDNN computes bfloat16 natively: Intel AMX and AVX512-BF16
+# (Sapphire Rapids, Cooper Lake, AMD Zen 4), Arm's BF16 extension (Graviton3, Neoverse V1).
+# Without them TensorFlow emulates bfloat16: on a 2-core AVX2 AMD EPYC the shapes GAN step
+# ran 11-13x slower than in float32 (benchmarks/precision.py).
+NATIVE_BFLOAT16_CPU_FEATURES = frozenset({"amx_bf16", "avx512_bf16", "bf16"})
+
+
+def cpu_features(cpuinfo: str = "/proc/cpuinfo") -> frozenset:
+    """The CPU's feature flags (x86 "flags", Arm "Features"); empty where unreadable."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    return frozenset(value.split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def gpu_compute_capabilities() -> List[tuple]:
+    """(major, minor) of each visible GPU; (0, 0) where TensorFlow does not say."""
+    return [tuple(tf.config.experimental.get_device_details(gpu).get("compute_capability",
+                                                                     (0, 0)))
+            for gpu in tf.config.list_physical_devices("GPU")]
+
+
+def native_bfloat16(features: frozenset, gpus: List[tuple]) -> bool:
+    """Whether the devices that run the step compute bfloat16 natively: every GPU from
+    Ampere on (compute capability 8.0), else the CPU's features."""
+    if gpus:
+        return all(tuple(cc) >= (8, 0) for cc in gpus)
+    return bool(features & NATIVE_BFLOAT16_CPU_FEATURES)
+
+
+def resolve_precision(requested: str, features: Optional[frozenset] = None,
+                      gpus: Optional[List[tuple]] = None) -> str:
+    """The policy a run computes in: `auto` is mixed_bfloat16 where the hardware has it
+    natively and none (float32) elsewhere; other values are kept."""
+    if requested != "auto":
+        return requested
+    features = cpu_features() if features is None else features
+    gpus = gpu_compute_capabilities() if gpus is None else gpus
+    return "mixed_bfloat16" if native_bfloat16(features, gpus) else "none"
+
+
+def emulated_bfloat16_warning(requested: str, features: Optional[frozenset] = None,
+                              gpus: Optional[List[tuple]] = None) -> Optional[str]:
+    """One line for a run asking for bfloat16 on hardware that only emulates it."""
+    if requested != "mixed_bfloat16":
+        return None
+    features = cpu_features() if features is None else features
+    gpus = gpu_compute_capabilities() if gpus is None else gpus
+    if native_bfloat16(features, gpus):
+        return None
+    where = "these GPUs (before compute capability 8.0)" if gpus else (
+        "this CPU (no amx_bf16, avx512_bf16 or bf16 feature)")
+    return (f"--mixed_precision=mixed_bfloat16 is emulated on {where}, several times slower "
+            "than float32; --mixed_precision=auto uses bfloat16 only where it is native.")
+
+
+def resolved(cfg: config_lib.ExperimentConfig) -> config_lib.ExperimentConfig:
+    """`cfg` with --mixed_precision=auto replaced by the policy this machine gets (logged)."""
+    requested = cfg.runtime.mixed_precision
+    warning = emulated_bfloat16_warning(requested)
+    if warning:
+        log_info(f"Warning: {warning}")
+    if requested != "auto":
+        return cfg
+    policy = resolve_precision(requested)
+    log_info(f"--mixed_precision=auto: {policy} ("
+             f"{'native' if policy != 'none' else 'no native'} bfloat16 here).")
+    return cfg.replace(runtime={"mixed_precision": policy})
+
+
 def set_precision(runtime: config_lib.RuntimeConfig) -> None:
-    policy = "float32" if runtime.mixed_precision == "none" else runtime.mixed_precision
-    keras.mixed_precision.set_global_policy(policy)
+    policy = resolve_precision(runtime.mixed_precision)
+    keras.mixed_precision.set_global_policy("float32" if policy == "none" else policy)
 
 
 def num_replicas() -> int:
