@@ -91,10 +91,10 @@ class AutoRunTest(tf.test.TestCase):
         keras.mixed_precision.set_global_policy("float32")
         super().tearDown()
 
-    def _continue(self, features, name):
+    def _continue(self, features, name, requested="auto"):
         run_dir = helpers.copy_run(helpers.damsm_run(), name)
         cfg = helpers.tiny_damsm_config().replace(train={"steps": helpers.DAMSM_STEPS + 1},
-                                                  runtime={"mixed_precision": "auto"})
+                                                  runtime={"mixed_precision": requested})
         out = io.StringIO()
         with mock.patch.object(runtime, "cpu_features", return_value=features), \
                 mock.patch.object(runtime, "gpu_compute_capabilities", return_value=[]), \
@@ -119,3 +119,10 @@ class AutoRunTest(tf.test.TestCase):
         self.assertEqual(recorded, "none")
         self.assertIn("--mixed_precision=auto: none (no native bfloat16 here)", log)
         self.assertNotIn("--mixed_precision:", log)  # none, as the run was trained
+
+    def test_explicit_bfloat16_on_an_emulating_cpu_runs_with_one_warning(self):
+        policy, recorded, log = self._continue(AVX2, "explicit_emulated", "mixed_bfloat16")
+        self.assertEqual((policy, recorded), ("mixed_bfloat16", "mixed_bfloat16"))
+        warnings = [line for line in log.splitlines() if line.startswith("Warning:")]
+        self.assertEqual(len(warnings), 1, log)
+        self.assertIn("--mixed_precision=mixed_bfloat16 is emulated on this CPU", warnings[0])
