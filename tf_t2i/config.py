@@ -322,10 +322,8 @@ class RuntimeConfig:
     num_cpu_replicas: int = _field(0, "Mirror over N logical CPU devices (tests, try-outs); "
                                    "0 = all GPUs or the default strategy.")
     mixed_precision: str = _field("none", "Keras dtype policy; auto: mixed_bfloat16 where "
-                                  "the CPU or GPU computes bfloat16 natively, else none; "
-                                  "mixed_float16 adds dynamic loss scaling (G and D), which a "
-                                  "run trained without it cannot take up on resume.",
-                                  MIXED_PRECISION)
+                                  "native, else none; mixed_float16 adds loss scaling, which "
+                                  "a run without it cannot take up on resume.", MIXED_PRECISION)
     jit_compile: bool = _field(False, "XLA-compile the train step.")
     damsm_dir: str = _field("", "Model dir of a DAMSM pretraining run (GAN training).")
     captioner_dir: str = _field("", "Model dir of a captioner pretraining run.")

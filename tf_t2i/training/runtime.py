@@ -140,15 +140,19 @@ def native_bfloat16(features: frozenset, gpus: List[tuple]) -> bool:
     return bool(features & NATIVE_BFLOAT16_CPU_FEATURES)
 
 
+def _hardware(features: Optional[frozenset], gpus: Optional[List[tuple]]):
+    """(features, gpus), each detected on this machine where not given."""
+    return (cpu_features() if features is None else features,
+            gpu_compute_capabilities() if gpus is None else gpus)
+
+
 def resolve_precision(requested: str, features: Optional[frozenset] = None,
                       gpus: Optional[List[tuple]] = None) -> str:
     """The policy a run computes in: `auto` is mixed_bfloat16 where the hardware has it
     natively and none (float32) elsewhere; other values are kept."""
     if requested != "auto":
         return requested
-    features = cpu_features() if features is None else features
-    gpus = gpu_compute_capabilities() if gpus is None else gpus
-    return "mixed_bfloat16" if native_bfloat16(features, gpus) else "none"
+    return "mixed_bfloat16" if native_bfloat16(*_hardware(features, gpus)) else "none"
 
 
 def emulated_bfloat16_warning(requested: str, features: Optional[frozenset] = None,
@@ -156,8 +160,7 @@ def emulated_bfloat16_warning(requested: str, features: Optional[frozenset] = No
     """One line for a run asking for bfloat16 on hardware that only emulates it."""
     if requested != "mixed_bfloat16":
         return None
-    features = cpu_features() if features is None else features
-    gpus = gpu_compute_capabilities() if gpus is None else gpus
+    features, gpus = _hardware(features, gpus)
     if native_bfloat16(features, gpus):
         return None
     where = "these GPUs (before compute capability 8.0)" if gpus else (
@@ -169,12 +172,15 @@ def emulated_bfloat16_warning(requested: str, features: Optional[frozenset] = No
 def resolved(cfg: config_lib.ExperimentConfig) -> config_lib.ExperimentConfig:
     """`cfg` with --mixed_precision=auto replaced by the policy this machine gets (logged)."""
     requested = cfg.runtime.mixed_precision
-    warning = emulated_bfloat16_warning(requested)
+    if requested not in ("auto", "mixed_bfloat16"):
+        return cfg
+    features, gpus = _hardware(None, None)
+    warning = emulated_bfloat16_warning(requested, features, gpus)
     if warning:
         log_info(f"Warning: {warning}")
     if requested != "auto":
         return cfg
-    policy = resolve_precision(requested)
+    policy = resolve_precision(requested, features, gpus)
     log_info(f"--mixed_precision=auto: {policy} ("
              f"{'native' if policy != 'none' else 'no native'} bfloat16 here).")
     return cfg.replace(runtime={"mixed_precision": policy})
