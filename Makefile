@@ -68,8 +68,11 @@ browser:
 		echo "warning: not installed; tests/serving/test_ui_browser.py skips what needs them."; \
 	else echo "note: no chromium/chromedriver/nginx and no root apt: browser tests skipped."; fi
 
+# The default suite in parallel, one worker a core; a test class (and its setUpClass run)
+# stays on one worker. TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= auto
 test: install browser
-	$(PY) -m pytest -q -rs --durations=15 -m "not slow" tests
+	$(PY) -m pytest -q -rs --durations=15 -m "not slow" -n $(TEST_WORKERS) --dist loadscope tests
 
 # The paper's ablation on shapes (4 SSA-GAN rows x 3 seeds, about 30 min a run on 2 cores):
 # results/shapes_ablation/<row>_seed<k>.json; finished runs are skipped, so it can be

@@ -3,6 +3,7 @@
 import collections
 import os
 import pickle
+import shlex
 
 import numpy as np
 import tensorflow as tf
@@ -48,13 +49,14 @@ class SafePickleTest(tf.test.TestCase):
 
     def test_reduce_to_os_system_is_refused_and_nothing_runs(self):
         marker = os.path.join(self.get_temp_dir(), "pwned")
-        path = self._write(pickle.dumps([_RunsShell(f"touch {marker}")], protocol=2))
+        command = f"touch {shlex.quote(marker)}"  # Under pytest-xdist the path holds "<...>".
+        path = self._write(pickle.dumps([_RunsShell(command)], protocol=2))
         with self.assertRaisesRegex(safe_pickle.UnsafePickleError,
                                     r"data\.pickle.*(posix|os)\.system"):
             safe_pickle.load(path)
         self.assertFalse(os.path.exists(marker))
         # The same pickle through the standard unpickler would have run the command.
-        pickle.loads(pickle.dumps(_RunsShell(f"touch {marker}")))
+        pickle.loads(pickle.dumps(_RunsShell(command)))
         self.assertTrue(os.path.exists(marker))
 
     def test_foreign_types_are_refused(self):
