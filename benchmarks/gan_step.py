@@ -10,6 +10,7 @@
   python benchmarks/gan_step.py --compare=g_match   # the generator's matching term vs not
   python benchmarks/gan_step.py --compare=damsm_hard  # the DAMSM term's hard negative vs not
   python benchmarks/gan_step.py --compare=negatives  # D's negative images vs none
+  python benchmarks/gan_step.py --compare=xla       # the step XLA-compiled vs a plain graph
 
 Random weights (no DAMSM or captioner run needed): builds the models exactly as
 `tf_t2i.train` does, feeds one fixed batch, and reports seconds per step and images per
@@ -36,6 +37,8 @@ config without and with the mismatched caption as a hard negative of the DAMSM t
 (`--loss_damsm_hard_negatives`). `--compare=negatives` times, the same way, that config
 (DAMSM weight 1.5) without and with D's term on negative images
 (`--loss_negative_images_weight`, one more D pass over a batch of images).
+`--compare=xla` times, the same way, the step of configs/shapes_ssagan_30min.cfg as a plain
+tf.function graph and XLA-compiled (`--jit_compile`; its compile time is in the warm-up).
 """
 
 import argparse
@@ -150,14 +153,16 @@ def time_variant(cfg, args, callback_variant=None):
 
 def _alternate(args, variants, mode="separate_step", **loss):
     """Times generator variants ({name: generator fields, or (generator fields, loss
-    fields)}) three times in turn, so that drift of the machine hits each; prints each
+    fields[, runtime fields])}) three times in turn, so that drift of the machine hits each; prints each
     mean as a ratio to the first."""
     results = {}
     for _ in range(3):
         for name, fields in variants.items():
-            generator, extra_loss = fields if isinstance(fields, tuple) else (fields, {})
+            generator, extra_loss, runtime = (fields + ({},))[:3] if isinstance(
+                fields, tuple) else (fields, {}, {})
             cfg = make_cfg(args, mode, generator=dict(generator, ngf=args.ngf),
                            **dict(loss, **extra_loss))
+            cfg = cfg.replace(runtime=runtime) if runtime else cfg
             results.setdefault(name, []).append(time_variant(cfg, args))
     base = np.mean(next(iter(results.values())))
     for name, times in results.items():
@@ -176,7 +181,7 @@ def main():
                         choices=["none", "mixed_bfloat16", "mixed_float16"])
     parser.add_argument("--compare", default="ma_gp",
                         choices=["ma_gp", "losses", "archs", "callbacks", "noise", "words",
-                                 "mode_seeking", "g_match", "damsm_hard", "negatives"])
+                                 "mode_seeking", "g_match", "damsm_hard", "negatives", "xla"])
     args = parser.parse_args()
     if args.mixed_precision != "none":
         keras.mixed_precision.set_global_policy(args.mixed_precision)
@@ -228,6 +233,11 @@ def main():
         words = dict(thirty_minutes, word_attention_max_size=32)
         _alternate(args, {"without": words,
                           "with negative images": (words, {"negative_images_weight": 0.5})},
+                   mode="joint", damsm_weight=1.5)
+        return
+    if args.compare == "xla":
+        words = dict(thirty_minutes, word_attention_max_size=32)
+        _alternate(args, {"graph": words, "XLA": (words, {}, {"jit_compile": True})},
                    mode="joint", damsm_weight=1.5)
         return
     if args.compare == "words":

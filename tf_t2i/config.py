@@ -58,11 +58,10 @@ class DataConfig:
     shapes_test_size: int = _field(2000, "Number of test images of the shapes dataset.")
     shapes_seed: int = _field(0, "Seed that determines the shapes dataset's content.")
     shapes_hard_negatives: float = _field(
-        0.0, "Shapes: share of the mismatched captions that are the image's own caption with "
-        "its shape words changed (same colours, sizes and positions), so that matching takes "
-        "reading the shape. GAN training: the discriminator's mismatched captions (0: all "
-        "are captions of other images, the reference). DAMSM pretraining: > 0 adds each "
-        "image's mismatched caption to its DAMSM softmaxes as one more negative (NegCLIP).")
+        0.0, "Shapes: share of mismatched captions that are the image's own with its shape "
+        "words changed (same colours, sizes, positions), so matching takes reading the shape. "
+        "GAN: D's mismatched captions (0: all from other images, the reference). DAMSM: > 0 "
+        "adds each image's mismatched caption to its softmaxes as a negative (NegCLIP).")
     shuffle_buffer: int = _field(2048, "tf.data shuffle buffer, in images.")
     cache: bool = _field(True, "Cache decoded images in memory (small datasets).")
     skip_corrupt_images: bool = _field(False, "CUB/COCO: skip unreadable or truncated images "
@@ -324,7 +323,8 @@ class RuntimeConfig:
     mixed_precision: str = _field("none", "Keras dtype policy; auto: mixed_bfloat16 where "
                                   "native, else none; mixed_float16 adds loss scaling, which "
                                   "a run without it cannot take up on resume.", MIXED_PRECISION)
-    jit_compile: bool = _field(False, "XLA-compile the train step.")
+    jit_compile: Any = _field(False, "XLA-compile the train step; auto: where measured faster "
+                              "(the GAN step in float32 on a CPU).", (False, True, "auto"))
     damsm_dir: str = _field("", "Model dir of a DAMSM pretraining run (GAN training).")
     captioner_dir: str = _field("", "Model dir of a captioner pretraining run.")
 

@@ -58,7 +58,7 @@ def define_flags(with_config: bool = True, with_model_dir: bool = True) -> None:
             choices = f.metadata.get("choices")
             # Defaults are None so that only flags the user gave override the config.
             if choices:
-                flags.DEFINE_enum(name, None, [str(c) for c in choices], help_text)
+                flags.DEFINE_enum(name, None, [_flag_text(c) for c in choices], help_text)
             elif f.type in (bool, "bool"):
                 flags.DEFINE_boolean(name, None, help_text)
             elif f.type in (int, "int"):
@@ -69,10 +69,18 @@ def define_flags(with_config: bool = True, with_model_dir: bool = True) -> None:
                 flags.DEFINE_string(name, None, help_text)
 
 
+def _flag_text(value) -> str:
+    """A config value as its flag spells it (booleans as true / false)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def _typed(section_cls, field_name, raw):
-    field_type = {f.name: f.type for f in dataclasses.fields(section_cls)}[field_name]
-    if field_type in (int, "int"):
+    field = {f.name: f for f in dataclasses.fields(section_cls)}[field_name]
+    if field.type in (int, "int"):
         return int(raw)
+    for choice in field.metadata.get("choices", ()):  # e.g. jit_compile: true, false, auto
+        if isinstance(choice, bool) and raw == _flag_text(choice):
+            return choice
     return raw
 
 

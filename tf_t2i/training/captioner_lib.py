@@ -115,7 +115,7 @@ class CaptionerComponents:
         self.captioner = build_captioner(cfg, vocab_size)
         self.trainer = CaptionerTrainer(self.captioner)
         self.optimizer = keras.optimizers.Adam(cfg.captioner.learning_rate)
-        self.trainer.compile(optimizer=self.optimizer, jit_compile=cfg.runtime.jit_compile)
+        self.trainer.compile(optimizer=self.optimizer, jit_compile=runtime.use_xla(cfg))
         self.optimizer.build(self.captioner.trainable_variables)
         self.checkpoint = checkpoints.CheckpointHandle(
             model_dir, cfg.train.max_checkpoints, captioner=self.captioner,

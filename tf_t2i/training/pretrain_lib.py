@@ -88,7 +88,7 @@ class DAMSMComponents:
                                    cfg.train.damsm_lr_decay)
         self.optimizer = keras.optimizers.Adam(schedule, beta_1=cfg.train.damsm_beta1,
                                                beta_2=cfg.train.damsm_beta2)
-        self.pretrainer.compile(optimizer=self.optimizer, jit_compile=cfg.runtime.jit_compile)
+        self.pretrainer.compile(optimizer=self.optimizer, jit_compile=runtime.use_xla(cfg))
         self.optimizer.build(self.text_encoder.trainable_variables
                              + self.image_encoder.trainable_variables)
         self.checkpoint = checkpoints.CheckpointHandle(

@@ -139,7 +139,7 @@ class GANComponents:
         self.d_optimizer = adam(schedules.gan_learning_rate(cfg.train, cfg.train.d_learning_rate,
                                                             self.g_optimizer.iterations))
         self.gan.compile(g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer,
-                         jit_compile=cfg.runtime.jit_compile)
+                         jit_compile=runtime.use_xla(cfg))
         self.g_optimizer.build(self.gan.generator_variables)
         self.d_optimizer.build(self.gan.discriminator_variables)
         trackables = dict(generator=self.generator, text_encoder=self.text_encoder,
