@@ -68,9 +68,10 @@ browser:
 		echo "warning: not installed; tests/serving/test_ui_browser.py skips what needs them."; \
 	else echo "note: no chromium/chromedriver/nginx and no root apt: browser tests skipped."; fi
 
-# The default suite in parallel, one worker a core; a test class (and its setUpClass run)
-# stays on one worker. TEST_WORKERS=0 runs it in this process.
-TEST_WORKERS ?= auto
+# The default suite in parallel, one worker per CPU (at most 8: each holds a TensorFlow of
+# its own); a test class (and its setUpClass run) stays on one worker. TEST_WORKERS=0 runs
+# it in this process.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 8 ] && n=8; echo $$n)
 test: install browser
 	$(PY) -m pytest -q -rs --durations=15 -m "not slow" -n $(TEST_WORKERS) --dist loadscope tests
 
