@@ -153,13 +153,14 @@ def time_variant(cfg, args, callback_variant=None):
 
 def _alternate(args, variants, mode="separate_step", **loss):
     """Times generator variants ({name: generator fields, or (generator fields, loss
-    fields[, runtime fields])}) three times in turn, so that drift of the machine hits each; prints each
-    mean as a ratio to the first."""
+    fields[, runtime fields])}) three times in turn, so that drift of the machine hits
+    each; prints each mean as a ratio to the first."""
     results = {}
     for _ in range(3):
         for name, fields in variants.items():
-            generator, extra_loss, runtime = (fields + ({},))[:3] if isinstance(
-                fields, tuple) else (fields, {}, {})
+            if not isinstance(fields, tuple):
+                fields = (fields,)
+            generator, extra_loss, runtime = (fields + ({}, {}))[:3]
             cfg = make_cfg(args, mode, generator=dict(generator, ngf=args.ngf),
                            **dict(loss, **extra_loss))
             cfg = cfg.replace(runtime=runtime) if runtime else cfg
