@@ -23,8 +23,8 @@ DEV_REQUIRES = [
     "pytest>=8,<10",
     "pytest-timeout>=2.3,<3",
     # `make test` runs the suite on every core, a test class per worker (--dist loadscope),
-    # so that each class's shared tiny run is built once: 10.6 minutes on 2 cores against
-    # 16.2 in one process.
+    # so that each class's shared tiny run is built once: 10.6-12.4 minutes of pytest on 2
+    # cores against 16.2 in one process.
     "pytest-xdist>=3.6,<4",
     "dill>=0.3,<1",  # tfds.testing.DatasetBuilderTestCase
     "matplotlib>=3.8,<4",  # tools/plot_training.py (learning curves in docs/)

@@ -14,11 +14,10 @@ import tensorflow as tf
 
 from tests import test_config
 from tests.training import helpers
+from tests.training.test_precision_policy import AVX2
 from tf_t2i import config as config_lib
 from tf_t2i.training import runtime
 from tf_t2i.training import train_lib
-
-AVX2 = frozenset({"fpu", "sse2", "avx", "avx2", "fma"})
 
 
 class ResolveTest(tf.test.TestCase):
