@@ -11,6 +11,7 @@
   python benchmarks/gan_step.py --compare=damsm_hard  # the DAMSM term's hard negative vs not
   python benchmarks/gan_step.py --compare=negatives  # D's negative images vs none
   python benchmarks/gan_step.py --compare=xla       # the step XLA-compiled vs a plain graph
+  python benchmarks/gan_step.py --compare=widths    # the demo's step at ngf 8 / 4, ndf 16 / 8
 
 Random weights (no DAMSM or captioner run needed): builds the models exactly as
 `tf_t2i.train` does, feeds one fixed batch, and reports seconds per step and images per
@@ -39,6 +40,8 @@ config without and with the mismatched caption as a hard negative of the DAMSM t
 (`--loss_negative_images_weight`, one more D pass over a batch of images).
 `--compare=xla` times, the same way, the step of configs/shapes_ssagan_30min.cfg as a plain
 tf.function graph and XLA-compiled (`--jit_compile`; its compile time is in the warm-up).
+`--compare=widths` times, the same way, the demo's step (configs/shapes_ssagan.cfg, with
+`--jit_compile=auto`) at generator / discriminator widths 8 / 16, 4 / 16 and 4 / 8.
 """
 
 import argparse
@@ -54,6 +57,7 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from tf_t2i import config as config_lib  # pylint: disable=g-import-not-at-top
 from tf_t2i.training import captioner_lib  # pylint: disable=g-import-not-at-top
+from tf_t2i.training import runtime  # pylint: disable=g-import-not-at-top
 from tf_t2i.training import train_lib  # pylint: disable=g-import-not-at-top
 
 
@@ -137,13 +141,27 @@ def synthetic_batch(cfg, batch_size, vocab_size=64):
 
 
 def time_variant(cfg, args, callback_variant=None):
+    """Seconds per step. Without a callback variant the step is the model's own
+    `train_step` compiled as `fit()` compiles it (XLA where `runtime.use_xla` says) and
+    called directly: on the 2-core AVX2 EPYC `fit()` over this one-batch dataset ran
+    some timings at exactly 1.279 s a step whatever the work (generator width 4 and 8
+    alike), while direct calls gave 0.80 and 1.14 s. The callback variants time `fit()`,
+    whose per-step host work is what they measure."""
     vocab = 64
     with tempfile.TemporaryDirectory() as tmp:
         parts = train_lib.GANComponents(cfg, vocab, tmp)
-        ds = tf.data.Dataset.from_tensors(synthetic_batch(cfg, args.batch, vocab)).repeat()
-        callbacks = []
-        if callback_variant is not None:
-            callbacks = [_PerStepHostWork(parts.gan, *CALLBACK_VARIANTS[callback_variant])]
+        batch = synthetic_batch(cfg, args.batch, vocab)
+        if callback_variant is None:
+            step = tf.function(parts.gan.train_step, jit_compile=runtime.use_xla(cfg))
+            for _ in range(2):  # trace + warm up
+                float(step(batch)["g_loss"])
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                logs = step(batch)
+            float(logs["g_loss"])  # waits for the last step
+            return (time.perf_counter() - start) / args.steps
+        ds = tf.data.Dataset.from_tensors(batch).repeat()
+        callbacks = [_PerStepHostWork(parts.gan, *CALLBACK_VARIANTS[callback_variant])]
         parts.gan.fit(ds, steps_per_epoch=2, epochs=1, verbose=0,   # trace + warm up
                       callbacks=callbacks)
         start = time.perf_counter()
@@ -152,18 +170,20 @@ def time_variant(cfg, args, callback_variant=None):
 
 
 def _alternate(args, variants, mode="separate_step", **loss):
-    """Times generator variants ({name: generator fields, or (generator fields, loss
-    fields[, runtime fields])}) three times in turn, so that drift of the machine hits
-    each; prints each mean as a ratio to the first."""
+    """Times variants ({name: generator fields, or (generator fields, loss fields[,
+    runtime fields[, discriminator fields]])}) three times in turn, so that drift of the
+    machine hits each; prints each mean as a ratio to the first. A variant's own ngf and
+    ndf win over --ngf and --ndf."""
     results = {}
     for _ in range(3):
         for name, fields in variants.items():
             if not isinstance(fields, tuple):
                 fields = (fields,)
-            generator, extra_loss, runtime = (fields + ({}, {}))[:3]
-            cfg = make_cfg(args, mode, generator=dict(generator, ngf=args.ngf),
+            generator, extra_loss, runtime_fields, discriminator = (fields + ({},) * 3)[:4]
+            cfg = make_cfg(args, mode, generator={"ngf": args.ngf, **generator},
+                           discriminator={"ndf": args.ndf, **discriminator},
                            **dict(loss, **extra_loss))
-            cfg = cfg.replace(runtime=runtime) if runtime else cfg
+            cfg = cfg.replace(runtime=runtime_fields) if runtime_fields else cfg
             results.setdefault(name, []).append(time_variant(cfg, args))
     base = np.mean(next(iter(results.values())))
     for name, times in results.items():
@@ -182,7 +202,8 @@ def main():
                         choices=["none", "mixed_bfloat16", "mixed_float16"])
     parser.add_argument("--compare", default="ma_gp",
                         choices=["ma_gp", "losses", "archs", "callbacks", "noise", "words",
-                                 "mode_seeking", "g_match", "damsm_hard", "negatives", "xla"])
+                                 "mode_seeking", "g_match", "damsm_hard", "negatives", "xla",
+                                 "widths"])
     args = parser.parse_args()
     if args.mixed_precision != "none":
         keras.mixed_precision.set_global_policy(args.mixed_precision)
@@ -240,6 +261,14 @@ def main():
         words = dict(thirty_minutes, word_attention_max_size=32)
         _alternate(args, {"graph": words, "XLA": (words, {}, {"jit_compile": True})},
                    mode="joint", damsm_weight=1.5)
+        return
+    if args.compare == "widths":
+        demo = {"sentence_in_fc": True, "residual_gate_init": 1.0}
+        xla = {"jit_compile": "auto"}
+        _alternate(args, {"ngf 8, ndf 16": ({**demo, "ngf": 8}, {}, xla, {"ndf": 16}),
+                          "ngf 4, ndf 16": ({**demo, "ngf": 4}, {}, xla, {"ndf": 16}),
+                          "ngf 4, ndf 8": ({**demo, "ngf": 4}, {}, xla, {"ndf": 8})},
+                   mode="joint", damsm_weight=1.0)
         return
     if args.compare == "words":
         _alternate(args, {

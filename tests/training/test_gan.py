@@ -10,6 +10,9 @@ import numpy as np
 import tensorflow as tf
 
 from tests.training import helpers
+from tf_t2i.models import factory
+from tf_t2i.models import interface
+from tf_t2i.training.objectives import base as objectives
 from tf_t2i.training.objectives import hinge_ma_gp
 from tf_t2i.training import train_lib
 
@@ -80,6 +83,59 @@ class MAGPClosedFormTest(tf.test.TestCase):
         self.assertAllClose(
             _scheme_around(d, ma_gp_weight=1.0, ma_gp_power=2.0).ma_gp(real, sentence),
             [9.0, 5.0], rtol=1e-6, atol=0)
+
+
+class JointDStepTest(tf.test.TestCase):
+    """The joint D step differentiates its own real logits for MA-GP (one D pass over the
+    real images, as DF-GAN v2): its update must equal that of hinge + MA-GP written with
+    a second, separate D pass, as SSA-GAN's separate MA-GP step computes it."""
+
+    def test_one_pass_update_equals_two_pass_loss(self):
+        cfg = helpers.tiny_gan_config()
+        size, dim, batch = cfg.data.image_size, cfg.text.hidden_dim, 3
+        keras.utils.set_random_seed(0)
+        d = factory.build_discriminators(cfg)[-1]
+        interface.build_discriminator(d, size, dim)
+        for var in d.trainable_variables:  # open the zero gates: every weight is reached
+            if var.path.endswith("gamma"):
+                var.assign(tf.fill(var.shape, 0.5))
+        rng = np.random.default_rng(0)
+        image = lambda: tf.constant(rng.uniform(-1, 1, (batch, size, size, 3)), tf.float32)
+        real, fake = image(), image()
+        sentence, wrong = (tf.constant(rng.normal(size=(batch, dim)), tf.float32)
+                           for _ in range(2))
+        caption = lambda s: objectives.EncodedCaption(None, None, s, None)
+        # k = 1000, p = 2: this D's input gradients are small (||.||^2 ~ 2e-3), and at
+        # SSA-GAN's k = 2, p = 6 the penalty (~1e-8) would not show in the update.
+        scheme = _scheme_around(d, ma_gp_mode="joint", ma_gp_weight=1000.0, ma_gp_power=2.0)
+
+        with tf.GradientTape() as tape:
+            hinge = (tf.nn.relu(1.0 - d.logits(d(real, training=True), sentence))
+                     + 0.5 * tf.nn.relu(1.0 + d.logits(d(fake, training=True), sentence))
+                     + 0.5 * tf.nn.relu(1.0 + d.logits(d(real, training=True), wrong)))
+            with tf.GradientTape(watch_accessed_variables=False) as inner:
+                inner.watch([real, sentence])
+                scores = tf.reduce_sum(d.logits(d(real, training=True), sentence))
+            image_grads, sentence_grads = inner.gradient(scores, [real, sentence])
+            flat = tf.concat([tf.reshape(image_grads, [batch, -1]), sentence_grads], axis=1)
+            penalty = 1000.0 * tf.reduce_sum(tf.square(flat), axis=1)
+            loss = tf.reduce_mean(hinge + penalty)
+        grads = tape.gradient(loss, d.trainable_variables)
+        before = [v.numpy() for v in d.trainable_variables]
+
+        record = objectives.StepRecord({"real_images": real}, [caption(sentence)],
+                                       caption(wrong), [interface.Generated([fake])],
+                                       tf.constant(0), generator=None)
+        values = scheme.discriminator_step(record, keras.optimizers.SGD(1.0),
+                                           tf.reduce_mean)
+        self.assertAllClose(values["d_adv"], hinge, rtol=1e-5, atol=1e-6)
+        self.assertAllClose(values["d_ma_gp"], penalty, rtol=1e-5, atol=1e-6)
+        moved = 0
+        for var, old, grad in zip(d.trainable_variables, before, grads):
+            self.assertAllClose(old - var.numpy(), grad, rtol=1e-4, atol=1e-6, msg=var.path)
+            moved += int(np.any(grad.numpy() != 0))
+        self.assertEqual(moved, len(grads))  # every weight had a gradient to compare
+        self.assertGreater(float(tf.reduce_min(penalty)), 0.1)  # the penalty is in the update
 
 
 def _numpy_hinge(real, fake, mismatched):

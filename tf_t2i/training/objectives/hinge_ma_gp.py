@@ -7,7 +7,8 @@ As SSA-GAN's training loop (Liao et al. 2022, wtliao/text2image main.py):
    of the step (as T2I_CL, a second caption's fakes also enter).
 2. MA-GP (Tao et al. 2022, DF-GAN Eq. 3): a second D update on k * ||(dD/dx, dD/ds)||^p
    over real matched pairs ("separate_step", the reference), or the same penalty added
-   to the hinge loss of step 1 ("joint", as DF-GAN v2; one D update, cheaper).
+   to the hinge loss of step 1 ("joint", as DF-GAN v2; one D update, cheaper), taken
+   from the gradient of step 1's own real logits, so D runs once over the real images.
    With `negative_images_weight` w > 0 the D loss adds w * relu(1 + D(negative, s)): each
    real image's negative (shapes: the image with objects added until it holds three,
    `shapes_negatives`) is scored as a fake with the image's own caption, as Negative Data
@@ -81,28 +82,45 @@ class HingeMAGP(base.AdversarialScheme):
 
         `loss_scale` (D's, in float16) scales the backward pass of dD/dx, dD/ds too.
         """
+        return self._scored_with_penalty(real_images, sentence, loss_scale)[2]
+
+    def _scored_with_penalty(self, real_images, sentence, loss_scale):
+        """(D's features of the real images, their logits with `sentence`, the MA-GP):
+        the penalty differentiates the logits of this one forward pass, as DF-GAN v2's
+        MA-GP does, so the joint D step does not run D over the real images twice."""
         d = self.discriminator
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch([real_images, sentence])
-            total = tf.reduce_sum(tf.cast(d.logits(d(real_images, training=True), sentence),
-                                          tf.float32))
+            features = d(real_images, training=True)
+            logits = d.logits(features, sentence)
+            total = tf.reduce_sum(tf.cast(logits, tf.float32))
         image_grads, sentence_grads = loss_scale.gradient(tape, total, [real_images, sentence])
-        return adversarial.matching_aware_gradient_penalty(
+        penalty = adversarial.matching_aware_gradient_penalty(
             image_grads, sentence_grads, weight=self.ma_gp_weight, power=self.ma_gp_power)
+        return features, logits, penalty
 
     def discriminator_step(self, record, optimizer, average,
                            loss_scale=loss_scaling.NONE) -> Dict[str, tf.Tensor]:
         d, real = self.discriminator, record.real_images
         sentence = record.captions[0].sentence
         variables = self.trainable_variables
+        joint = self.ma_gp_mode == "joint"
         with tf.GradientTape() as tape:
-            real_features = d(real, training=True)
+            ma_gp = None
+            if joint:
+                real_features, real_logits, ma_gp = self._scored_with_penalty(
+                    real, sentence, loss_scale)
+            else:
+                real_features = d(real, training=True)
+                real_logits = d.logits(real_features, sentence)
+            matched = [real_logits] + [d.logits(real_features, caption.sentence)
+                                       for caption in record.captions[1:]]
             d_adv = tf.add_n([
                 adversarial.hinge_discriminator_loss(
-                    d.logits(real_features, caption.sentence),
+                    real_matched,
                     d.logits(d(tf.stop_gradient(fake), training=True), caption.sentence),
                     d.logits(real_features, record.mismatched.sentence))
-                for fake, caption in zip(record.fakes, record.captions)])
+                for real_matched, fake, caption in zip(matched, record.fakes, record.captions)])
             loss = d_adv
             values = {"d_adv": d_adv}
             if self.negative_images_weight:
@@ -110,8 +128,6 @@ class HingeMAGP(base.AdversarialScheme):
                 values["d_negative"] = (self.negative_images_weight
                                         * adversarial.hinge_fake_term(negative))
                 loss = loss + values["d_negative"]
-            joint = self.ma_gp_mode == "joint"
-            ma_gp = self.ma_gp(real, sentence, loss_scale) if joint else None
             loss = average(loss if ma_gp is None else loss + ma_gp)
         loss_scale.minimize(optimizer, tape, loss, variables)
         if ma_gp is None:
