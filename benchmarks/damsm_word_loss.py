@@ -1,6 +1,7 @@
-"""Times the DAMSM word loss, forward and backward, against its all-slots formulation.
+"""Times the DAMSM word loss, forward and backward, against its earlier formulations.
 
   python benchmarks/damsm_word_loss.py [--batch=32 --regions=16 --dim=256 --repeats=20]
+  python benchmarks/damsm_word_loss.py --batch=48 --regions=8   # shapes pretraining
 
 `tf_t2i.losses.damsm.damsm_word_loss` scores only the valid words of the batch (packed,
 with segment softmaxes). Until the seventh shapes round it scored all T token slots of
@@ -10,6 +11,10 @@ built-in shapes captions (9 words at the median, at most T = 18), each in a
 `tf.function`; the rows alternate three times so that drift of the machine hits all of
 them, and the ratio column is against the all-slots float32 row. Also times the packed
 loss with its two matmuls in bfloat16 (what pretraining uses under mixed_bfloat16).
+`context_word_loss` is the packed loss as it was until the twenty-second shapes round:
+caption-major [N, B, R] tensors and the attended context vectors materialised; the
+loss now takes w.c and |c| from the scores and the regions' Gram matrix where there are
+no more regions than dimensions (`damsm._context_sq_norm`).
 """
 
 import argparse
@@ -42,6 +47,26 @@ def all_slots_word_loss(word_features, caption_mask, region_features, gamma1=4.0
     cosine = tf.where(mask[None], gamma2 * dot / tf.maximum(norms, 1e-8), _MASK_VALUE)
     relevance = tf.reduce_logsumexp(cosine, axis=2)
     return damsm._symmetric_cross_entropy(gamma3 * relevance, None)  # pylint: disable=protected-access
+
+
+def context_word_loss(word_features, caption_mask, region_features, gamma1=4.0, gamma2=5.0,
+                      gamma3=10.0):
+    """The packed loss with the context vectors, caption-major (the earlier formulation)."""
+    shape = tf.shape(region_features)
+    regions = tf.reshape(region_features, [shape[0], shape[1] * shape[2], shape[3]])
+    positions = tf.where(tf.cast(caption_mask, tf.bool))
+    owner = tf.cast(positions[:, 0], tf.int32)
+    words = tf.gather_nd(word_features, positions)
+    scores = tf.einsum('nd,jrd->njr', words, regions)
+    over_words = damsm._segment_softmax(scores, owner, shape[0])  # pylint: disable=protected-access
+    attention = tf.nn.softmax(gamma1 * over_words, axis=2)
+    context = tf.einsum('njr,jrd->njd', attention, regions)
+    dot = tf.einsum('nd,njd->nj', words, context)
+    norms = tf.norm(words, axis=-1)[:, None] * tf.norm(context, axis=-1)
+    relevance = damsm._segment_logsumexp(  # pylint: disable=protected-access
+        gamma2 * dot / tf.maximum(norms, 1e-8), owner, shape[0])
+    return damsm._symmetric_cross_entropy(  # pylint: disable=protected-access
+        gamma3 * tf.transpose(relevance), None)
 
 
 def shapes_word_counts(count, max_length, seed=0):
@@ -78,6 +103,7 @@ def main():
         size=[args.batch, args.regions, args.regions, args.dim]).astype(np.float32) * 0.1)
     rows = {
         "all slots, float32": timed_step(all_slots_word_loss, words, regions, mask),
+        "valid words, context vectors": timed_step(context_word_loss, words, regions, mask),
         "valid words, float32": timed_step(
             lambda w, m, r: damsm.damsm_word_loss(w, m, r)[0], words, regions, mask),
         "valid words, bf16 matmuls": timed_step(

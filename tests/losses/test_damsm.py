@@ -142,10 +142,15 @@ class DAMSMWordLossTest(tf.test.TestCase, parameterized.TestCase):
         ('gamma1_5', [0, 1, 0, 2], 5.0),
     )
     def test_random_against_numpy(self, class_ids, gamma1):
+        for dim in (8, 16):  # 9 regions: |context| from the context (8), the Gram (16)
+            with self.subTest(dim=dim):
+                self._check_random_against_numpy(class_ids, gamma1, dim)
+
+    def _check_random_against_numpy(self, class_ids, gamma1, dim):
         rng = np.random.default_rng(11)
         lengths = [6, 3, 1, 4]
-        words = rng.normal(size=[4, 6, 8]).astype(np.float32) * 0.5
-        regions = rng.normal(size=[4, 3, 3, 8]).astype(np.float32) * 0.5
+        words = rng.normal(size=[4, 6, dim]).astype(np.float32) * 0.5
+        regions = rng.normal(size=[4, 3, 3, dim]).astype(np.float32) * 0.5
         mask = _mask_from_lengths(lengths, 6)
         expected, row_mean, col_mean, expected_attention = _np_word_loss(
             words, lengths, regions, class_ids, gamma1, 5.0, 10.0)
@@ -210,6 +215,21 @@ class DAMSMWordLossTest(tf.test.TestCase, parameterized.TestCase):
         self.assertAllClose(word_grad.numpy() * mask[:, :, None],
                             expected_words * mask[:, :, None], rtol=1e-3, atol=1e-4)
         self.assertAllClose(region_grad, expected_regions, rtol=1e-3, atol=1e-4)
+
+    def test_unknown_region_shape_gives_the_same_value(self):
+        # Traced without static region dimensions, |context| comes from the context
+        # vectors; with them (4 regions of 6 dimensions), from the Gram matrix.
+        rng = np.random.default_rng(17)
+        mask = tf.constant(_mask_from_lengths([3, 2, 4], 4))
+        words = tf.constant(rng.normal(size=[3, 4, 6]).astype(np.float32))
+        regions = tf.constant(rng.normal(size=[3, 2, 2, 6]).astype(np.float32))
+        loose = tf.function(damsm.damsm_word_loss, input_signature=[
+            tf.TensorSpec([None, None, None]), tf.TensorSpec([None, None], tf.bool),
+            tf.TensorSpec([None, None, None, None])])
+        static = damsm.damsm_word_loss(words, mask, regions)
+        traced = loose(words, mask, regions)
+        self.assertAllClose(traced[0], static[0], rtol=1e-5, atol=1e-5)
+        self.assertAllClose(traced[1], static[1], rtol=1e-5, atol=1e-6)
 
     def test_xla_compiles_it_with_the_same_value(self):
         rng = np.random.default_rng(15)
