@@ -12,6 +12,7 @@
   python benchmarks/gan_step.py --compare=negatives  # D's negative images vs none
   python benchmarks/gan_step.py --compare=xla       # the step XLA-compiled vs a plain graph
   python benchmarks/gan_step.py --compare=widths    # the demo's step at ngf 8 / 4, ndf 16 / 8
+  python benchmarks/gan_step.py --compare=lazy_ma_gp --steps=8  # the demo's MA-GP every 1/2/4
 
 Random weights (no DAMSM or captioner run needed): builds the models exactly as
 `tf_t2i.train` does, feeds one fixed batch, and reports seconds per step and images per
@@ -42,6 +43,8 @@ config without and with the mismatched caption as a hard negative of the DAMSM t
 tf.function graph and XLA-compiled (`--jit_compile`; its compile time is in the warm-up).
 `--compare=widths` times, the same way, the demo's step (configs/shapes_ssagan.cfg, with
 `--jit_compile=auto`) at generator / discriminator widths 8 / 16, 4 / 16 and 4 / 8.
+`--compare=lazy_ma_gp` times, the same way, the demo's step with its joint MA-GP every
+step, every second and every fourth (`--loss_ma_gp_interval`).
 """
 
 import argparse
@@ -203,7 +206,7 @@ def main():
     parser.add_argument("--compare", default="ma_gp",
                         choices=["ma_gp", "losses", "archs", "callbacks", "noise", "words",
                                  "mode_seeking", "g_match", "damsm_hard", "negatives", "xla",
-                                 "widths"])
+                                 "widths", "lazy_ma_gp"])
     args = parser.parse_args()
     if args.mixed_precision != "none":
         keras.mixed_precision.set_global_policy(args.mixed_precision)
@@ -269,6 +272,14 @@ def main():
                           "ngf 4, ndf 16": ({**demo, "ngf": 4}, {}, xla, {"ndf": 16}),
                           "ngf 4, ndf 8": ({**demo, "ngf": 4}, {}, xla, {"ndf": 8})},
                    mode="joint", damsm_weight=1.0)
+        return
+    if args.compare == "lazy_ma_gp":
+        # The demo's step with its joint MA-GP every step, every 2nd and every 4th (steps
+        # a multiple of 4, so each timing holds whole cycles).
+        demo = {"sentence_in_fc": True, "residual_gate_init": 1.0, "ngf": 4}
+        xla, ndf = {"jit_compile": "auto"}, {"ndf": 8}
+        _alternate(args, {f"MA-GP every {k}": (demo, {"ma_gp_interval": k}, xla, ndf)
+                          for k in (1, 2, 4)}, mode="joint", damsm_weight=1.0)
         return
     if args.compare == "words":
         _alternate(args, {

@@ -87,6 +87,8 @@ class ConfigTest(parameterized.TestCase, tf.test.TestCase):
         (dict(loss={"mode_seeking_examples": -1}), "mode_seeking_examples"),
         (dict(text={"hidden_dim": 255}), "hidden_dim"),
         (dict(loss={"ma_gp_mode": "bogus"}), "ma_gp_mode"),
+        (dict(loss={"ma_gp_interval": 0}), "ma_gp_interval must be > 0"),
+        (dict(loss={"ma_gp_interval": 4}), "ma_gp_interval > 1 needs loss.ma_gp_mode=joint"),
         (dict(data={"shapes_hard_negatives": 1.5}), "shapes_hard_negatives"),
         (dict(loss={"damsm_augment_shift": 0.5}), "damsm_augment_shift"),
         (dict(loss={"damsm_augment_zoom": -0.1}), "damsm_augment_zoom"),

@@ -1,12 +1,12 @@
 """Typed experiment configuration: frozen dataclasses with validation and JSON round trip.
 
-Stdlib only (with `tf_t2i.io.files`, itself stdlib only), so every layer of the package
-(and tests) can import it cheaply. The binaries turn absl flags into an
-`ExperimentConfig` (see `tf_t2i/flags.py`), write it to `<model_dir>/config.json`, and
-everything downstream (evaluate, sample, export) rebuilds models from that file alone.
+Stdlib only (with `tf_t2i.io.files`, itself stdlib only), so every layer of the package (and
+tests) can import it cheaply. The binaries turn absl flags into an `ExperimentConfig` (see
+`tf_t2i/flags.py`), write it to `<model_dir>/config.json`, and everything downstream
+(evaluate, sample, export) rebuilds models from that file alone.
 
-Each field's metadata may carry `choices` (validated, and turned into an enum flag)
-and `help` (the flag's help text).
+Each field's metadata may carry `choices` (validated, and turned into an enum flag) and
+`help` (the flag's help text).
 """
 
 import dataclasses
@@ -140,8 +140,7 @@ class GeneratorConfig:
     arch: str = _field("ssagan", "Generator architecture (the discriminator follows it).",
                        GEN_ARCHS)
     z_dim: int = _field(100, "Noise dimension.")
-    ngf: int = _field(64, "Generator base width (SSA-GAN: 64; AttnGAN GF_DIM: 32 CUB, "
-                      "48 COCO).")
+    ngf: int = _field(64, "Generator base width (SSA-GAN: 64; AttnGAN GF_DIM: 32 CUB, 48 COCO).")
     condition_dim: int = _field(100, "AttnGAN family: conditioning augmentation output "
                                 "(CONDITION_DIM).", applies_to=ATTNGAN_FAMILY)
     residual_blocks: int = _field(2, "AttnGAN: residual blocks per refinement stage "
@@ -225,10 +224,8 @@ class LossConfig:
                                              "DAMSM codes directly (the default, as T2I_CL).")
     text_contrastive_weight: float = _field(1.0, "DAMSM pretraining: weight of the text "
                                             "NT-Xent between two captions (Ye et al. 2021).")
-    # 4 is the reference DAMSM pretraining value (AttnGAN / T2I_CL cfg/DAMSM/*.yml) and
-    # AttnGAN's GAN-time value (bird_attn2.yml, coco_attn2.yml); losses/damsm.py and
-    # training/damsm.py default to it too. SSA-GAN's GAN time falls back to its code
-    # default 5, so the *_ssagan configs set 5.
+    # 4: reference DAMSM pretraining (AttnGAN / T2I_CL cfg/DAMSM/*.yml) and AttnGAN's GAN time
+    # (bird_attn2.yml, coco_attn2.yml); SSA-GAN's GAN time: its code default 5 (*_ssagan set 5).
     gamma1: float = _field(4.0, "DAMSM attention sharpness over regions.")
     gamma2: float = _field(5.0, "DAMSM word-region matching exponent.")
     gamma3: float = _field(10.0, "DAMSM logit scale.")
@@ -237,6 +234,8 @@ class LossConfig:
     ma_gp_mode: str = _field("separate_step", "SSA-GAN: apply MA-GP as a second D update "
                              "(reference) or added to the hinge D loss.", MA_GP_MODES,
                              applies_to=SSAGAN)
+    ma_gp_interval: int = _field(1, "SSA-GAN, joint MA-GP: lazy, every this many steps, scaled "
+                                 "by it (1: every step, the reference).", applies_to=SSAGAN)
     g_match_weight: float = _field(0.0, "SSA-GAN: weight of the generator's matching term "
                                    "softplus(D(fake, s_mismatched) - D(fake, s)) "
                                    "(losses/adversarial.py); 0: off, the reference.",
@@ -264,7 +263,9 @@ class LossConfig:
             raise ConfigError(f"loss.damsm_augment_zoom must be in [0, 1), got "
                               f"{self.damsm_augment_zoom}.")
         _check_positive(self, "contrastive_temperature", "gamma1", "gamma2", "gamma3",
-                        "ma_gp_power", "r1_interval")
+                        "ma_gp_power", "r1_interval", "ma_gp_interval")
+        if self.ma_gp_interval > 1 and self.ma_gp_mode != "joint":
+            raise ConfigError("loss.ma_gp_interval > 1 needs loss.ma_gp_mode=joint.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -282,10 +283,9 @@ class TrainConfig:
     d_learning_rate: float = _field(4e-4, "Discriminator Adam learning rate.")
     beta1: float = _field(0.0, "Adam beta1 for G and D.")
     beta2: float = _field(0.9, "Adam beta2 for G and D.")
-    lr_decay_start: float = _field(1.0, "GAN training: from this fraction of `steps` on, "
-                                   "both learning rates fall linearly to 0 at `steps` "
-                                   "(pix2pix's schedule); 1.0 keeps them constant (the "
-                                   "reference).")
+    lr_decay_start: float = _field(1.0, "GAN training: from this fraction of `steps` on, both "
+                                   "learning rates fall linearly to 0 at `steps` (pix2pix's "
+                                   "schedule); 1.0 keeps them constant (the reference).")
     ema_decay: float = _field(0.999, "EMA decay of the generator copy; 0 disables the EMA copy.")
     damsm_learning_rate: float = _field(0.002, "DAMSM pretraining Adam learning rate.")
     damsm_beta1: float = _field(0.5, "DAMSM pretraining Adam beta1.")

@@ -5,6 +5,7 @@ run (tests/training/helpers.py) and check each effect of one `fit()` step agains
 computed here, outside the library's step.
 """
 
+import functools
 import keras
 import numpy as np
 import tensorflow as tf
@@ -91,6 +92,15 @@ class JointDStepTest(tf.test.TestCase):
     a second, separate D pass, as SSA-GAN's separate MA-GP step computes it."""
 
     def test_one_pass_update_equals_two_pass_loss(self):
+        self._check_update(interval=1, step=0, factor=1.0)
+
+    def test_lazy_penalty_is_interval_times_on_its_steps_only(self):
+        # Every third step, three times the penalty (step 6); none on step 7, whose update
+        # is the hinge loss's alone. In a tf.function, as training runs it (tf.cond).
+        self._check_update(interval=3, step=6, factor=3.0, compiled=True)
+        self._check_update(interval=3, step=7, factor=0.0, compiled=True)
+
+    def _check_update(self, interval, step, factor, compiled=False):
         cfg = helpers.tiny_gan_config()
         size, dim, batch = cfg.data.image_size, cfg.text.hidden_dim, 3
         keras.utils.set_random_seed(0)
@@ -107,7 +117,8 @@ class JointDStepTest(tf.test.TestCase):
         caption = lambda s: objectives.EncodedCaption(None, None, s, None)
         # k = 1000, p = 2: this D's input gradients are small (||.||^2 ~ 2e-3), and at
         # SSA-GAN's k = 2, p = 6 the penalty (~1e-8) would not show in the update.
-        scheme = _scheme_around(d, ma_gp_mode="joint", ma_gp_weight=1000.0, ma_gp_power=2.0)
+        scheme = _scheme_around(d, ma_gp_mode="joint", ma_gp_weight=1000.0, ma_gp_power=2.0,
+                                ma_gp_interval=interval)
 
         with tf.GradientTape() as tape:
             hinge = (tf.nn.relu(1.0 - d.logits(d(real, training=True), sentence))
@@ -118,16 +129,17 @@ class JointDStepTest(tf.test.TestCase):
                 scores = tf.reduce_sum(d.logits(d(real, training=True), sentence))
             image_grads, sentence_grads = inner.gradient(scores, [real, sentence])
             flat = tf.concat([tf.reshape(image_grads, [batch, -1]), sentence_grads], axis=1)
-            penalty = 1000.0 * tf.reduce_sum(tf.square(flat), axis=1)
+            penalty = factor * 1000.0 * tf.reduce_sum(tf.square(flat), axis=1)
             loss = tf.reduce_mean(hinge + penalty)
         grads = tape.gradient(loss, d.trainable_variables)
         before = [v.numpy() for v in d.trainable_variables]
 
         record = objectives.StepRecord({"real_images": real}, [caption(sentence)],
                                        caption(wrong), [interface.Generated([fake])],
-                                       tf.constant(0), generator=None)
-        values = scheme.discriminator_step(record, keras.optimizers.SGD(1.0),
-                                           tf.reduce_mean)
+                                       tf.constant(step), generator=None)
+        d_step = functools.partial(scheme.discriminator_step, record, keras.optimizers.SGD(1.0),
+                                   tf.reduce_mean)
+        values = tf.function(d_step)() if compiled else d_step()
         self.assertAllClose(values["d_adv"], hinge, rtol=1e-5, atol=1e-6)
         self.assertAllClose(values["d_ma_gp"], penalty, rtol=1e-5, atol=1e-6)
         moved = 0
@@ -135,7 +147,8 @@ class JointDStepTest(tf.test.TestCase):
             self.assertAllClose(old - var.numpy(), grad, rtol=1e-4, atol=1e-6, msg=var.path)
             moved += int(np.any(grad.numpy() != 0))
         self.assertEqual(moved, len(grads))  # every weight had a gradient to compare
-        self.assertGreater(float(tf.reduce_min(penalty)), 0.1)  # the penalty is in the update
+        if factor:  # the penalty is in the update
+            self.assertGreater(float(tf.reduce_min(penalty)), 0.1)
 
 
 def _numpy_hinge(real, fake, mismatched):

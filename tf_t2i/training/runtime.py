@@ -170,24 +170,27 @@ def emulated_bfloat16_warning(requested: str, features: Optional[frozenset] = No
 
 
 def resolve_jit_compile(requested, task: str, policy: str,
-                        gpus: Optional[List[tuple]] = None) -> bool:
+                        gpus: Optional[List[tuple]] = None, lazy_ma_gp: bool = False) -> bool:
     """Whether the train step is XLA-compiled. `auto` picks XLA only where it was measured
     faster: the GAN step computing in float32 (`policy`, resolved) on a CPU; on a 2-core
     AVX2 EPYC the demo's GAN trained 1.2x faster with it, compile included (677 s against
     811 s; benchmarks/gan_step.py --compare=xla times the step). Not for DAMSM pretraining
     (its step ran 2x slower with XLA on that CPU), nor for bfloat16 on a CPU (oneDNN's
     native bfloat16 kernels are the speed-up there; unmeasured with XLA), nor on GPUs
-    (benchmarks/gpu_check.py measures XLA there)."""
+    (benchmarks/gpu_check.py measures XLA there), nor with a lazy MA-GP (`lazy_ma_gp`: its
+    tf.cond made the demo's XLA step 3.4x slower there, while without XLA it saved 11%;
+    benchmarks/gan_step.py --compare=lazy_ma_gp)."""
     if requested != "auto":
         return bool(requested)
     gpus = gpu_compute_capabilities() if gpus is None else gpus
-    return task == "gan" and policy == "none" and not gpus
+    return task == "gan" and policy == "none" and not gpus and not lazy_ma_gp
 
 
 def use_xla(cfg: config_lib.ExperimentConfig) -> bool:
     """What `compile(jit_compile=...)` gets for this config's train step."""
     return resolve_jit_compile(cfg.runtime.jit_compile, cfg.train.task,
-                               resolve_precision(cfg.runtime.mixed_precision))
+                               resolve_precision(cfg.runtime.mixed_precision),
+                               lazy_ma_gp=cfg.loss.ma_gp_interval > 1)
 
 
 def resolved(cfg: config_lib.ExperimentConfig) -> config_lib.ExperimentConfig:
@@ -206,10 +209,11 @@ def resolved(cfg: config_lib.ExperimentConfig) -> config_lib.ExperimentConfig:
             cfg = cfg.replace(runtime={"mixed_precision": policy})
     if cfg.runtime.jit_compile == "auto":
         policy, gpus = cfg.runtime.mixed_precision, gpu_compute_capabilities()
-        xla = resolve_jit_compile("auto", cfg.train.task, policy, gpus)
+        lazy = cfg.loss.ma_gp_interval > 1
+        xla = resolve_jit_compile("auto", cfg.train.task, policy, gpus, lazy)
         log_info(f"--jit_compile=auto: {str(xla).lower()} (the {cfg.train.task} step in "
                  f"{'float32' if policy == 'none' else policy} on "
-                 f"{'GPUs' if gpus else 'a CPU'}).")
+                 f"{'GPUs' if gpus else 'a CPU'}{', lazy MA-GP' if lazy else ''}).")
         cfg = cfg.replace(runtime={"jit_compile": xla})
     return cfg
 

@@ -9,6 +9,9 @@ As SSA-GAN's training loop (Liao et al. 2022, wtliao/text2image main.py):
    over real matched pairs ("separate_step", the reference), or the same penalty added
    to the hinge loss of step 1 ("joint", as DF-GAN v2; one D update, cheaper), taken
    from the gradient of step 1's own real logits, so D runs once over the real images.
+   Joint MA-GP may be lazy (`ma_gp_interval` k > 1): the penalty, times k, on every k-th
+   step only, as StyleGAN2's lazy R1 (Karras et al. 2020); D's real pass is then a plain
+   one on the other steps. Not in the reference.
    With `negative_images_weight` w > 0 the D loss adds w * relu(1 + D(negative, s)): each
    real image's negative (shapes: the image with objects added until it holds three,
    `shapes_negatives`) is scored as a fake with the image's own caption, as Negative Data
@@ -40,6 +43,7 @@ class HingeMAGP(base.AdversarialScheme):
         features` and `discriminator.logits(features, sentence) -> [B]`.
       ma_gp_weight, ma_gp_power: k and p of the MA-GP (SSA-GAN: 2 and 6).
       ma_gp_mode: "separate_step" or "joint".
+      ma_gp_interval: joint mode: the penalty (times this) on every this-many-th step.
       g_match_weight: weight of the generator's matching term, logged as "g_match";
         0 computes nothing.
       negative_images_weight: weight of the D term on the batch's `negative_images`,
@@ -50,17 +54,22 @@ class HingeMAGP(base.AdversarialScheme):
 
     def __init__(self, discriminators: Sequence, ma_gp_weight: float = 2.0,
                  ma_gp_power: float = 6.0, ma_gp_mode: str = "separate_step",
-                 g_match_weight: float = 0.0, negative_images_weight: float = 0.0):
+                 g_match_weight: float = 0.0, negative_images_weight: float = 0.0,
+                 ma_gp_interval: int = 1):
         super().__init__(discriminators)
         if len(self.discriminators) != 1:
             raise ValueError("The hinge scheme (SSA-GAN) uses one discriminator, got "
                              f"{len(self.discriminators)}.")
         if ma_gp_mode not in MA_GP_MODES:
             raise ValueError(f"ma_gp_mode must be 'separate_step' or 'joint', got {ma_gp_mode!r}.")
+        if ma_gp_interval < 1 or (ma_gp_interval > 1 and ma_gp_mode != "joint"):
+            raise ValueError("ma_gp_interval must be 1, or > 1 with ma_gp_mode 'joint'; got "
+                             f"{ma_gp_interval} with {ma_gp_mode!r}.")
         self.discriminator = self.discriminators[0]
         self.ma_gp_weight = ma_gp_weight
         self.ma_gp_power = ma_gp_power
         self.ma_gp_mode = ma_gp_mode
+        self.ma_gp_interval = ma_gp_interval
         self.g_match_weight = g_match_weight
         self.negative_images_weight = negative_images_weight
 
@@ -69,7 +78,8 @@ class HingeMAGP(base.AdversarialScheme):
         return cls(discriminators, ma_gp_weight=loss_cfg.ma_gp_weight,
                    ma_gp_power=loss_cfg.ma_gp_power, ma_gp_mode=loss_cfg.ma_gp_mode,
                    g_match_weight=loss_cfg.g_match_weight,
-                   negative_images_weight=loss_cfg.negative_images_weight)
+                   negative_images_weight=loss_cfg.negative_images_weight,
+                   ma_gp_interval=loss_cfg.ma_gp_interval)
 
     @property
     def log_names(self):
@@ -99,6 +109,25 @@ class HingeMAGP(base.AdversarialScheme):
             image_grads, sentence_grads, weight=self.ma_gp_weight, power=self.ma_gp_power)
         return features, logits, penalty
 
+    def _scored_with_lazy_penalty(self, real_images, sentence, step, loss_scale):
+        """`_scored_with_penalty` on the steps the penalty is due (its value times the
+        interval), a plain D pass with a zero penalty on the others."""
+        if self.ma_gp_interval == 1:
+            return self._scored_with_penalty(real_images, sentence, loss_scale)
+        d, interval = self.discriminator, self.ma_gp_interval
+
+        def penalised():
+            features, logits, penalty = self._scored_with_penalty(real_images, sentence,
+                                                                  loss_scale)
+            return features, logits, float(interval) * tf.cast(penalty, tf.float32)
+
+        def plain():
+            features = d(real_images, training=True)
+            logits = d.logits(features, sentence)
+            return features, logits, tf.zeros([tf.shape(real_images)[0]], tf.float32)
+
+        return tf.cond(tf.equal(step % interval, 0), penalised, plain)
+
     def discriminator_step(self, record, optimizer, average,
                            loss_scale=loss_scaling.NONE) -> Dict[str, tf.Tensor]:
         d, real = self.discriminator, record.real_images
@@ -108,8 +137,8 @@ class HingeMAGP(base.AdversarialScheme):
         with tf.GradientTape() as tape:
             ma_gp = None
             if joint:
-                real_features, real_logits, ma_gp = self._scored_with_penalty(
-                    real, sentence, loss_scale)
+                real_features, real_logits, ma_gp = self._scored_with_lazy_penalty(
+                    real, sentence, record.step, loss_scale)
             else:
                 real_features = d(real, training=True)
                 real_logits = d.logits(real_features, sentence)
