@@ -12,6 +12,7 @@
   python benchmarks/gan_step.py --compare=negatives  # D's negative images vs none
   python benchmarks/gan_step.py --compare=xla       # the step XLA-compiled vs a plain graph
   python benchmarks/gan_step.py --compare=widths    # the demo's step at ngf 8 / 4, ndf 16 / 8
+  python benchmarks/gan_step.py --compare=widths_30min --mixed_precision=mixed_bfloat16
   python benchmarks/gan_step.py --compare=lazy_ma_gp --steps=8  # the demo's MA-GP every 1/2/4
 
 Random weights (no DAMSM or captioner run needed): builds the models exactly as
@@ -43,6 +44,8 @@ config without and with the mismatched caption as a hard negative of the DAMSM t
 tf.function graph and XLA-compiled (`--jit_compile`; its compile time is in the warm-up).
 `--compare=widths` times, the same way, the demo's step (configs/shapes_ssagan.cfg, with
 `--jit_compile=auto`) at generator / discriminator widths 8 / 16, 4 / 16 and 4 / 8.
+`--compare=widths_30min` times, the same way, the step of configs/shapes_ssagan_30min.cfg
+at 8 / 16 (its widths) and 4 / 8 (the demo's).
 `--compare=lazy_ma_gp` times, the same way, the demo's step with its joint MA-GP every
 step, every second and every fourth (`--loss_ma_gp_interval`).
 """
@@ -95,7 +98,9 @@ def make_cfg(args, mode="separate_step", generator=None, discriminator=None, **l
         discriminator=discriminator or {"ndf": args.ndf},
         train={"batch_size": args.batch, "task": "gan"},
         loss={"ma_gp_mode": mode, "damsm_weight": 0.05, "gamma1": 5.0, **loss},
-        runtime={"damsm_dir": "unused", "captioner_dir": "unused"})
+        # The policy --mixed_precision set, so that --jit_compile=auto resolves as in training.
+        runtime={"damsm_dir": "unused", "captioner_dir": "unused",
+                 "mixed_precision": args.mixed_precision})
 
 
 def _random_captioner(cfg, vocab_size):
@@ -206,7 +211,7 @@ def main():
     parser.add_argument("--compare", default="ma_gp",
                         choices=["ma_gp", "losses", "archs", "callbacks", "noise", "words",
                                  "mode_seeking", "g_match", "damsm_hard", "negatives", "xla",
-                                 "widths", "lazy_ma_gp"])
+                                 "widths", "widths_30min", "lazy_ma_gp"])
     args = parser.parse_args()
     if args.mixed_precision != "none":
         keras.mixed_precision.set_global_policy(args.mixed_precision)
@@ -272,6 +277,13 @@ def main():
                           "ngf 4, ndf 16": ({**demo, "ngf": 4}, {}, xla, {"ndf": 16}),
                           "ngf 4, ndf 8": ({**demo, "ngf": 4}, {}, xla, {"ndf": 8})},
                    mode="joint", damsm_weight=1.0)
+        return
+    if args.compare == "widths_30min":
+        words = dict(thirty_minutes, word_attention_max_size=32)
+        xla = {"jit_compile": "auto"}
+        _alternate(args, {"ngf 8, ndf 16": ({**words, "ngf": 8}, {}, xla, {"ndf": 16}),
+                          "ngf 4, ndf 8": ({**words, "ngf": 4}, {}, xla, {"ndf": 8})},
+                   mode="joint", damsm_weight=1.5)
         return
     if args.compare == "lazy_ma_gp":
         # The demo's step with its joint MA-GP every step, every 2nd and every 4th (steps
