@@ -143,11 +143,72 @@ def torch_batch_norm(affine=True, dtype=None, name=None):
         name: layer name.
 
     Returns:
-        An unbuilt `keras.layers.BatchNormalization` over the last axis.
+        An unbuilt `FusedBatchNormalization` (a `keras.layers.BatchNormalization`) over
+        the last axis.
     """
-    return keras.layers.BatchNormalization(
+    return FusedBatchNormalization(
         momentum=TORCH_BN_MOMENTUM, epsilon=TORCH_BN_EPSILON, center=affine,
         scale=affine, synchronized=True, dtype=dtype, name=name)
+
+
+def _in_xla_context() -> bool:
+    """Whether the graph being traced is XLA-compiled (`jit_compile=True`); True when
+    TensorFlow's private test is missing, which keeps Keras's own path."""
+    try:
+        from tensorflow.python.ops import control_flow_util  # pylint: disable=g-import-not-at-top
+    except ImportError:
+        return True
+    if tf.executing_eagerly():
+        return False
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+
+
+@keras.saving.register_keras_serializable(package="tf_t2i")
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """`keras.layers.BatchNormalization` whose training step on images is one fused op.
+
+    Keras 3 normalises with a chain of small ops (moments, cast, sub, rsqrt, mul, add),
+    each a pass over the tensor, and as many again in the gradient; TensorFlow's
+    `FusedBatchNormV3` does the forward in one op and the backward in one. On a 2-core
+    CPU, bfloat16 [24, 64, 64, 32] forward + backward: 6.4 ms fused against 19 ms
+    (`benchmarks/batch_norm.py`). The fused op computes the statistics in float32 as
+    Keras does, and the layer keeps Keras's variables and update rule (the biased batch
+    variance into the moving variance), so checkpoints and converted weights are the
+    same; outputs agree to rounding (`tests/test_fused_batch_norm.py`).
+
+    The fused path is taken in training on NHWC images with one replica in sync, outside
+    XLA; the parent's path runs otherwise: inference, a frozen layer, other ranks or
+    axes, a mask, synchronised statistics across several replicas (which the fused op
+    cannot all-reduce), and an XLA-compiled step, where XLA fuses Keras's chain itself and
+    the fused op made the float32 step 9% slower.
+    """
+
+    def _fused(self, inputs, training, mask):
+        if not (training and self.trainable) or self.renorm or mask is not None:
+            return False
+        if len(inputs.shape) != 4 or self.axis not in (-1, 3) or _in_xla_context():
+            return False
+        return tf.distribute.get_replica_context() is None or \
+            tf.distribute.get_replica_context().num_replicas_in_sync == 1
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._fused(inputs, training, mask):
+            return super().call(inputs, training=training, mask=mask)
+        # bfloat16 and float16 go in as they are: the op keeps its statistics in float32.
+        channels = inputs.shape[-1]
+        gamma = self.gamma if self.scale else tf.ones([channels], "float32")
+        beta = self.beta if self.center else tf.zeros([channels], "float32")
+        outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            inputs, tf.cast(gamma, "float32"), tf.cast(beta, "float32"),
+            epsilon=self.epsilon, is_training=True)
+        # The op returns the unbiased variance; Keras's moving variance takes the biased.
+        count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), "float32")
+        variance = variance * (count - 1.0) / tf.maximum(count, 1.0)
+        momentum = self.momentum
+        self.moving_mean.assign(self.moving_mean * momentum + mean * (1.0 - momentum))
+        self.moving_variance.assign(
+            self.moving_variance * momentum + variance * (1.0 - momentum))
+        return tf.cast(outputs, self.compute_dtype)
 
 
 def upsample_nearest_2x(x):
