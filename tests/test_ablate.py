@@ -50,6 +50,8 @@ class AblateTest(tf.test.TestCase):
         self.assertNotIn("flagfile", f2f)
         self.assertEqual({k: v for k, v in f2f.items() if base.get(k) != v},
                          {"loss_f2f_weight": "0.2", "experiment_name": "shapes_ssagan_cl_f2f"})
+        # The baseline config's 30-minute budget is lifted: every row trains its steps.
+        self.assertEqual(base["train_max_seconds"], "0")
         short = ablate.row_settings(ablate.ROWS["shapes_ssagan"], train_steps=50)
         self.assertEqual(short["train_steps"], "50")
         self.assertNotEqual(ablate.settings_digest(short), ablate.settings_digest(base))

@@ -9,7 +9,9 @@ The rows are the paper's SSA-GAN rows on the built-in shapes dataset, each the i
 shapes baseline (configs/shapes_ssagan_30min.cfg) plus its terms: `shapes_ssagan`,
 `shapes_ssagan_cl_f2f`, `shapes_ssagan_cl_r2f_f2f` (R2F is the fake-to-real F2R term),
 `shapes_ssagan_cl_r2f_f2f_recap`. Every run trains the same number of steps (the paper
-compares at equal epochs; wall time is recorded too), with the seed changing the
+compares at equal epochs; wall time is recorded too; the baseline config's 30-minute
+budget is lifted, `--train_max_seconds=0`, else the rows whose terms cost more a step
+would train fewer steps), with the seed changing the
 initialisation, the data order and the noise. All rows share one DAMSM run (so
 R-precision uses the same encoders; by default configs/shapes_damsm_10min.cfg, the
 DAMSM the 30-minute baseline was measured with) and the recap row one captioner, which
@@ -87,11 +89,12 @@ def run_name(row: str, seed: int) -> str:
 
 def row_settings(config: str, train_steps=None) -> dict:
     """The flags a run of this row trains with: its flagfile expanded (later flags win),
-    plus the driver's --train_steps override."""
+    plus the driver's overrides: no time budget (equal steps), and --train_steps."""
     settings = {}
     for arg in t2i_flags.expand_flagfiles(["ablate", f"--flagfile={config}"])[1:]:
         name, _, value = arg.lstrip("-").partition("=")
         settings[name] = value
+    settings["train_max_seconds"] = "0"
     if train_steps:
         settings["train_steps"] = str(train_steps)
     return settings
@@ -206,7 +209,8 @@ def train_and_evaluate(args, study, row, seed, damsm_dir, damsm, captioner_dir, 
     train = [sys.executable, "-m", "tf_t2i.train", f"--flagfile={config}",
              f"--damsm_dir={damsm_dir}", f"--model_dir={model_dir}",
              f"--train_seed={seed}", f"--eval_every={args.eval_every}",
-             f"--eval_metrics={CURVE_METRICS}", "--eval_num_images=1000"]
+             f"--eval_metrics={CURVE_METRICS}", "--eval_num_images=1000",
+             "--train_max_seconds=0"]
     if captioner_dir:
         train.append(f"--captioner_dir={captioner_dir}")
     if args.train_steps:

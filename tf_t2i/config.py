@@ -273,10 +273,10 @@ class TrainConfig:
     task: str = _field("gan", "What the experiment trains.", TASKS)
     batch_size: int = _field(24, "Global batch size.")
     steps: int = _field(1000, "Total optimisation steps of the run.")
-    max_seconds: float = _field(0.0, "Wall-time budget of one sitting: training stops (and "
-                                "checkpoints) at the first step after this many seconds of "
-                                "fit(), in-training evaluations included; 0: no budget. "
-                                "`steps` still ends the run.")
+    max_seconds: float = _field(0.0, "Time budget of the run: it stops (and checkpoints) at "
+                                "the first step after this many seconds of training steps in "
+                                "all sittings (evaluations not counted); lr_decay_start reads "
+                                "it as the run's length if it runs out before `steps`. 0: none.")
     steps_per_epoch: int = _field(100, "Steps per Keras epoch (progress bar, logging granularity).")
     seed: int = _field(100, "Seed for weights, data order and noise (SSA-GAN: 100).")
     g_learning_rate: float = _field(1e-4, "Generator Adam learning rate.")

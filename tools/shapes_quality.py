@@ -42,9 +42,10 @@ def main():
     parser.add_argument("--train_steps", type=int, default=None,
                         help="Overrides the config's run length.")
     parser.add_argument("--max_minutes", type=float, default=None,
-                        help="Wall-time budget of the GAN training (--train_max_seconds); "
-                             "with it the run goes on until the budget, not the config's "
-                             "steps (unless --train_steps is also given).")
+                        help="Time budget of the GAN training (--train_max_seconds, "
+                             "which the learning-rate decay follows); with it the run goes "
+                             "on until the budget, not the config's steps (unless "
+                             "--train_steps is also given).")
     parser.add_argument("--eval_every", type=int, default=250)
     parser.add_argument("--num_images", type=int, default=2000)
     parser.add_argument("--runs", default="runs/shapes_quality")

@@ -1,5 +1,7 @@
 """The training loop's callbacks count steps on the host and check for NaN when due."""
 
+import os
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -98,3 +100,47 @@ class ProgressLogTest(tf.test.TestCase):
 
 if __name__ == "__main__":
     tf.test.main()
+
+
+class RunClockTest(tf.test.TestCase):
+
+    def test_stops_past_the_budget_and_publishes_progress(self):
+        now = [0.0]
+        progress = tf.Variable(0.0)
+        clock = loop.RunClock(offset=40.0, max_seconds=100.0, progress=progress,
+                              clock=lambda: now[0])
+        model, _ = _model_and_data()
+        clock.set_model(model)
+        clock.on_train_begin()
+        self.assertAllClose(progress, 0.4)
+        # Three steps of 20 / 19 / 21 s with 100 s of callbacks (evaluations) between them,
+        # which do not count: 40 + 60 s reach the budget at the third step.
+        for began, ended, stops in ((0.0, 20.0, False), (120.0, 139.0, False),
+                                    (239.0, 260.0, True)):
+            model.stop_training = False
+            now[0] = began
+            clock.on_train_batch_begin(0)
+            now[0] = ended
+            clock.on_train_batch_end(0)
+            self.assertEqual(model.stop_training, stops, ended)
+        self.assertAllClose(clock.seconds(), 100.0)
+        self.assertAllClose(progress, 1.0)
+
+    def test_record_keeps_the_last_saves_and_a_bad_file_reads_as_none(self):
+        directory = self.create_tempdir().full_path
+        now = [0.0]
+        clock = loop.RunClock(clock=lambda: now[0])
+        clock.on_train_begin()
+        for step in range(1, 23):
+            clock.on_train_batch_begin(0)
+            now[0] += 2.0
+            clock.on_train_batch_end(0)
+            clock.record(directory, step)
+        entries = loop.read_clock(directory)
+        self.assertLen(entries, 20)
+        self.assertEqual(entries["22"], 44.0)
+        self.assertNotIn("2", entries)
+        with open(os.path.join(directory, loop.CLOCK_FILENAME), "w") as f:
+            f.write("{not json")
+        self.assertEqual(loop.read_clock(directory), {})
+        self.assertEqual(loop.read_clock(os.path.join(directory, "missing")), {})

@@ -1,12 +1,16 @@
 """The GAN learning-rate schedule: hand-computed values, and both optimizers following
 the GAN step in a real run (D updates twice a step under MA-GP)."""
 
+import os
+from unittest import mock
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 from tests.training import helpers
 from tf_t2i import config as config_lib
+from tf_t2i.training import loop
 from tf_t2i.training import schedules
 from tf_t2i.training import train_lib
 
@@ -33,6 +37,28 @@ class LinearDecayTailTest(tf.test.TestCase):
         self.assertAllClose(schedule(tf.constant(0, tf.int64)), 8e-4)
         step.assign(10)
         self.assertAllClose(schedule(tf.constant(0, tf.int64)), 0.0)
+
+    def test_time_progress_decays_the_rate_when_it_runs_ahead_of_the_steps(self):
+        # A run of 10**6 steps with a time budget: the steps are nowhere, the time decides.
+        progress = tf.Variable(0.0)
+        schedule = schedules.LinearDecayTail(1e-3, total_steps=10**6, decay_start=0.5,
+                                             progress=progress)
+        for spent, rate in ((0.0, 1e-3), (0.5, 1e-3), (0.6, 8e-4), (0.9, 2e-4), (1.0, 0.0)):
+            progress.assign(spent)
+            self.assertAllClose(schedule(tf.constant(10, tf.int64)), rate, atol=1e-9,
+                                msg=f"progress {spent}")
+        # Steps ahead of the time: the steps decide (step 9 of 10 -> 0.2).
+        progress.assign(0.1)
+        steps_first = schedules.LinearDecayTail(1e-3, 10, 0.5, progress=progress)
+        self.assertAllClose(steps_first(tf.constant(9, tf.int64)), 2e-4)
+
+    def test_progress_is_read_only_with_a_budget(self):
+        progress = tf.Variable(1.0)
+        train = config_lib.TrainConfig(lr_decay_start=0.5, steps=10)
+        self.assertIsNone(schedules.gan_learning_rate(train, 1e-3, progress=progress).progress)
+        budgeted = train.__class__(**{**train.__dict__, "max_seconds": 60.0})
+        self.assertIs(schedules.gan_learning_rate(budgeted, 1e-3, progress=progress).progress,
+                      progress)
 
     def test_bad_start_is_refused(self):
         with self.assertRaisesRegex(ValueError, "decay_start"):
@@ -76,3 +102,48 @@ class ScheduledRunTest(tf.test.TestCase):
         self.assertAllClose(rows[:, 0], g * factors, rtol=1e-6)
         self.assertAllClose(rows[:, 1], d * factors, rtol=1e-6)
         self.assertAllEqual(rows[:, 2], [0, 2, 4, 6])
+
+
+class _FakeTime(keras.callbacks.Callback):
+    """A clock that advances `tick` seconds as each step begins, whoever reads it."""
+
+    def __init__(self, tick):
+        super().__init__()
+        self.now, self.tick = 0.0, tick
+
+    def __call__(self):
+        return self.now
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.now += self.tick
+
+
+class BudgetedRunTest(tf.test.TestCase):
+
+    def test_the_rates_fall_with_the_time_and_a_resumed_sitting_goes_on_from_its_record(self):
+        # 10**6 steps, a 100 s budget, the decay over its second half, 10 s a step.
+        cfg = helpers.tiny_gan_config(train={"steps": 10**6, "sample_every": 1000,
+                                             "lr_decay_start": 0.5, "max_seconds": 100.0,
+                                             "checkpoint_every": 3})
+        model_dir = helpers.scratch_dir() + "/gan_time_budget"
+        g = cfg.train.g_learning_rate
+        time_, record = _FakeTime(10.0), _RecordRates()
+        with mock.patch.object(loop, "monotonic", time_):
+            train_lib.run_training(cfg, model_dir, verbose=0, extra_callbacks=[time_, record])
+        # Step k begins with 10 (k - 1) s spent: progress 0, 0.1, ..., 0.9; the budget ends
+        # the run after step 10 (the rate falls from progress 0.5 to 0 at 1).
+        self.assertAllClose(np.array(record.rows)[:, 0] / g,
+                            [1.0] * 6 + [0.8, 0.6, 0.4, 0.2], atol=1e-6)
+        ckpt_dir = os.path.join(model_dir, "checkpoints")
+        self.assertEqual(os.path.basename(tf.train.latest_checkpoint(ckpt_dir)), "ckpt-10")
+        self.assertEqual(loop.read_clock(ckpt_dir),
+                         {"3": 30.0, "6": 60.0, "9": 90.0, "10": 100.0})
+        # A second sitting with 130 s: it starts with the 100 s recorded at step 10.
+        time_, again = _FakeTime(10.0), _RecordRates()
+        with mock.patch.object(loop, "monotonic", time_):
+            train_lib.run_training(cfg.replace(train={"max_seconds": 130.0}), model_dir,
+                                   verbose=0, extra_callbacks=[time_, again])
+        spent = np.array([100.0, 110.0, 120.0]) / 130.0
+        self.assertAllClose(np.array(again.rows)[:, 0] / g, 1.0 - (spent - 0.5) / 0.5,
+                            atol=1e-6)
+        self.assertEqual(os.path.basename(tf.train.latest_checkpoint(ckpt_dir)), "ckpt-13")

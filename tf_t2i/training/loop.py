@@ -6,13 +6,16 @@ The callbacks count steps on the host (`HostStep`): the step variable is read on
 each such read would wait for the step to finish before the next one is queued).
 """
 
+import json
 import math
+import os
 import time
 from typing import Callable, Dict, Optional
 
 import keras
 
 from tf_t2i.io import checkpoints
+from tf_t2i.io import files
 
 
 class HostStep(keras.callbacks.Callback):
@@ -94,25 +97,89 @@ class StopAtStep(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-class StopAfterSeconds(keras.callbacks.Callback):
-    """Ends fit() at the first step after `max_seconds` of wall time since fit() began.
+class RunClock(keras.callbacks.Callback):
+    """The run's training time, across sittings; with a budget, the stop and the schedule.
 
-    A budget for runs compared at equal time rather than equal steps; the checkpoint
-    callback saves the step it stopped at, so the run resumes (or is evaluated) from there.
+    The time is that of the steps: from each step's start to this callback's end of it,
+    so it counts the step, its data and the checkpoint saves, and leaves out what the
+    callbacks after it do (sample grids, in-training evaluations, TensorBoard), which a
+    run may or may not ask for. Earlier sittings count with what they recorded at the
+    checkpoint this one resumed from: `record` writes the seconds at each save into
+    `train_clock.json` beside the checkpoints, and `read_clock` reads them back (a run
+    without one starts from 0).
+    With `max_seconds` > 0 fit() ends at the first step past it, the checkpoint callback
+    saving that step, and `progress` (when given) holds the fraction of the budget spent,
+    which the learning-rate schedules read (`schedules.LinearDecayTail`): a budgeted run
+    decays its rates over its time, on any machine.
+
+    Args:
+      offset: seconds of the earlier sittings.
+      max_seconds: the run's time budget; 0: none.
+      progress: float variable set to min(1, seconds / max_seconds) after every step.
+      clock: seconds of a monotonic clock (tests pass their own).
     """
 
-    def __init__(self, max_seconds: float, clock=time.monotonic):
+    def __init__(self, offset: float = 0.0, max_seconds: float = 0.0, progress=None,
+                 clock: Optional[Callable[[], float]] = None):
         super().__init__()
-        self.max_seconds = max_seconds
+        self.offset, self.max_seconds, self.progress = offset, max_seconds, progress
         self.clock = clock
-        self._started = None
+        self._spent = 0.0
+        self._step_began = None
+
+    def _now(self) -> float:
+        return (self.clock or monotonic)()
+
+    def seconds(self) -> float:
+        """The run's training seconds so far, the step under way included (a checkpoint
+        saved at the end of a step, before this callback's turn, records that step)."""
+        running = 0.0 if self._step_began is None else self._now() - self._step_began
+        return self.offset + self._spent + running
 
     def on_train_begin(self, logs=None):
-        self._started = self.clock()
+        self._publish(self.offset)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._step_began = self._now()
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.clock() - self._started >= self.max_seconds:
-            self.model.stop_training = True
+        if self._step_began is not None:
+            self._spent += self._now() - self._step_began
+            self._step_began = None
+        if self.max_seconds > 0:
+            seconds = self.seconds()
+            self._publish(seconds)
+            if seconds >= self.max_seconds:
+                self.model.stop_training = True
+
+    def _publish(self, seconds):
+        if self.progress is not None and self.max_seconds > 0:
+            self.progress.assign(min(1.0, seconds / self.max_seconds))
+
+    def record(self, directory: str, step: int) -> None:
+        """Adds (step, seconds) to `directory`/train_clock.json (the last 20 saves)."""
+        entries = read_clock(directory)
+        os.makedirs(directory, exist_ok=True)
+        entries[str(step)] = round(self.seconds(), 3)
+        latest = sorted(entries, key=int)[-20:]
+        files.atomic_write_json(os.path.join(directory, CLOCK_FILENAME),
+                                {k: entries[k] for k in latest})
+
+
+CLOCK_FILENAME = "train_clock.json"
+# The clock `RunClock` reads when given none; tests replace it.
+monotonic = time.monotonic
+
+
+def read_clock(directory: str) -> Dict[str, float]:
+    """{step: training seconds} recorded beside the checkpoints in `directory` ({} if none
+    or unreadable: the clock is a convenience, never a reason to refuse a resume)."""
+    try:
+        with open(os.path.join(directory, CLOCK_FILENAME)) as f:
+            entries = json.load(f)
+        return {str(k): float(v) for k, v in entries.items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
 
 
 def _duration(seconds: float) -> str:
@@ -210,14 +277,16 @@ def fit_to_total_steps(model: keras.Model, make_dataset, handle: checkpoints.Che
                        step_fn, restored: Optional[str], *, total_steps: int,
                        steps_per_epoch: int, checkpoint_every: int, log_dir: str,
                        verbose: int = 1, before_save=None, after_checkpoint=(),
-                       max_seconds: float = 0.0) -> Dict[str, float]:
+                       max_seconds: float = 0.0, progress=None) -> Dict[str, float]:
     """Runs `model.fit()` from the restored step to `total_steps`: the loop of every run.
 
     Callbacks, in order: the host step counter, the NaN guard (before the checkpoint, so
     a bad state is never saved), the progress lines (when `verbose`; Keras' own display
     is off), periodic checkpoints (calling `before_save` before each
-    save), the stop at `total_steps` (and after `max_seconds` of this sitting when > 0),
-    `after_checkpoint`, TensorBoard.
+    save), the stop at `total_steps`, the run's clock (`RunClock`: its record at every save,
+    and with `max_seconds` > 0 the stop after that much time in training steps, all
+    sittings together, and the `progress` the schedules read), `after_checkpoint`,
+    TensorBoard.
 
     Args:
         model: a compiled Keras model with a custom train_step.
@@ -237,13 +306,22 @@ def fit_to_total_steps(model: keras.Model, make_dataset, handle: checkpoints.Che
     if start_step >= total_steps:
         return {}
     step = HostStep(step_fn)
+    clock = RunClock(read_clock(handle.read_directory).get(str(start_step), 0.0),
+                     max_seconds, progress)
+    if max_seconds > 0:
+        print(f"Time budget: {clock.offset:.0f} of {max_seconds:.0f} s spent.", flush=True)
+
+    def save_hook():
+        if before_save is not None:
+            before_save()
+        clock.record(handle.directory, step())
+
     guard = NonFiniteGuard(step, every=checkpoint_every)
     # One plain progress line per `steps_per_epoch` steps instead of Keras' bars.
     progress = [ProgressLog(step, total_steps, steps_per_epoch)] if verbose else []
     callbacks = [step, guard, *progress,
-                 PeriodicCheckpoint(handle, step, checkpoint_every, before_save),
-                 StopAtStep(step, total_steps),
-                 *([StopAfterSeconds(max_seconds)] if max_seconds > 0 else []),
+                 PeriodicCheckpoint(handle, step, checkpoint_every, save_hook),
+                 StopAtStep(step, total_steps), clock,
                  *after_checkpoint,
                  keras.callbacks.TensorBoard(log_dir, update_freq=steps_per_epoch)]
     # Keras counts epochs; a resumed run starts mid-epoch and StopAtStep ends it exactly.

@@ -174,7 +174,8 @@ def _run(task: Task, model_dir: str, write_dir: str, strategy: tf.distribute.Str
         # Each worker's clock would stop it at its own step, leaving the others waiting.
         raise config_lib.ConfigError(
             "--train_max_seconds cannot end a run of several workers (each would stop at "
-            "its own step): use --train_steps.")
+            "its own step): use --train_steps, with --train_max_seconds=0 to lift a "
+            "config's budget.")
     runtime.set_precision(cfg.runtime)
     keras.utils.set_random_seed(cfg.train.seed)
     started = time.time()
@@ -213,6 +214,7 @@ def _run(task: Task, model_dir: str, write_dir: str, strategy: tf.distribute.Str
             built.trainer, make_dataset, built.checkpoint, step_fn, restored,
             total_steps=cfg.train.steps, steps_per_epoch=cfg.train.steps_per_epoch,
             checkpoint_every=cfg.train.checkpoint_every, max_seconds=cfg.train.max_seconds,
+            progress=getattr(built.parts, "time_progress", None),
             log_dir=os.path.join(write_dir, "logs"), verbose=verbose,
             before_save=lambda: task.before_save(built), after_checkpoint=outputs)
     except (tf.errors.UnavailableError, tf.errors.AbortedError) as e:

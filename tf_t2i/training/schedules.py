@@ -22,28 +22,38 @@ class LinearDecayTail(keras.optimizers.schedules.LearningRateSchedule):
     variable that counts GAN steps (the generator optimizer's `iterations`). A resumed
     run therefore continues the schedule where it stopped.
 
+    With a time budget (`--train_max_seconds`) the run may end before `total_steps`: then
+    `progress` (a variable the training loop sets to the fraction of the budget spent,
+    `loop.TimeBudget`) drives the schedule too, and the run's progress is whichever of
+    step / total_steps and progress is further, so the rates reach 0 when the budget does
+    on any machine.
+
     Args:
       initial: the learning rate before the decay.
       total_steps: the run's last step (the rate reaches 0 there).
-      decay_start: fraction of `total_steps` where the decay begins; 1.0 = constant.
+      decay_start: fraction of the run where the decay begins; 1.0 = constant.
       step: the GAN step variable; None reads the optimizer's own `iterations`.
+      progress: float32 variable in [0, 1], the fraction of the time budget spent; None
+        when the run has no budget.
     """
 
     def __init__(self, initial: float, total_steps: int, decay_start: float,
-                 step: Optional[tf.Variable] = None):
+                 step: Optional[tf.Variable] = None, progress: Optional[tf.Variable] = None):
         if not 0.0 <= decay_start <= 1.0:
             raise ValueError(f"decay_start must be in [0, 1], got {decay_start}.")
         self.initial = float(initial)
         self.total_steps = int(total_steps)
         self.decay_start = float(decay_start)
         self.step = step
+        self.progress = progress
 
     def factor(self, step) -> tf.Tensor:
         """The multiplier of `initial` at `step` (1 before the decay, 0 at the end)."""
-        step = tf.cast(step, tf.float32)
-        begin = self.decay_start * self.total_steps
-        length = max(self.total_steps - begin, 1e-6)
-        return tf.clip_by_value(1.0 - (step - begin) / length, 0.0, 1.0)
+        done = tf.cast(step, tf.float32) / float(self.total_steps)
+        if self.progress is not None:
+            done = tf.maximum(done, tf.cast(self.progress, tf.float32))
+        length = max(1.0 - self.decay_start, 1e-6)
+        return tf.clip_by_value(1.0 - (done - self.decay_start) / length, 0.0, 1.0)
 
     def __call__(self, iterations):
         step = iterations if self.step is None else self.step
@@ -54,10 +64,19 @@ class LinearDecayTail(keras.optimizers.schedules.LearningRateSchedule):
                 "decay_start": self.decay_start}
 
 
-def gan_learning_rate(train_cfg, rate: float, step: Optional[tf.Variable] = None):
+def gan_learning_rate(train_cfg, rate: float, step: Optional[tf.Variable] = None,
+                      progress: Optional[tf.Variable] = None):
     """An optimizer's rate for this run: the float `rate` when constant (the reference;
     checkpoints keep their `learning_rate` variable), else a `LinearDecayTail` on `step`
-    (None: the optimizer's own updates, right for the generator's)."""
+    (None: the optimizer's own updates, right for the generator's) and, with a time
+    budget, on `progress`."""
     if train_cfg.lr_decay_start >= 1.0:
         return rate
-    return LinearDecayTail(rate, train_cfg.steps, train_cfg.lr_decay_start, step)
+    return LinearDecayTail(rate, train_cfg.steps, train_cfg.lr_decay_start, step,
+                           progress if train_cfg.max_seconds > 0 else None)
+
+
+def time_progress_variable() -> tf.Variable:
+    """The fraction of the time budget spent, set by the loop and read by the schedules;
+    not checkpointed (a resumed run recomputes it from its clock record)."""
+    return tf.Variable(0.0, trainable=False, dtype=tf.float32, name="time_budget_progress")

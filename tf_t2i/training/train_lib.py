@@ -134,10 +134,14 @@ class GANComponents:
             image_encoder=self.image_encoder if uses_image_encoder else None,
             ema_generator=self.ema_generator, ema_decay=cfg.train.ema_decay)
         adam = lambda lr: keras.optimizers.Adam(lr, beta_1=cfg.train.beta1, beta_2=cfg.train.beta2)
-        self.g_optimizer = adam(schedules.gan_learning_rate(cfg.train, cfg.train.g_learning_rate))
+        # Set by the loop's time budget (loop.TimeBudget); not part of the checkpoint.
+        self.time_progress = schedules.time_progress_variable()
+        self.g_optimizer = adam(schedules.gan_learning_rate(
+            cfg.train, cfg.train.g_learning_rate, progress=self.time_progress))
         # G's optimizer updates once per GAN step: its `iterations` is the run's step.
-        self.d_optimizer = adam(schedules.gan_learning_rate(cfg.train, cfg.train.d_learning_rate,
-                                                            self.g_optimizer.iterations))
+        self.d_optimizer = adam(schedules.gan_learning_rate(
+            cfg.train, cfg.train.d_learning_rate, self.g_optimizer.iterations,
+            self.time_progress))
         self.gan.compile(g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer,
                          jit_compile=runtime.use_xla(cfg))
         self.g_optimizer.build(self.gan.generator_variables)
