@@ -1,5 +1,6 @@
 """The study tools: tools/shapes_quality.py (results JSON), tools/plot_training.py,
-tools/plot_ablation.py, tools/probe_damsm.py and tools/damsm_sweep.py."""
+tools/plot_ablation.py, tools/probe_damsm.py, tools/damsm_sweep.py and
+tools/profile_gan_step.py."""
 
 import importlib.util
 import json
@@ -344,3 +345,24 @@ class DAMSMSweepTest(tf.test.TestCase):
         self.assertEqual(result.returncode, 1)
         self.assertEqual(result.stderr.strip(),
                          "error: --variant='E' must be NAME=FLAGS, NAME a folder name.")
+
+
+class ProfileGanStepTest(tf.test.TestCase):
+    """tools/profile_gan_step.py reads the ops and their durations out of a real trace."""
+
+    def test_traced_ops_have_names_types_and_durations(self):
+        profile = _tool("profile_gan_step")
+        x = tf.random.normal([64, 64])
+        matmul = tf.function(lambda a: tf.matmul(a, a, name="probe_matmul"))
+        matmul(x).numpy()
+        logdir = self.create_tempdir().full_path
+        tf.profiler.experimental.start(logdir)
+        for _ in range(3):
+            matmul(x).numpy()
+        tf.profiler.experimental.stop()
+        ops = [op for op in profile.op_durations(logdir) if "probe_matmul" in op[0]]
+        self.assertLen(ops, 3)
+        for scope, kind, seconds in ops:
+            self.assertIn("MatMul", kind)
+            self.assertGreater(seconds, 0.0)
+            self.assertLess(seconds, 1.0)

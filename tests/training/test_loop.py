@@ -93,6 +93,17 @@ class ProgressLogTest(tf.test.TestCase):
             "step 6/7  2.00 s/step  ETA 0:02  d_loss 2.000  g_loss 1.235",
             "step 7/7  2.00 s/step  ETA 0:00  d_loss 2.000  g_loss 1.235"])
 
+    def test_a_time_budget_caps_the_eta(self):
+        lines = []
+        progress = loop.ProgressLog(lambda: 10, total_steps=10**6, every=1,
+                                    clock=lambda: self.now, write=lambda s, **_: lines.append(s),
+                                    seconds_left=lambda: 75.0)
+        self.now = 0.0
+        progress.on_train_begin()
+        self.now = 20.0
+        progress.on_train_batch_end(0, {})
+        self.assertEqual(lines, ["step      10/1000000  20.00 s/step  ETA 1:15  "])
+
     def test_durations(self):
         self.assertEqual(loop._duration(59.6), "1:00")  # pylint: disable=protected-access
         self.assertEqual(loop._duration(3725), "1:02:05")  # pylint: disable=protected-access

@@ -20,6 +20,7 @@ import pytest
 import tensorflow as tf
 
 from tests.training import helpers
+from tf_t2i.training import loop
 from tf_t2i.training import train_lib
 
 TOLERANCE = dict(rtol=1e-6, atol=1e-6)
@@ -184,16 +185,20 @@ class ResumeTest(tf.test.TestCase):
         self.assertNotAllClose(from_zero[0]["z"], from_zero[2]["z"])
 
     @pytest.mark.slow
-    def test_time_budget_stops_after_one_step_and_checkpoints_it(self):
-        # A budget already spent when the first step ends: the sitting runs one step
-        # (2 -> 3), saves it, and a later sitting without a budget goes on to 4.
-        cfg = self.cfg.replace(train={"max_seconds": 1e-9})
-        train_lib.run_training(cfg, self.budgeted, verbose=0)
+    def test_a_spent_time_budget_trains_nothing_and_a_larger_one_goes_on(self):
+        # The first sitting's 2 steps took more than 1e-9 s (recorded at its checkpoint):
+        # a sitting with that budget trains nothing and writes nothing; one without a
+        # budget goes on to 4 and records the first sitting's seconds and its own.
         ckpt_dir = os.path.join(self.budgeted, "checkpoints")
-        self.assertEqual(os.path.basename(tf.train.latest_checkpoint(ckpt_dir)), "ckpt-3")
-        self.assertEqual(int(_load(self.budgeted).gan.step.numpy()), 3)
+        spent = loop.read_clock(ckpt_dir)["2"]
+        self.assertGreater(spent, 0.0)
+        before = _file_digests(ckpt_dir)
+        train_lib.run_training(self.cfg.replace(train={"max_seconds": 1e-9}), self.budgeted,
+                               verbose=0)
+        self.assertEqual(_file_digests(ckpt_dir), before)
         train_lib.run_training(self.cfg, self.budgeted, verbose=0)
         self.assertEqual(os.path.basename(tf.train.latest_checkpoint(ckpt_dir)), "ckpt-4")
+        self.assertGreater(loop.read_clock(ckpt_dir)["4"], spent)
 
     def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(self):
         model_dir = self.poisoned

@@ -152,6 +152,10 @@ class RunClock(keras.callbacks.Callback):
             if seconds >= self.max_seconds:
                 self.model.stop_training = True
 
+    def seconds_left(self) -> float:
+        """The budget's remaining seconds (0 when spent)."""
+        return max(0.0, self.max_seconds - self.seconds())
+
     def _publish(self, seconds):
         if self.progress is not None and self.max_seconds > 0:
             self.progress.assign(min(1.0, seconds / self.max_seconds))
@@ -195,17 +199,19 @@ class ProgressLog(keras.callbacks.Callback):
         step  250/2700  0.46 s/step  ETA 18:49  d_loss 1.403  g_adv 1.355  g_loss 4.941
 
     (seconds per step over this sitting, in-training evaluations included). Plain lines,
-    readable in a terminal and in a log file alike, where Keras' bars are not.
+    readable in a terminal and in a log file alike, where Keras' bars are not. With a
+    time budget, `seconds_left` (the budget's remaining seconds) caps the ETA.
     """
 
     def __init__(self, step_fn, total_steps: int, every: int, clock=time.monotonic,
-                 write=print):
+                 write=print, seconds_left: Optional[Callable[[], float]] = None):
         super().__init__()
         self.step_fn = step_fn
         self.total_steps = total_steps
         self.every = max(1, every)
         self.clock = clock
         self.write = write
+        self.seconds_left = seconds_left
         self._start = None
 
     def on_train_begin(self, logs=None):
@@ -220,9 +226,11 @@ class ProgressLog(keras.callbacks.Callback):
         terms = "  ".join(f"{name} {float(value):.3f}" for name, value in
                           sorted((logs or {}).items()) if _is_number(value))
         width = len(str(self.total_steps))
+        eta = per_step * max(self.total_steps - step, 0)
+        if self.seconds_left is not None:
+            eta = min(eta, self.seconds_left())
         self.write(f"step {step:>{width}}/{self.total_steps}  {per_step:.2f} s/step  "
-                   f"ETA {_duration(per_step * max(self.total_steps - step, 0))}  {terms}",
-                   flush=True)
+                   f"ETA {_duration(eta)}  {terms}", flush=True)
 
 
 def _is_number(value) -> bool:
@@ -295,7 +303,8 @@ def fit_to_total_steps(model: keras.Model, make_dataset, handle: checkpoints.Che
         restored: the restored checkpoint path (for the log line), or None.
 
     Returns:
-        The last logged values ({} when the run was already complete).
+        The last logged values ({} when the run was already complete or its time budget
+        spent).
 
     Raises:
         FloatingPointError: a loss term became NaN or infinite (message names it).
@@ -310,6 +319,8 @@ def fit_to_total_steps(model: keras.Model, make_dataset, handle: checkpoints.Che
                      max_seconds, progress)
     if max_seconds > 0:
         print(f"Time budget: {clock.offset:.0f} of {max_seconds:.0f} s spent.", flush=True)
+        if clock.offset >= max_seconds:
+            return {}
 
     def save_hook():
         if before_save is not None:
@@ -318,7 +329,9 @@ def fit_to_total_steps(model: keras.Model, make_dataset, handle: checkpoints.Che
 
     guard = NonFiniteGuard(step, every=checkpoint_every)
     # One plain progress line per `steps_per_epoch` steps instead of Keras' bars.
-    progress = [ProgressLog(step, total_steps, steps_per_epoch)] if verbose else []
+    left = clock.seconds_left if max_seconds > 0 else None
+    progress = [ProgressLog(step, total_steps, steps_per_epoch, seconds_left=left)
+                ] if verbose else []
     callbacks = [step, guard, *progress,
                  PeriodicCheckpoint(handle, step, checkpoint_every, save_hook),
                  StopAtStep(step, total_steps), clock,
