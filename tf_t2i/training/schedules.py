@@ -24,7 +24,7 @@ class LinearDecayTail(keras.optimizers.schedules.LearningRateSchedule):
 
     With a time budget (`--train_max_seconds`) the run may end before `total_steps`: then
     `progress` (a variable the training loop sets to the fraction of the budget spent,
-    `loop.TimeBudget`) drives the schedule too, and the run's progress is whichever of
+    `loop.RunClock`) drives the schedule too, and the run's progress is whichever of
     step / total_steps and progress is further, so the rates reach 0 when the budget does
     on any machine.
 

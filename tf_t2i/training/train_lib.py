@@ -134,7 +134,7 @@ class GANComponents:
             image_encoder=self.image_encoder if uses_image_encoder else None,
             ema_generator=self.ema_generator, ema_decay=cfg.train.ema_decay)
         adam = lambda lr: keras.optimizers.Adam(lr, beta_1=cfg.train.beta1, beta_2=cfg.train.beta2)
-        # Set by the loop's time budget (loop.TimeBudget); not part of the checkpoint.
+        # Set by the loop's time budget (loop.RunClock); not part of the checkpoint.
         self.time_progress = schedules.time_progress_variable()
         self.g_optimizer = adam(schedules.gan_learning_rate(
             cfg.train, cfg.train.g_learning_rate, progress=self.time_progress))
