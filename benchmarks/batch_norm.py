@@ -58,10 +58,7 @@ def time_op(make_layer, shape, steps):
 
 
 def time_step(factory, args):
-    words = {"noise_in_affine": True, "sentence_in_fc": True, "residual_gate_init": 1.0,
-             "word_attention_max_size": 32, "ngf": args.ngf}
-    cfg = gan_step.make_cfg(args, "joint", generator=words, discriminator={"ndf": args.ndf},
-                            damsm_weight=1.5).replace(runtime={"jit_compile": "auto"})
+    cfg = gan_step.thirty_minute_cfg(args)
     with mock.patch.object(t2i_layers, "torch_batch_norm", factory):
         return gan_step.time_variant(cfg, args)
 

@@ -131,6 +131,19 @@ CALLBACK_VARIANTS = {"bare step": (False, False), "+ EMA statistics every step":
                      "+ both (before the redesign)": (True, True)}
 
 
+# configs/shapes_ssagan_30min.cfg's generator options (its widths apart).
+THIRTY_MINUTES = {"noise_in_affine": True, "sentence_in_fc": True, "residual_gate_init": 1.0,
+                  "word_attention_max_size": 32}
+
+
+def thirty_minute_cfg(args):
+    """The step of configs/shapes_ssagan_30min.cfg at --ngf / --ndf: joint MA-GP, DAMSM
+    weight 1.5, `--jit_compile=auto` (resolved with the benchmarked policy)."""
+    return make_cfg(args, "joint", generator={**THIRTY_MINUTES, "ngf": args.ngf},
+                    discriminator={"ndf": args.ndf},
+                    damsm_weight=1.5).replace(runtime={"jit_compile": "auto"})
+
+
 def synthetic_batch(cfg, batch_size, vocab_size=64):
     """One random training batch of the shapes and dtypes the GAN step reads (seed 0)."""
     rng = np.random.default_rng(0)

@@ -6,6 +6,7 @@ import sys
 
 import tensorflow as tf
 
+from tf_t2i import ablate
 from tf_t2i.training import runtime
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,6 +32,21 @@ class GanStepBenchConfigTest(tf.test.TestCase):
             cfg = bench.make_cfg(_args(policy), "joint").replace(runtime={"jit_compile": "auto"})
             self.assertEqual(cfg.runtime.mixed_precision, policy)
             self.assertIs(runtime.use_xla(cfg), xla, policy)
+
+    def test_thirty_minute_step_has_the_configs_settings(self):
+        # benchmarks/batch_norm.py and tools/profile_gan_step.py time this step as the
+        # config's: it must follow the config file.
+        os.chdir(ROOT)
+        flags = ablate.row_settings("configs/shapes_ssagan_30min.cfg")
+        cfg = bench.thirty_minute_cfg(_args("mixed_bfloat16"))
+        for section, name in (("generator", "noise_in_affine"), ("generator", "sentence_in_fc"),
+                              ("generator", "residual_gate_init"),
+                              ("generator", "word_attention_max_size"),
+                              ("loss", "damsm_weight"), ("loss", "ma_gp_mode")):
+            flag = flags[f"{'gen' if section == 'generator' else 'loss'}_{name}"]
+            value = getattr(getattr(cfg, section), name)
+            self.assertEqual(str(value).lower(), flag.lower(), name) if isinstance(
+                value, (bool, str)) else self.assertEqual(float(value), float(flag), name)
 
 
 if __name__ == "__main__":

@@ -68,10 +68,7 @@ def main():
     args.batch, args.size, args.steps = 24, 64, STEPS
     if args.mixed_precision != "none":
         keras.mixed_precision.set_global_policy(args.mixed_precision)
-    words = {"noise_in_affine": True, "sentence_in_fc": True, "residual_gate_init": 1.0,
-             "word_attention_max_size": 32, "ngf": args.ngf}
-    cfg = gan_step.make_cfg(args, "joint", generator=words, discriminator={"ndf": args.ndf},
-                            damsm_weight=1.5).replace(runtime={"jit_compile": "auto"})
+    cfg = gan_step.thirty_minute_cfg(args)
     with tempfile.TemporaryDirectory() as tmp:
         parts = train_lib.GANComponents(cfg, 64, tmp)
         batch = gan_step.synthetic_batch(cfg, args.batch)
