@@ -14,6 +14,8 @@
   python benchmarks/gan_step.py --compare=widths    # the demo's step at ngf 8 / 4, ndf 16 / 8
   python benchmarks/gan_step.py --compare=widths_30min --mixed_precision=mixed_bfloat16
   python benchmarks/gan_step.py --compare=lazy_ma_gp --steps=8  # the demo's MA-GP every 1/2/4
+  python benchmarks/gan_step.py --compare=mask_channels --ngf=4 --ndf=8 \
+      --mixed_precision=mixed_bfloat16  # the mask predictors 100 / 32 / 16 wide
 
 Random weights (no DAMSM or captioner run needed): builds the models exactly as
 `tf_t2i.train` does, feeds one fixed batch, and reports seconds per step and images per
@@ -48,6 +50,9 @@ tf.function graph and XLA-compiled (`--jit_compile`; its compile time is in the 
 at 8 / 16 (its widths) and 4 / 8 (the demo's).
 `--compare=lazy_ma_gp` times, the same way, the demo's step with its joint MA-GP every
 step, every second and every fourth (`--loss_ma_gp_interval`).
+`--compare=mask_channels` times, the same way, the step of configs/shapes_ssagan_30min.cfg
+at --ngf / --ndf with its mask predictors 100 (the reference), 32 and 16 wide
+(`--gen_mask_channels`).
 """
 
 import argparse
@@ -224,7 +229,7 @@ def main():
     parser.add_argument("--compare", default="ma_gp",
                         choices=["ma_gp", "losses", "archs", "callbacks", "noise", "words",
                                  "mode_seeking", "g_match", "damsm_hard", "negatives", "xla",
-                                 "widths", "widths_30min", "lazy_ma_gp"])
+                                 "widths", "widths_30min", "lazy_ma_gp", "mask_channels"])
     args = parser.parse_args()
     if args.mixed_precision != "none":
         keras.mixed_precision.set_global_policy(args.mixed_precision)
@@ -297,6 +302,12 @@ def main():
         _alternate(args, {"ngf 8, ndf 16": ({**words, "ngf": 8}, {}, xla, {"ndf": 16}),
                           "ngf 4, ndf 8": ({**words, "ngf": 4}, {}, xla, {"ndf": 8})},
                    mode="joint", damsm_weight=1.5)
+        return
+    if args.compare == "mask_channels":
+        words = dict(THIRTY_MINUTES, ngf=args.ngf)
+        xla = {"jit_compile": "auto"}
+        _alternate(args, {f"mask {k} wide": ({**words, "mask_channels": k}, {}, xla)
+                          for k in (100, 32, 16)}, mode="joint", damsm_weight=1.5)
         return
     if args.compare == "lazy_ma_gp":
         # The demo's step with its joint MA-GP every step, every 2nd and every 4th (steps

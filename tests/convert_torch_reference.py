@@ -230,7 +230,7 @@ class SSCBN(nn.Module):
 
 
 class GBlock(nn.Module):
-    def __init__(self, cin, cout, cond_dim=256, predict_mask=True):
+    def __init__(self, cin, cout, cond_dim=256, predict_mask=True, mask_channels=100):
         super().__init__()
         self.c1 = nn.Conv2d(cin, cout, 3, 1, 1)
         self.c2 = nn.Conv2d(cout, cout, 3, 1, 1)
@@ -242,7 +242,7 @@ class GBlock(nn.Module):
             self.c_sc = nn.Conv2d(cin, cout, 1)
         self.predict_mask = predict_mask
         if predict_mask:
-            self.conv_mask = _mask_predictor(cout)
+            self.conv_mask = _mask_predictor(cout, mask_channels)
 
     def forward(self, x, sentence, mask):
         h = self.c1(F.relu(self.affine0(x, sentence, mask)))
@@ -257,15 +257,16 @@ _WIDTHS = ((8, 8), (8, 8), (8, 8), (8, 8), (8, 4), (4, 2), (2, 1))
 
 
 class NetG(nn.Module):
-    def __init__(self, ngf=64, nz=100, num_blocks=7, cond_dim=256):
+    def __init__(self, ngf=64, nz=100, num_blocks=7, cond_dim=256, mask_channels=100):
         super().__init__()
         self.ngf = ngf
         self.num_blocks = num_blocks
-        self.conv_mask = _mask_predictor(8 * ngf)
+        self.conv_mask = _mask_predictor(8 * ngf, mask_channels)
         self.fc = nn.Linear(nz, 8 * ngf * 4 * 4)
         for i, (a, b) in enumerate(_WIDTHS[:num_blocks]):
             setattr(self, f"block{i}", GBlock(a * ngf, b * ngf, cond_dim,
-                                              predict_mask=i < num_blocks - 1))
+                                              predict_mask=i < num_blocks - 1,
+                                              mask_channels=mask_channels))
         out_channels = _WIDTHS[num_blocks - 1][1] * ngf
         self.conv_img = nn.Sequential(nn.BatchNorm2d(out_channels), nn.LeakyReLU(0.2),
                                       nn.Conv2d(out_channels, 3, 3, 1, 1), nn.Tanh())

@@ -93,6 +93,7 @@ class ConfigTest(parameterized.TestCase, tf.test.TestCase):
         (dict(loss={"damsm_augment_shift": 0.5}), "damsm_augment_shift"),
         (dict(loss={"damsm_augment_zoom": -0.1}), "damsm_augment_zoom"),
         (dict(generator={"word_attention_max_size": 2}), "word_attention_max_size"),
+        (dict(generator={"mask_channels": 0}), "mask_channels must be > 0"),
         (dict(data={"dataset": "cub", "manual_dir": "x", "shapes_hard_negatives": 0.5}),
          "shapes_hard_negatives=0.5 applies to the shapes dataset only"),
         (dict(loss={"negative_images_weight": -0.5}), "negative_images_weight must be >= 0"),
@@ -120,7 +121,8 @@ class ConfigTest(parameterized.TestCase, tf.test.TestCase):
         ("attngan", {"generator": {"noise_in_affine": True}}, "noise_in_affine"),
         ("style1_attngan", {"generator": {"sentence_in_fc": True}}, "sentence_in_fc"),
         ("attngan", {"generator": {"word_attention_max_size": 32}},
-         "word_attention_max_size"))
+         "word_attention_max_size"),
+        ("attngan", {"generator": {"mask_channels": 16}}, "mask_channels"))
     def test_field_of_another_architecture_cannot_be_set(self, arch, change, message):
         cfg = config_lib.ExperimentConfig().replace(generator={"arch": arch}).replace(**change)
         with self.assertRaisesRegex(config_lib.ConfigError, message):

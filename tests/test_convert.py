@@ -74,9 +74,10 @@ def torch_image_outputs(module, images):
     return regions.numpy().transpose(0, 2, 3, 1), code.numpy()
 
 
-def reference_netg(ngf, num_blocks, seed):
+def reference_netg(ngf, num_blocks, seed, mask_channels=100):
     """A random NetG with BatchNorm statistics measured on random inputs (see calibrate)."""
-    module = ref.randomize(ref.NetG(ngf=ngf, nz=100, num_blocks=num_blocks), seed=seed)
+    module = ref.randomize(ref.NetG(ngf=ngf, nz=100, num_blocks=num_blocks,
+                                    mask_channels=mask_channels), seed=seed)
     inputs = torch.Generator().manual_seed(seed)
     return ref.calibrate_batch_norm(module, torch.randn(8, 100, generator=inputs),
                                     torch.randn(8, 256, generator=inputs), seed=seed)
@@ -122,19 +123,23 @@ class TextEncoderMappingTest(RelativeErrorMixin, tf.test.TestCase):
 class GeneratorMappingTest(RelativeErrorMixin, parameterized.TestCase, tf.test.TestCase):
 
     @parameterized.named_parameters(
-        # The reference architecture itself (7 blocks, 256 px) at a small width, and the
-        # 64 px truncation our configs use, with nn.DataParallel's prefix.
+        # The reference architecture itself (7 blocks, 256 px) at a small width, the
+        # 64 px truncation our configs use, with nn.DataParallel's prefix, and narrower
+        # mask predictors (--gen_mask_channels).
         ("reference_256px", 7, 4, ""),
-        ("truncated_64px_data_parallel", 5, 8, "module."))
-    def test_matches_pytorch_netg(self, num_blocks, ngf, prefix):
-        module = reference_netg(ngf, num_blocks, seed=5)
+        ("truncated_64px_data_parallel", 5, 8, "module."),
+        ("narrow_mask_predictors", 5, 4, "", 16))
+    def test_matches_pytorch_netg(self, num_blocks, ngf, prefix, mask_channels=100):
+        module = reference_netg(ngf, num_blocks, seed=5, mask_channels=mask_channels)
         path = os.path.join(self.create_tempdir().full_path, "netG_550.pth")
         ref.save_state_dict(module, path, prefix=prefix)
         state = convert_lib.read_state_dict(path)
         sizes = torch_import.generator_hyperparameters(state, path)
         self.assertEqual(sizes, {"ngf": ngf, "z_dim": 100, "sentence_dim": 256,
-                                 "mask_channels": 100, "image_size": 4 * 2 ** (num_blocks - 1)})
-        generator = SSAGANGenerator(ngf=ngf, z_dim=100, image_size=sizes["image_size"])
+                                 "mask_channels": mask_channels,
+                                 "image_size": 4 * 2 ** (num_blocks - 1)})
+        generator = SSAGANGenerator(ngf=ngf, z_dim=100, image_size=sizes["image_size"],
+                                    mask_channels=mask_channels)
         generator.build()
         torch_import.assign(torch_import.generator_assignments(generator), state, path)
 
@@ -414,7 +419,8 @@ class ConvertedDirectoriesTest(RelativeErrorMixin, tf.test.TestCase):
             warnings.simplefilter("ignore", UserWarning)
             parts = trained_run.load_run(output)
         cfg, tok = parts.cfg, parts.tokenizer
-        self.assertEqual((cfg.generator.ngf, cfg.data.image_size), (8, 64))
+        self.assertEqual((cfg.generator.ngf, cfg.generator.mask_channels, cfg.data.image_size),
+                         (8, 100, 64))
         self.assertEqual(tok.vocabulary, WORDS)
         for model in (parts.generator, parts.ema_generator):
             images, _ = model(z, sentence, training=False)

@@ -164,10 +164,13 @@ class GeneratorConfig:
         0, "SSA-GAN: the G blocks at this resolution (px) and below attend over the words and "
         "their SSCBNs add a per-pixel affine from that context; 0: none (reference: the "
         "sentence alone).", applies_to=SSAGAN)
+    mask_channels: int = _field(100, "SSA-GAN: hidden width of the mask predictors "
+                                "(reference: 100).", applies_to=SSAGAN)
 
     def validate(self):
         _check_choices(self)
-        _check_positive(self, "z_dim", "ngf", "condition_dim", "mapping_layers")
+        _check_positive(self, "z_dim", "ngf", "condition_dim", "mapping_layers",
+                        "mask_channels")
         if self.word_attention_max_size and self.word_attention_max_size < 4:
             raise ConfigError(f"generator.word_attention_max_size must be 0 (none) or >= 4 px "
                               f"(the first block's), got {self.word_attention_max_size}.")
@@ -427,17 +430,8 @@ SECTIONS = tuple(SECTION_CLASSES)
 CONFIG_FILENAME = "config.json"
 
 # Flag `--<prefix>_<field>` sets `<section>.<field>` (tf_t2i.flags defines them).
-FLAG_PREFIXES = {
-    "data": "data",
-    "text": "text",
-    "image_encoder": "image_encoder",
-    "captioner": "captioner",
-    "generator": "gen",
-    "discriminator": "disc",
-    "loss": "loss",
-    "train": "train",
-    "runtime": "",
-}
+FLAG_PREFIXES = dict({name: name for name in SECTIONS}, generator="gen", discriminator="disc",
+                     runtime="")
 
 
 def flag_name(section: str, field: str) -> str:

@@ -11,6 +11,8 @@ import tensorflow as tf
 from absl.testing import parameterized
 
 from tests.models import helpers
+from tf_t2i import config as config_lib
+from tf_t2i.models import factory
 from tf_t2i.models import params
 from tf_t2i.models import ssagan_generator
 
@@ -225,6 +227,29 @@ class SSAGANGeneratorTest(tf.test.TestCase, parameterized.TestCase):
         generator.set_weights(weights)
         self.assertAllClose(generator(z, sentence_a, training=True)[0],
                             plain(z, sentence_b, training=True)[0])
+
+    def test_mask_channels_from_the_config(self):
+        # --gen_mask_channels reaches every mask predictor through the factory; each
+        # predictor holds 9 C h + h (conv3x3) + 2 h (BN) + h + 1 (conv1x1) weights.
+        cfg = config_lib.ExperimentConfig().replace(
+            data={"image_size": 64}, generator={"ngf": 4, "mask_channels": 16})
+        narrow = factory.build_generator(cfg)
+        reference = factory.build_generator(cfg.replace(generator={"mask_channels": 100}))
+        narrow.build()
+        reference.build()
+        predictors = [narrow.initial_mask_predictor] + [
+            block.mask_predictor for block in narrow.blocks if block.mask_predictor]
+        self.assertLen(predictors, 5)
+        self.assertEqual({p.hidden_channels for p in predictors}, {16})
+        in_channels = [p.in_channels for p in predictors]
+        self.assertEqual(in_channels, [32] * 5)  # 8 ngf up to 32 px at 64 px
+        self.assertEqual(params.count_trainable_parameters(reference)
+                         - params.count_trainable_parameters(narrow),
+                         sum((9 * c + 4) * (100 - 16) for c in in_channels))
+        self.assertEqual(narrow.get_config()["mask_channels"], 16)
+        images, masks = narrow(*helpers.noise_and_sentence(0), training=True)
+        self.assertEqual(images.shape, (BATCH, 64, 64, 3))
+        self.assertLen(masks, 5)
 
     def test_word_attention_reads_the_real_words(self):
         # At init the per-pixel affines start at zero, so the image ignores the words;

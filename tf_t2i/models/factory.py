@@ -36,7 +36,8 @@ def build_generator(cfg: config_lib.ExperimentConfig, name: str = "generator"):
         return SSAGANGenerator(residual_gate_init=g.residual_gate_init,
                                noise_in_affine=g.noise_in_affine,
                                sentence_in_fc=g.sentence_in_fc,
-                               word_attention_max_size=g.word_attention_max_size, **common)
+                               word_attention_max_size=g.word_attention_max_size,
+                               mask_channels=g.mask_channels, **common)
     if g.arch == "attngan":
         return attngan_generator.AttnGANGenerator(condition_dim=g.condition_dim,
                                                   num_residual=g.residual_blocks, **common)

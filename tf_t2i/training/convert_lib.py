@@ -401,9 +401,6 @@ def convert_ssagan_generator(input_path: str, output_dir: str, damsm_dir: str,
     if sizes["image_size"] not in config_lib.IMAGE_SIZES:
         raise ConversionError(f"{input_path} has blocks for {sizes['image_size']} px; the "
                               f"generator supports {list(config_lib.IMAGE_SIZES)}.")
-    if sizes["mask_channels"] != 100:
-        raise ConversionError(f"{input_path} has mask predictors of width "
-                              f"{sizes['mask_channels']}; SSA-GAN's (and ours) are 100 wide.")
     # Validates the DAMSM directory (config, vocabulary, checkpoint) the way training does.
     probe = config_lib.ExperimentConfig().replace(runtime={"damsm_dir": damsm_dir})
     damsm_cfg = config_lib.load_config(damsm_dir) if os.path.isdir(damsm_dir) else None
@@ -418,7 +415,8 @@ def convert_ssagan_generator(input_path: str, output_dir: str, damsm_dir: str,
         name="converted_ssagan", data=damsm_cfg.data).replace(
         data={"image_size": sizes["image_size"],
               "max_caption_length": adopted.data.max_caption_length},
-        generator={"arch": "ssagan", "ngf": sizes["ngf"], "z_dim": sizes["z_dim"]},
+        generator={"arch": "ssagan", "ngf": sizes["ngf"], "z_dim": sizes["z_dim"],
+                   "mask_channels": sizes["mask_channels"]},
         discriminator={"ndf": ndf}, train={"task": "gan"})
     tokenizer = tokenizer_lib.CaptionTokenizer.load(damsm_dir, cfg.data.max_caption_length)
 
