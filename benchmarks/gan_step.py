@@ -47,7 +47,8 @@ tf.function graph and XLA-compiled (`--jit_compile`; its compile time is in the 
 `--compare=widths` times, the same way, the demo's step (configs/shapes_ssagan.cfg, with
 `--jit_compile=auto`) at generator / discriminator widths 8 / 16, 4 / 16 and 4 / 8.
 `--compare=widths_30min` times, the same way, the step of configs/shapes_ssagan_30min.cfg
-at 8 / 16 (its widths) and 4 / 8 (the demo's).
+at 8 / 16 (its widths until the twenty-fifth round) and 4 / 8 (the demo's, and the config's
+since), both with the reference's 100-wide mask predictors.
 `--compare=lazy_ma_gp` times, the same way, the demo's step with its joint MA-GP every
 step, every second and every fourth (`--loss_ma_gp_interval`).
 `--compare=mask_channels` times, the same way, the step of configs/shapes_ssagan_30min.cfg
@@ -136,15 +137,26 @@ CALLBACK_VARIANTS = {"bare step": (False, False), "+ EMA statistics every step":
                      "+ both (before the redesign)": (True, True)}
 
 
-# configs/shapes_ssagan_30min.cfg's generator options (its widths apart).
+# configs/shapes_ssagan_30min.cfg's generator options (its widths apart), and its widths.
 THIRTY_MINUTES = {"noise_in_affine": True, "sentence_in_fc": True, "residual_gate_init": 1.0,
                   "word_attention_max_size": 32}
+THIRTY_MINUTE_WIDTHS = {"ngf": 4, "ndf": 8, "mask_channels": 32}
+
+
+def add_width_flags(parser):
+    """--ngf / --ndf / --mask_channels, by default the 30-minute config's (the twenty-fourth
+    round measured 8 / 16 / 100, the config's widths then)."""
+    for name, value in THIRTY_MINUTE_WIDTHS.items():
+        parser.add_argument(f"--{name}", type=int, default=value)
 
 
 def thirty_minute_cfg(args):
-    """The step of configs/shapes_ssagan_30min.cfg at --ngf / --ndf: joint MA-GP, DAMSM
-    weight 1.5, `--jit_compile=auto` (resolved with the benchmarked policy)."""
-    return make_cfg(args, "joint", generator={**THIRTY_MINUTES, "ngf": args.ngf},
+    """The step of configs/shapes_ssagan_30min.cfg at --ngf / --ndf / --mask_channels (the
+    config's when absent): joint MA-GP, DAMSM weight 1.5, `--jit_compile=auto` (resolved
+    with the benchmarked policy)."""
+    mask_channels = getattr(args, "mask_channels", THIRTY_MINUTE_WIDTHS["mask_channels"])
+    return make_cfg(args, "joint", generator={**THIRTY_MINUTES, "ngf": args.ngf,
+                                              "mask_channels": mask_channels},
                     discriminator={"ndf": args.ndf},
                     damsm_weight=1.5).replace(runtime={"jit_compile": "auto"})
 

@@ -47,6 +47,16 @@ class GanStepBenchConfigTest(tf.test.TestCase):
             value = getattr(getattr(cfg, section), name)
             self.assertEqual(str(value).lower(), flag.lower(), name) if isinstance(
                 value, (bool, str)) else self.assertEqual(float(value), float(flag), name)
+        # The tools' default widths are the config's.
+        self.assertEqual(bench.THIRTY_MINUTE_WIDTHS,
+                         {"ngf": int(flags["gen_ngf"]), "ndf": int(flags["disc_ndf"]),
+                          "mask_channels": int(flags["gen_mask_channels"])})
+        parser = argparse.ArgumentParser()
+        bench.add_width_flags(parser)
+        cfg = bench.thirty_minute_cfg(parser.parse_args([], argparse.Namespace(
+            size=64, batch=24, steps=1, mixed_precision="mixed_bfloat16")))
+        self.assertEqual((cfg.generator.ngf, cfg.discriminator.ndf, cfg.generator.mask_channels),
+                         (4, 8, 32))
 
 
 if __name__ == "__main__":

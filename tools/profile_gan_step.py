@@ -1,16 +1,18 @@
 """Where the time of one GAN step goes: a TensorFlow profile of the 30-minute config's step.
 
-  python tools/profile_gan_step.py [--ngf=8 --ndf=16 --mixed_precision=mixed_bfloat16]
+  python tools/profile_gan_step.py [--ngf=8 --ndf=16 --mask_channels=100 \
+      --mixed_precision=mixed_bfloat16]
 
-Builds the step of configs/shapes_ssagan_30min.cfg as benchmarks/gan_step.py does (random
-weights, one fixed batch, joint MA-GP, word attention up to 32 px, DAMSM weight 1.5,
+Builds the step of configs/shapes_ssagan_30min.cfg as benchmarks/gan_step.py does (by
+default at the config's widths, ngf 4 / ndf 8 / mask predictors 32 wide; random weights, one
+fixed batch, joint MA-GP, word attention up to 32 px, DAMSM weight 1.5,
 `--jit_compile=auto`), warms it up, times five steps, then traces five more with
 `tf.profiler` and sums the traced ops' durations (both executor threads, per step): by op
-type, and by the part of the model an op's name belongs to (generator, discriminator,
-their SSCBNs, mask predictors and convolutions, the encoders, the optimizers). The shares
-are of op time, which on two cores is about twice the step's wall time. Under XLA the ops
-are fused kernels without model names, so profile the plain graph (bfloat16 on a CPU with
-native bfloat16, where `auto` leaves XLA off).
+type, and by the part of the model an op's name belongs to (generator, discriminator, their
+SSCBNs, mask predictors and convolutions, the encoders, the optimizers). The shares are of
+op time, which on two cores is about twice the step's wall time. Under XLA the ops are fused
+kernels without model names, so profile the plain graph (bfloat16 on a CPU with native
+bfloat16, where `auto` leaves XLA off).
 """
 
 import argparse
@@ -59,8 +61,7 @@ def op_durations(logdir):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--ngf", type=int, default=8)
-    parser.add_argument("--ndf", type=int, default=16)
+    gan_step.add_width_flags(parser)
     parser.add_argument("--mixed_precision", default="mixed_bfloat16",
                         choices=["none", "mixed_bfloat16"])
     parser.add_argument("--top", type=int, default=15)
@@ -88,8 +89,8 @@ def main():
         tf.profiler.experimental.stop()
         ops = op_durations(logdir)
     total = sum(s for _, _, s in ops) / STEPS
-    print(f"ngf {args.ngf} / ndf {args.ndf}, {args.mixed_precision}, XLA "
-          f"{runtime.use_xla(cfg)}: {wall:.3f} s a step; traced op time {total:.3f} s a step "
+    print(f"ngf {args.ngf} / ndf {args.ndf} / mask {args.mask_channels}, {args.mixed_precision}, "
+          f"XLA {runtime.use_xla(cfg)}: {wall:.3f} s a step; traced op time {total:.3f} s a step "
           f"({len(ops) / STEPS:.0f} ops)")
     by_kind = collections.Counter()
     for _, kind, seconds in ops:
