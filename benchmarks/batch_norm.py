@@ -1,15 +1,15 @@
 """Times the fused batch norm of `tf_t2i.models.layers` against Keras's, side by side.
 
-  python benchmarks/batch_norm.py [--mixed_precision=mixed_bfloat16] [--steps=5]
+  python benchmarks/batch_norm.py [--mixed_precision=mixed_bfloat16] [--steps=8]
 
 Two tables from one run. Op level: forward + backward of one training-mode batch norm (no
 affine, as in SSA-GAN's SSCBN) on the generator's largest activations, Keras's
 `BatchNormalization` against `FusedBatchNormalization` (one `FusedBatchNormV3` op each way).
 Step level: the GAN step of configs/shapes_ssagan_30min.cfg (by default its widths, ngf 4 /
 ndf 8 / mask 32; the twenty-fourth round measured 8 / 16 / 100: `--ngf=8 --ndf=16
---mask_channels=100`; word attention up to 32 px, joint MA-GP, DAMSM weight 1.5; random
-weights and one fixed batch, as benchmarks/gan_step.py builds it), its batch norms Keras's
-or fused, alternated three times so that drift of the machine hits both.
+--mask_channels=100`; word attention up to 32 px, joint MA-GP every 4th step, DAMSM weight
+1.5; random weights and one fixed batch, as benchmarks/gan_step.py builds it), its batch
+norms Keras's or fused, alternated three times so that drift of the machine hits both.
 """
 
 import argparse
@@ -68,7 +68,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mixed_precision", default="mixed_bfloat16",
                         choices=["none", "mixed_bfloat16"])
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=8,
+                        help="A multiple of 4: the config's MA-GP runs every 4th step.")
     gan_step.add_width_flags(parser)
     parser.add_argument("--skip_step", action="store_true", help="Only the op-level table.")
     args = parser.parse_args()

@@ -19,7 +19,8 @@ CONFIG_FILES = sorted(glob.glob(os.path.join(ROOT, "configs", "*.cfg")))
 COMMON = os.path.join(ROOT, "configs", "common.cfg")
 # Lines that repeat their base on purpose: the 30-minute results were measured with
 # these values, and the demo (shapes_ssagan.cfg) may change its own.
-PINNED = {"shapes_ssagan_30min.cfg": {"gen_ngf", "disc_ndf", "train_batch_size"}}
+PINNED = {"shapes_ssagan_30min.cfg": {"gen_ngf", "disc_ndf", "gen_mask_channels",
+                                      "loss_ma_gp_interval", "train_batch_size"}}
 
 
 def parse_flagfile(path, *extra):

@@ -429,6 +429,24 @@ class ConvertedDirectoriesTest(RelativeErrorMixin, tf.test.TestCase):
         self.assertMatches(converted_sentence, self.want_sentence, "run text encoder")
 
     @pytest.mark.slow
+    def test_generator_directory_keeps_the_files_mask_width(self):
+        # A NetG whose mask predictors are 16 wide (--gen_mask_channels): the run's config
+        # must say 16, or the directory would rebuild 100-wide predictors and fail to load.
+        module = reference_netg(ngf=4, num_blocks=5, seed=14, mask_channels=16)
+        path = ref.save_state_dict(module, self.out("netG16.pth"))
+        output = self.out("ssagan16")
+        convert_lib.convert_ssagan_generator(path, output, self.damsm_dir, ndf=8)
+        cfg = config_lib.load_config(output)
+        self.assertEqual((cfg.generator.ngf, cfg.generator.mask_channels), (4, 16))
+        rng = np.random.default_rng(3)
+        z = rng.standard_normal([2, 100]).astype(np.float32)
+        sentence = rng.standard_normal([2, 256]).astype(np.float32)
+        want_images, want_masks = torch_generator_outputs(module, z, sentence)
+        images, masks = convert.load_converted(output)(z, sentence, training=False)
+        self.assertMatches(images, want_images, "16-wide ssagan_generator images")
+        self.assertMatches(masks[-1], want_masks[-1], "16-wide last mask")
+
+    @pytest.mark.slow
     def test_exported_generator_reproduces_pytorch(self):
         # PyTorch text encoder + NetG -> convert -> tf_t2i.export -> SavedModel images.
         output = self.out("ssagan_export")

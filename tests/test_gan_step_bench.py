@@ -42,7 +42,8 @@ class GanStepBenchConfigTest(tf.test.TestCase):
         for section, name in (("generator", "noise_in_affine"), ("generator", "sentence_in_fc"),
                               ("generator", "residual_gate_init"),
                               ("generator", "word_attention_max_size"),
-                              ("loss", "damsm_weight"), ("loss", "ma_gp_mode")):
+                              ("loss", "damsm_weight"), ("loss", "ma_gp_mode"),
+                              ("loss", "ma_gp_interval")):
             flag = flags[f"{'gen' if section == 'generator' else 'loss'}_{name}"]
             value = getattr(getattr(cfg, section), name)
             self.assertEqual(str(value).lower(), flag.lower(), name) if isinstance(

@@ -5,8 +5,8 @@
 
 Builds the step of configs/shapes_ssagan_30min.cfg as benchmarks/gan_step.py does (by
 default at the config's widths, ngf 4 / ndf 8 / mask predictors 32 wide; random weights, one
-fixed batch, joint MA-GP, word attention up to 32 px, DAMSM weight 1.5,
-`--jit_compile=auto`), warms it up, times five steps, then traces five more with
+fixed batch, joint MA-GP every 4th step, word attention up to 32 px, DAMSM weight 1.5,
+`--jit_compile=auto`), warms it up, times eight steps, then traces eight more with
 `tf.profiler` and sums the traced ops' durations (both executor threads, per step): by op
 type, and by the part of the model an op's name belongs to (generator, discriminator, their
 SSCBNs, mask predictors and convolutions, the encoders, the optimizers). The shares are of
@@ -37,7 +37,7 @@ import gan_step  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 PARTS = ("generator", "discriminator", "sscbn", "mask_predictor", "conv_in", "conv_out",
          "word_context", "image_encoder", "text_encoder", "adam")
-STEPS = 5
+STEPS = 2 * gan_step.THIRTY_MINUTE_MA_GP_INTERVAL  # whole cycles of the lazy MA-GP
 
 
 def op_durations(logdir):
