@@ -70,7 +70,7 @@ def main():
                         choices=["none", "mixed_bfloat16"])
     parser.add_argument("--steps", type=int, default=8,
                         help="A multiple of 4: the config's MA-GP runs every 4th step.")
-    gan_step.add_width_flags(parser)
+    gan_step.add_thirty_minute_flags(parser)
     parser.add_argument("--skip_step", action="store_true", help="Only the op-level table.")
     args = parser.parse_args()
     args.batch, args.size = 24, 64

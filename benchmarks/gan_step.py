@@ -141,26 +141,30 @@ CALLBACK_VARIANTS = {"bare step": (False, False), "+ EMA statistics every step":
 THIRTY_MINUTES = {"noise_in_affine": True, "sentence_in_fc": True, "residual_gate_init": 1.0,
                   "word_attention_max_size": 32}
 THIRTY_MINUTE_WIDTHS = {"ngf": 4, "ndf": 8, "mask_channels": 32}
-# Its lazy MA-GP (twenty-sixth round): time a multiple of this many steps.
+# Its lazy MA-GP (twenty-sixth round): time whole cycles of it.
 THIRTY_MINUTE_MA_GP_INTERVAL = 4
 
 
-def add_width_flags(parser):
-    """--ngf / --ndf / --mask_channels, by default the 30-minute config's (the twenty-fourth
-    round measured 8 / 16 / 100, the config's widths then)."""
+def add_thirty_minute_flags(parser):
+    """--ngf / --ndf / --mask_channels / --ma_gp_interval, by default the 30-minute config's
+    (the twenty-fourth round measured 8 / 16 / 100 / 1, the config's settings then; the
+    twenty-fifth 4 / 8 / 32 / 1)."""
     for name, value in THIRTY_MINUTE_WIDTHS.items():
         parser.add_argument(f"--{name}", type=int, default=value)
+    parser.add_argument("--ma_gp_interval", type=int, default=THIRTY_MINUTE_MA_GP_INTERVAL,
+                        help="MA-GP every this many steps (1: every step).")
 
 
 def thirty_minute_cfg(args):
-    """The step of configs/shapes_ssagan_30min.cfg at --ngf / --ndf / --mask_channels (the
-    config's when absent): joint MA-GP every 4th step, DAMSM weight 1.5,
+    """The step of configs/shapes_ssagan_30min.cfg at --ngf / --ndf / --mask_channels /
+    --ma_gp_interval (the config's when absent): joint MA-GP, DAMSM weight 1.5,
     `--jit_compile=auto` (resolved with the benchmarked policy)."""
     mask_channels = getattr(args, "mask_channels", THIRTY_MINUTE_WIDTHS["mask_channels"])
+    interval = getattr(args, "ma_gp_interval", THIRTY_MINUTE_MA_GP_INTERVAL)
     return make_cfg(args, "joint", generator={**THIRTY_MINUTES, "ngf": args.ngf,
                                               "mask_channels": mask_channels},
                     discriminator={"ndf": args.ndf},
-                    damsm_weight=1.5, ma_gp_interval=THIRTY_MINUTE_MA_GP_INTERVAL).replace(
+                    damsm_weight=1.5, ma_gp_interval=interval).replace(
                         runtime={"jit_compile": "auto"})
 
 

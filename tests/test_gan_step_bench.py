@@ -52,12 +52,17 @@ class GanStepBenchConfigTest(tf.test.TestCase):
         self.assertEqual(bench.THIRTY_MINUTE_WIDTHS,
                          {"ngf": int(flags["gen_ngf"]), "ndf": int(flags["disc_ndf"]),
                           "mask_channels": int(flags["gen_mask_channels"])})
+        self.assertEqual(bench.THIRTY_MINUTE_MA_GP_INTERVAL, int(flags["loss_ma_gp_interval"]))
         parser = argparse.ArgumentParser()
-        bench.add_width_flags(parser)
+        bench.add_thirty_minute_flags(parser)
         cfg = bench.thirty_minute_cfg(parser.parse_args([], argparse.Namespace(
             size=64, batch=24, steps=1, mixed_precision="mixed_bfloat16")))
-        self.assertEqual((cfg.generator.ngf, cfg.discriminator.ndf, cfg.generator.mask_channels),
-                         (4, 8, 32))
+        self.assertEqual((cfg.generator.ngf, cfg.discriminator.ndf, cfg.generator.mask_channels,
+                          cfg.loss.ma_gp_interval), (4, 8, 32, 4))
+        # The earlier rounds' step: MA-GP every step.
+        cfg = bench.thirty_minute_cfg(parser.parse_args(["--ma_gp_interval=1"], argparse.Namespace(
+            size=64, batch=24, steps=1, mixed_precision="mixed_bfloat16")))
+        self.assertEqual(cfg.loss.ma_gp_interval, 1)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
 """Where the time of one GAN step goes: a TensorFlow profile of the 30-minute config's step.
 
-  python tools/profile_gan_step.py [--ngf=8 --ndf=16 --mask_channels=100 \
+  python tools/profile_gan_step.py [--ngf=8 --ndf=16 --mask_channels=100 --ma_gp_interval=1 \
       --mixed_precision=mixed_bfloat16]
 
 Builds the step of configs/shapes_ssagan_30min.cfg as benchmarks/gan_step.py does (by
 default at the config's widths, ngf 4 / ndf 8 / mask predictors 32 wide; random weights, one
-fixed batch, joint MA-GP every 4th step, word attention up to 32 px, DAMSM weight 1.5,
-`--jit_compile=auto`), warms it up, times eight steps, then traces eight more with
+fixed batch, joint MA-GP every 4th step (`--ma_gp_interval`), word attention up to 32 px,
+DAMSM weight 1.5, `--jit_compile=auto`), warms it up, times eight steps, then traces eight more with
 `tf.profiler` and sums the traced ops' durations (both executor threads, per step): by op
 type, and by the part of the model an op's name belongs to (generator, discriminator, their
 SSCBNs, mask predictors and convolutions, the encoders, the optimizers). The shares are of
@@ -37,7 +37,7 @@ import gan_step  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 PARTS = ("generator", "discriminator", "sscbn", "mask_predictor", "conv_in", "conv_out",
          "word_context", "image_encoder", "text_encoder", "adam")
-STEPS = 2 * gan_step.THIRTY_MINUTE_MA_GP_INTERVAL  # whole cycles of the lazy MA-GP
+STEPS = 8  # whole cycles of a lazy MA-GP every 1st, 2nd, 4th or 8th step
 
 
 def op_durations(logdir):
@@ -61,7 +61,7 @@ def op_durations(logdir):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    gan_step.add_width_flags(parser)
+    gan_step.add_thirty_minute_flags(parser)
     parser.add_argument("--mixed_precision", default="mixed_bfloat16",
                         choices=["none", "mixed_bfloat16"])
     parser.add_argument("--top", type=int, default=15)
@@ -89,7 +89,8 @@ def main():
         tf.profiler.experimental.stop()
         ops = op_durations(logdir)
     total = sum(s for _, _, s in ops) / STEPS
-    print(f"ngf {args.ngf} / ndf {args.ndf} / mask {args.mask_channels}, {args.mixed_precision}, "
+    print(f"ngf {args.ngf} / ndf {args.ndf} / mask {args.mask_channels}, MA-GP every "
+          f"{args.ma_gp_interval}, {args.mixed_precision}, "
           f"XLA {runtime.use_xla(cfg)}: {wall:.3f} s a step; traced op time {total:.3f} s a step "
           f"({len(ops) / STEPS:.0f} ops)")
     by_kind = collections.Counter()
