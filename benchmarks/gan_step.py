@@ -53,7 +53,8 @@ since), both with the reference's 100-wide mask predictors.
 step, every second and every fourth (`--loss_ma_gp_interval`).
 `--compare=mask_channels` times, the same way, the step of configs/shapes_ssagan_30min.cfg
 at --ngf / --ndf with its mask predictors 100 (the reference), 32 and 16 wide
-(`--gen_mask_channels`).
+(`--gen_mask_channels`), with MA-GP every step as the twenty-fifth round measured it (the
+config runs it every 4th since the twenty-sixth: `--compare=lazy_ma_gp`).
 """
 
 import argparse

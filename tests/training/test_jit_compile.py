@@ -16,6 +16,7 @@ from tests import test_config
 from tests.training import helpers
 from tests.training.test_precision_policy import AVX2
 from tf_t2i import config as config_lib
+from tf_t2i.training import loop
 from tf_t2i.training import runtime
 from tf_t2i.training import train_lib
 
@@ -111,11 +112,15 @@ class XLAStepTest(tf.test.TestCase):
         self.assertLess(moved, 1e-4)
 
 
+class _StopBeforeFit(Exception):
+    """Raised in place of fit(): the run is set up (compiled, config written) by then."""
+
+
 class AutoRunTest(tf.test.TestCase):
     """A tiny GAN run with `auto` on a float32 CPU trains XLA-compiled and records it."""
 
-    def test_records_and_logs_the_choice(self):
-        run_dir = os.path.join(helpers.scratch_dir(), "jit_auto")
+    def _run(self, name, stop_before_fit):
+        run_dir = os.path.join(helpers.scratch_dir(), name)
         cfg = helpers.tiny_gan_config(train={"steps": 2},
                                       runtime={"jit_compile": "auto", "mixed_precision": "auto"})
         compiled = []
@@ -125,11 +130,22 @@ class AutoRunTest(tf.test.TestCase):
             compiled.append(kwargs.get("jit_compile"))
             return original(model, *args, **kwargs)
 
+        def no_fit(*args, **kwargs):
+            raise _StopBeforeFit()
+
         out = io.StringIO()
-        with mock.patch.object(runtime, "cpu_features", return_value=AVX2), \
-                mock.patch.object(runtime, "gpu_compute_capabilities", return_value=[]), \
-                mock.patch.object(keras.Model, "compile", spy), contextlib.redirect_stdout(out):
-            train_lib.run_training(cfg, run_dir, verbose=0)
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(mock.patch.object(runtime, "cpu_features", return_value=AVX2))
+            stack.enter_context(mock.patch.object(runtime, "gpu_compute_capabilities",
+                                                  return_value=[]))
+            stack.enter_context(mock.patch.object(keras.Model, "compile", spy))
+            stack.enter_context(contextlib.redirect_stdout(out))
+            if stop_before_fit:
+                stack.enter_context(mock.patch.object(loop, "fit_to_total_steps", no_fit))
+                with self.assertRaises(_StopBeforeFit):
+                    train_lib.run_training(cfg, run_dir, verbose=0)
+            else:
+                train_lib.run_training(cfg, run_dir, verbose=0)
         with open(os.path.join(run_dir, "config.json")) as f:
             recorded = json.load(f)["runtime"]
         self.assertEqual(recorded["jit_compile"], True)
@@ -137,3 +153,14 @@ class AutoRunTest(tf.test.TestCase):
         self.assertIn("--jit_compile=auto: true (the gan step in float32 on a CPU)",
                       out.getvalue())
         self.assertIn(True, compiled)
+        return run_dir
+
+    def test_records_and_logs_the_choice(self):
+        # Up to fit(): the XLA compilation of the step itself is the slow test below.
+        self._run("jit_auto_setup", stop_before_fit=True)
+
+    @pytest.mark.slow  # XLA compiles the tiny GAN step for about 40 s on 2 cores
+    def test_trains_compiled(self):
+        run_dir = self._run("jit_auto", stop_before_fit=False)
+        latest = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+        self.assertEqual(os.path.basename(latest), "ckpt-2")  # both steps trained
