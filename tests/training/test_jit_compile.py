@@ -117,7 +117,8 @@ class _StopBeforeFit(Exception):
 
 
 class AutoRunTest(tf.test.TestCase):
-    """A tiny GAN run with `auto` on a float32 CPU trains XLA-compiled and records it."""
+    """A tiny GAN run with `auto` on a float32 CPU compiles its step for XLA and records it
+    (set-up only here; the compiled training run is the slow test)."""
 
     def _run(self, name, stop_before_fit):
         run_dir = os.path.join(helpers.scratch_dir(), name)
