@@ -3,8 +3,10 @@ traceback, and nothing written or changed in any existing directory.
 
 Every case runs as a user would run it (`python -m tf_t2i.<binary> ...`), three at a
 time; the run, export and DAMSM directories the cases point at are hashed before and
-after. The server's bad gRPC and REST requests are in tests/serving/test_server.py
-(test_bad_request, test_rest) and the Predict fuzz test.
+after. The cases a binary must refuse before TensorFlow starts (all but
+`NEEDS_TENSORFLOW`) run with TensorFlow blocked. The server's bad gRPC and REST requests
+are in tests/serving/test_server.py (test_bad_request, test_rest) and the Predict fuzz
+test.
 """
 
 import concurrent.futures
@@ -163,9 +165,25 @@ CASES = [
 ]
 
 
-def _run(module, args):
+# The cases a binary can only refuse once TensorFlow reads a checkpoint, a torch file or the
+# devices. Every other case is refused from the flags and the files they name before
+# TensorFlow starts, and runs with TensorFlow and Keras blocked: importing either fails it.
+NEEDS_TENSORFLOW = {
+    "train_batch_not_divisible", "sample_corrupt_checkpoints",
+    "export_corrupt_checkpoints", "evaluate_corrupt_checkpoints",
+    "convert_input_not_a_torch_file",
+}
+WITHOUT_TENSORFLOW = {name for name, _, _, _ in CASES} - NEEDS_TENSORFLOW
+# `python -m <module> args` in a process where TensorFlow and Keras cannot be imported.
+_BLOCKED_MAIN = ("import runpy, sys\n"
+                 "sys.modules['tensorflow'] = sys.modules['keras'] = None\n"
+                 "runpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)")
+
+
+def _run(module, args, without_tensorflow=False):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    return subprocess.run([sys.executable, "-m", f"tf_t2i.{module}", *args], cwd=ROOT,
+    start = ["-c", _BLOCKED_MAIN] if without_tensorflow else ["-m"]
+    return subprocess.run([sys.executable, *start, f"tf_t2i.{module}", *args], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -195,7 +213,7 @@ class BadInputTest(parameterized.TestCase, tf.test.TestCase):
         cls.places = places
         watched = ("run", "corrupt", "export", "damsm", "empty", "tmp")
         cls.before = {name: training_helpers.tree_digests(places[name]) for name in watched}
-        jobs = {name: (module, [a.format(**places) for a in args])
+        jobs = {name: (module, [a.format(**places) for a in args], name in WITHOUT_TENSORFLOW)
                 for name, module, args, _ in CASES}
         with concurrent.futures.ThreadPoolExecutor(3) as pool:
             futures = {name: pool.submit(_run, *job) for name, job in jobs.items()}
@@ -206,6 +224,15 @@ class BadInputTest(parameterized.TestCase, tf.test.TestCase):
         self.assertGreaterEqual(len(CASES), 40)
         self.assertLen({module for _, module, _, _ in CASES}, 8)
         self.assertLen({name for name, _, _, _ in CASES}, len(CASES))
+        self.assertContainsSubset(NEEDS_TENSORFLOW, {name for name, _, _, _ in CASES})
+
+    def test_a_case_that_needs_tensorflow_fails_where_it_is_blocked(self):
+        # What makes WITHOUT_TENSORFLOW a check: the block holds through `python -m`.
+        result = _run("sample", ["--model_dir=" + self.places["corrupt"], "--caption=a",
+                                 "--output=" + os.path.join(self.places["tmp"], "g.png")],
+                      without_tensorflow=True)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertRegex(result.stderr, r"(?i)import of (tensorflow|keras) halted")
 
     @parameterized.named_parameters((name, name, expected) for name, _, _, expected in CASES)
     def test_case(self, name, expected):

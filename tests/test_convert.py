@@ -33,6 +33,7 @@ from tf_t2i.models.ssagan_generator import SSAGANGenerator  # pylint: disable=g-
 from tf_t2i.training import convert_lib  # pylint: disable=g-import-not-at-top
 from tf_t2i.models.text_encoder import DAMSMTextEncoder  # pylint: disable=g-import-not-at-top
 from tf_t2i.serving import export_lib  # pylint: disable=g-import-not-at-top
+from tf_t2i.training import run_dirs  # pylint: disable=g-import-not-at-top
 from tf_t2i.training import train_lib  # pylint: disable=g-import-not-at-top
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -323,7 +324,7 @@ class ConvertedDirectoriesTest(RelativeErrorMixin, tf.test.TestCase):
     def test_training_accepts_the_damsm_directory(self):
         gan_cfg = config_lib.ExperimentConfig().replace(
             data={"dataset": "cub"}, runtime={"damsm_dir": self.damsm_dir})
-        cfg = train_lib.adopt_damsm_config(gan_cfg)
+        cfg = run_dirs.adopt_damsm_config(gan_cfg)
         self.assertEqual(cfg.image_encoder.backbone, "torchvision_inception_v3")
         text_encoder = factory.build_text_encoder(cfg, len(WORDS) + 2)
         text_encoder(tf.zeros([1, 18], tf.int32))
@@ -344,13 +345,13 @@ class ConvertedDirectoriesTest(RelativeErrorMixin, tf.test.TestCase):
         probe = config_lib.ExperimentConfig().replace(
             data={"dataset": "cub"}, runtime={"damsm_dir": output})
         text_encoder = convert.load_converted(output)  # the only kind so far
-        with self.assertRaisesRegex(train_lib.DAMSMRunError,
+        with self.assertRaisesRegex(run_dirs.DAMSMRunError,
                                     "holds only the converted damsm_text: convert the other"):
-            train_lib.adopt_damsm_config(probe)
+            run_dirs.adopt_damsm_config(probe)
         with self.assertWarns(UserWarning):
             image_encoder = factory.build_image_encoder(config_lib.load_config(output))
         image_encoder(tf.zeros([1, 64, 64, 3]))
-        with self.assertRaises(train_lib.DAMSMRunError):  # no image encoder yet
+        with self.assertRaises(run_dirs.DAMSMRunError):  # no image encoder yet
             train_lib.restore_encoders(text_encoder, image_encoder, output)
 
         second = convert_lib.convert_damsm(output, image_input=self.image_pth)
@@ -469,7 +470,7 @@ class ConvertedDirectoriesTest(RelativeErrorMixin, tf.test.TestCase):
         self.assertGreater(np.std(want), 10)
 
     def test_generator_needs_a_matching_damsm_directory(self):
-        with self.assertRaises(train_lib.DAMSMRunError):
+        with self.assertRaises(run_dirs.DAMSMRunError):
             convert_lib.convert_ssagan_generator(self.netg_pth, self.out("g"), self.out("none"))
         with self.assertRaisesRegex(torch_import.StateDictMismatchError, "missing fc.weight"):
             convert_lib.convert_ssagan_generator(self.image_pth, self.out("g"), self.damsm_dir)

@@ -19,6 +19,8 @@ temporary name and renamed into place; a non-empty --output is refused unless
 See docs/convert.md.
 """
 
+import os
+
 from absl import app
 from absl import flags
 
@@ -106,6 +108,10 @@ def main(argv):
     print(_check_flags(), flush=True)
     if FLAGS.dry_run:
         return
+    # A missing input is refused before TensorFlow starts (convert_lib checks again).
+    for path in (FLAGS.input, FLAGS.text_input, FLAGS.image_input, FLAGS.captions_pickle):
+        if path and not os.path.isfile(path):
+            t2i_flags.fail(f"No such file: {path}")
     console.import_tensorflow_quietly()  # TF start-up lines held back
     from tf_t2i.training import convert_lib  # pylint: disable=g-import-not-at-top
     kind = FLAGS.kind

@@ -41,10 +41,7 @@ def main(argv):
     if len(argv) > 1:
         t2i_flags.fail(f"Unexpected arguments: {argv[1:]}")
     model_dir = t2i_flags.require_model_dir(must_exist=True)
-    for name in ("config.json", "vocab.txt"):
-        if not os.path.exists(os.path.join(model_dir, name)):
-            t2i_flags.fail(f"{model_dir} has no {name}: --model_dir must be a trained GAN run "
-                           "(python -m tf_t2i.train).")
+    t2i_flags.require_gan_run(model_dir)
     try:
         batch_sizes = [int(b) for b in FLAGS.warmup_batch_sizes]
     except ValueError:

@@ -181,6 +181,15 @@ def require_model_dir(must_exist: bool = False) -> str:
     return model_dir
 
 
+def require_gan_run(model_dir: str) -> None:
+    """Fails with one line unless model_dir holds a GAN run's config.json and vocabulary:
+    from the files alone, so a wrong directory is refused before TensorFlow starts."""
+    for name in (config_lib.CONFIG_FILENAME, "vocab.txt"):
+        if not os.path.exists(os.path.join(model_dir, name)):
+            fail(f"{model_dir} has no {name}: --model_dir must be a trained GAN run "
+                 "(python -m tf_t2i.train).")
+
+
 def parse_flags_or_fail(argv):
     """`app.run(main, flags_parser=parse_flags_or_fail)`: a bad flag is a one-line error.
 

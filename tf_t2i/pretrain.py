@@ -28,6 +28,13 @@ def main(argv):
     print(t2i_flags.describe_config(
         cfg, f"Pretraining {what}", full=FLAGS.dry_run,
         where=os.path.join(FLAGS.model_dir or "<model_dir>", "config.json")), flush=True)
+    if task == "damsm" and not FLAGS.dry_run:
+        # An existing run's settings, from its config.json, before TensorFlow's start-up
+        # (again inside the run, on the precision `auto` resolves to). The captioner's
+        # settings are only known with its DAMSM run's, read later.
+        from tf_t2i.training import resume  # pylint: disable=g-import-not-at-top
+        t2i_flags.run_or_fail(resume.check_can_continue, (), t2i_flags.require_model_dir(),
+                              cfg)
     console.import_tensorflow_quietly()  # TF start-up lines held back
     # Heavy imports only once the flags are known to be valid.
     from tf_t2i.data import sources  # pylint: disable=g-import-not-at-top

@@ -65,6 +65,7 @@ def main(argv):
     if psi is not None and not 0.0 <= psi <= 1.0:
         t2i_flags.fail(f"--truncation_psi must be in [0, 1], got {psi}.")
     model_dir = t2i_flags.require_model_dir(must_exist=True)
+    t2i_flags.require_gan_run(model_dir)
     maps = " with their maps" if FLAGS.with_maps else ""
     print(f"Sampling {num_samples} image(s){maps} for each of {len(captions)} caption(s) "
           f"from {model_dir} -> {FLAGS.output}", flush=True)

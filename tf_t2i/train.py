@@ -27,6 +27,18 @@ DRY_RUN_VOCAB_SIZE = 5450 + 2  # CUB's DAMSM vocabulary, + padding and OOV ids
 def main(argv):
     cfg = t2i_flags.resolve_config(
         argv, ("gan",), **({"damsm_dir": "(none: --dry_run)"} if FLAGS.dry_run else {}))
+    # The directories it names, from their files, before TensorFlow's seconds of start-up.
+    from tf_t2i.training import resume  # pylint: disable=g-import-not-at-top
+    from tf_t2i.training import run_dirs  # pylint: disable=g-import-not-at-top
+    if cfg.loss.recap_weight > 0:
+        t2i_flags.run_or_fail(run_dirs.check_captioner_dir, (), cfg.runtime.captioner_dir)
+    if cfg.runtime.damsm_dir or not FLAGS.dry_run:
+        cfg = t2i_flags.run_or_fail(run_dirs.adopt_damsm_config, (run_dirs.DAMSMRunError,), cfg)
+    model_dir = None
+    if not FLAGS.dry_run:
+        model_dir = t2i_flags.require_model_dir()
+        # Again inside run_training, on the precision `auto` resolves to.
+        t2i_flags.run_or_fail(resume.check_can_continue, (), model_dir, cfg)
     console.import_tensorflow_quietly()  # TF start-up lines held back
     # Heavy imports only once the flags are known to be valid.
     from tf_t2i.data import raw_files  # pylint: disable=g-import-not-at-top
@@ -36,15 +48,10 @@ def main(argv):
     from tf_t2i.training import train_lib  # pylint: disable=g-import-not-at-top
     # First thing that touches devices: logical CPU replicas can only be made before.
     strategy = None if FLAGS.dry_run else runtime.make_strategy(cfg.runtime)
-    input_errors = (tokenizer_lib.EmptyCaptionError, train_lib.DAMSMRunError,
+    input_errors = (tokenizer_lib.EmptyCaptionError, run_dirs.DAMSMRunError,
                     checkpoints.CheckpointMismatchError, *raw_files.INPUT_ERRORS)
-    from tf_t2i.training import captioner_lib  # pylint: disable=g-import-not-at-top
-    if cfg.loss.recap_weight > 0:  # before any data is read
-        t2i_flags.run_or_fail(captioner_lib.check_captioner_dir, input_errors,
-                              cfg.runtime.captioner_dir)
     vocab_size = None
-    if cfg.runtime.damsm_dir or not FLAGS.dry_run:
-        cfg = t2i_flags.run_or_fail(train_lib.adopt_damsm_config, input_errors, cfg)
+    if cfg.runtime.damsm_dir:
         vocab_size = tokenizer_lib.CaptionTokenizer.load(cfg.runtime.damsm_dir).vocab_size
     print(t2i_flags.describe_config(
         cfg, "Training a text-to-image GAN", full=FLAGS.dry_run,
@@ -58,7 +65,6 @@ def main(argv):
         for name, count in counts.items():
             print(f"  {name}: {count:,} parameters")
         return
-    model_dir = t2i_flags.require_model_dir()
     extra_callbacks = []
     # Only the chief of a multi-worker run writes the run's evaluations.
     if FLAGS.eval_every > 0 and runtime.worker_role(strategy).is_chief:

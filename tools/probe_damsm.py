@@ -52,6 +52,7 @@ from tf_t2i.eval import attributes as attributes_lib  # pylint: disable=g-import
 from tf_t2i.losses import damsm as damsm_losses  # pylint: disable=g-import-not-at-top
 from tf_t2i.models import trained_run  # pylint: disable=g-import-not-at-top
 from tf_t2i.training import pretrain_lib  # pylint: disable=g-import-not-at-top
+from tf_t2i.training import run_dirs  # pylint: disable=g-import-not-at-top
 from tf_t2i.training import train_lib  # pylint: disable=g-import-not-at-top
 
 NUM_SHAPES = len(shapes.SHAPES)
@@ -226,7 +227,7 @@ def main():
     if args.damsm_dir:
         try:
             scorer = DAMSMScorer.from_dir(args.damsm_dir)
-        except (FileNotFoundError, ValueError, train_lib.DAMSMRunError) as e:
+        except (FileNotFoundError, ValueError, run_dirs.DAMSMRunError) as e:
             sys.exit(f"error: --damsm_dir={args.damsm_dir}: {e}")
     else:
         scorer = DAMSMScorer(run.cfg, run.tokenizer, run.text_encoder, run.image_encoder)

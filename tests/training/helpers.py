@@ -101,9 +101,9 @@ def tiny_config(**sections) -> config_lib.ExperimentConfig:
 
 def tiny_gan_config(**sections) -> config_lib.ExperimentConfig:
     """The tiny GAN config on the shared DAMSM run, with that run's encoder sections."""
-    from tf_t2i.training import train_lib  # pylint: disable=g-import-not-at-top
+    from tf_t2i.training import run_dirs  # pylint: disable=g-import-not-at-top
     cfg = tiny_config(train={"task": "gan"}, runtime={"damsm_dir": damsm_run()})
-    cfg = train_lib.adopt_damsm_config(cfg)
+    cfg = run_dirs.adopt_damsm_config(cfg)
     return cfg.replace(**sections) if sections else cfg
 
 

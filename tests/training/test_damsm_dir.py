@@ -1,4 +1,4 @@
-"""--damsm_dir must be a finished DAMSM pretraining run (train_lib.adopt_damsm_config)."""
+"""--damsm_dir must be a finished DAMSM pretraining run (run_dirs.adopt_damsm_config)."""
 
 import os
 import shutil
@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from tests.training import helpers
 from tf_t2i import config as config_lib
-from tf_t2i.training import train_lib
+from tf_t2i.training import run_dirs
 
 
 class DAMSMDirTest(tf.test.TestCase):
@@ -21,7 +21,7 @@ class DAMSMDirTest(tf.test.TestCase):
         return target
 
     def _adopt(self, damsm_dir):
-        return train_lib.adopt_damsm_config(helpers.tiny_config(
+        return run_dirs.adopt_damsm_config(helpers.tiny_config(
             train={"task": "gan"}, runtime={"damsm_dir": damsm_dir}))
 
     def test_finished_run_is_adopted(self):
@@ -31,13 +31,13 @@ class DAMSMDirTest(tf.test.TestCase):
     def test_run_stopped_part_way_is_refused(self):
         steps = helpers.DAMSM_STEPS
         damsm_dir = self._copy_with(train={"steps": steps + 5})
-        with self.assertRaisesRegex(train_lib.DAMSMRunError,
+        with self.assertRaisesRegex(run_dirs.DAMSMRunError,
                                     f"stopped at step {steps} of {steps + 5}: finish the "
                                     "pretraining first"):
             self._adopt(damsm_dir)
 
     def test_a_gan_run_is_refused(self):
         damsm_dir = self._copy_with(train={"task": "gan"}, runtime={"damsm_dir": "/elsewhere"})
-        with self.assertRaisesRegex(train_lib.DAMSMRunError,
+        with self.assertRaisesRegex(run_dirs.DAMSMRunError,
                                     "is a gan run, not a DAMSM pretraining run"):
             self._adopt(damsm_dir)

@@ -22,8 +22,7 @@ import keras
 import tensorflow as tf
 
 from tf_t2i.io import checkpoint_keys
-
-CHECKPOINT_SUBDIR = "checkpoints"
+from tf_t2i.io.checkpoint_state import CHECKPOINT_SUBDIR
 # 1: variables keyed by their index in `variables` (no version in the checkpoint).
 # 2: keyed by stable Keras paths.
 FORMAT_VERSION = 2

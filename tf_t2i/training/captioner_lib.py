@@ -7,7 +7,6 @@ reports, on the test split, the teacher-forced token accuracy and, on shapes, ho
 the colour and shape words of greedy captions are true of the image.
 """
 
-import os
 from typing import Dict
 
 import keras
@@ -20,6 +19,7 @@ from tf_t2i.io import checkpoints
 from tf_t2i.models import captioner as captioner_lib
 from tf_t2i.models import factory
 from tf_t2i.models import params
+from tf_t2i.training import run_dirs
 from tf_t2i.training import runner
 from tf_t2i.training import runtime
 
@@ -81,24 +81,10 @@ def build_captioner(cfg: config_lib.ExperimentConfig, vocab_size: int):
     return captioner
 
 
-def check_captioner_dir(directory: str) -> str:
-    """The latest checkpoint of a captioner run; FileNotFoundError or ConfigError naming
-    what is missing (reads only, so binaries check it before loading any data)."""
-    path = tf.train.latest_checkpoint(os.path.join(directory, checkpoints.CHECKPOINT_SUBDIR))
-    if path is None:
-        raise FileNotFoundError(f"--captioner_dir={directory!r} has no checkpoint: run "
-                                "`python -m tf_t2i.pretrain --train_task=captioner` first.")
-    task = config_lib.load_config(directory).train.task
-    if task != "captioner":
-        raise config_lib.ConfigError(f"--captioner_dir={directory!r} is a {task} run, not a "
-                                     "captioner run.")
-    return path
-
-
 def restore_captioner(cfg: config_lib.ExperimentConfig, vocab_size: int):
     """Builds the captioner of `cfg.runtime.captioner_dir` and loads its weights."""
     directory = cfg.runtime.captioner_dir
-    path = check_captioner_dir(directory)
+    path = run_dirs.check_captioner_dir(directory)
     cap_cfg = config_lib.load_config(directory)
     captioner = build_captioner(cap_cfg, vocab_size)
     # Only the captioner is read (not its optimizer); every captioner weight must match.

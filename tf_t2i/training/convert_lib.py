@@ -42,11 +42,12 @@ from tf_t2i.io import safe_pickle
 from tf_t2i.io import torchscript_reader
 from tf_t2i.models import factory
 from tf_t2i.models import torch_import
+from tf_t2i.training import run_dirs
 from tf_t2i.training import train_lib
 
 KINDS = ("damsm", "damsm_text", "damsm_image", "ssagan_generator")
 DAMSM_KINDS = ("damsm_text", "damsm_image")
-MANIFEST_FILENAME = "conversion.json"
+MANIFEST_FILENAME = run_dirs.CONVERSION_MANIFEST
 IMAGE_BACKBONE = "torchvision_inception_v3"
 PADDING_WORD = "<end>"
 # Checkpoint object names, as pretraining and GAN runs write them.
@@ -63,7 +64,7 @@ class ConversionError(ValueError):
 # Everything a user's input can get wrong; the binary turns these into one-line errors.
 INPUT_ERRORS = (ConversionError, torch_import.StateDictMismatchError,
                 torchscript_reader.TorchFileError, safe_pickle.UnsafePickleError,
-                safe_pickle.PickleFormatError, train_lib.DAMSMRunError,
+                safe_pickle.PickleFormatError, run_dirs.DAMSMRunError,
                 checkpoints.CheckpointMismatchError)
 
 
@@ -406,7 +407,7 @@ def convert_ssagan_generator(input_path: str, output_dir: str, damsm_dir: str,
     damsm_cfg = config_lib.load_config(damsm_dir) if os.path.isdir(damsm_dir) else None
     if damsm_cfg is not None:
         probe = probe.replace(data={"dataset": damsm_cfg.data.dataset})
-    adopted = train_lib.adopt_damsm_config(probe)
+    adopted = run_dirs.adopt_damsm_config(probe)
     if adopted.text.hidden_dim != sizes["sentence_dim"]:
         raise ConversionError(
             f"{input_path} is conditioned on {sizes['sentence_dim']}-d sentence embeddings "

@@ -6,7 +6,6 @@ vocabulary and, in its checkpoints, the frozen text encoder beside G, EMA G and 
 sampling and export need nothing else.
 """
 
-import json
 import os
 import tempfile
 import types
@@ -29,60 +28,12 @@ from tf_t2i.training import captioner_lib
 from tf_t2i.training import gan as gan_lib
 from tf_t2i.training import objectives
 from tf_t2i.training import runner
+from tf_t2i.training import run_dirs
 from tf_t2i.training import runtime
 from tf_t2i.training import schedules
 
 # Sections of the DAMSM run that the GAN run must share (its encoders are reused).
 ENCODER_SECTIONS = ("text", "image_encoder")
-
-
-class DAMSMRunError(ValueError):
-    """The --damsm_dir run is missing, unfinished or incompatible."""
-
-
-def adopt_damsm_config(cfg: config_lib.ExperimentConfig) -> config_lib.ExperimentConfig:
-    """Takes the encoder sections and caption length from the DAMSM run's config.json."""
-    damsm_dir = cfg.runtime.damsm_dir
-    if not damsm_dir or not os.path.isdir(damsm_dir):
-        raise DAMSMRunError(f"--damsm_dir={damsm_dir!r} is not a directory; pass the model_dir "
-                            "of `python -m tf_t2i.pretrain`.")
-    try:
-        damsm_cfg = config_lib.load_config(damsm_dir)
-    except FileNotFoundError as e:
-        raise DAMSMRunError(str(e)) from e
-    for name in ("vocab.txt",):
-        if not os.path.exists(os.path.join(damsm_dir, name)):
-            raise DAMSMRunError(f"{damsm_dir} has no {name}: not a finished DAMSM pretraining run.")
-    latest = tf.train.latest_checkpoint(os.path.join(damsm_dir, checkpoints.CHECKPOINT_SUBDIR))
-    if latest is None:
-        raise DAMSMRunError(f"{damsm_dir} has no checkpoint: run the pretraining first.")
-    _check_damsm_finished(damsm_dir, damsm_cfg, latest)
-    if damsm_cfg.data.dataset != cfg.data.dataset:
-        raise DAMSMRunError(f"The DAMSM run was trained on {damsm_cfg.data.dataset!r} but this "
-                            f"run uses {cfg.data.dataset!r}.")
-    return cfg.replace(text=damsm_cfg.text, image_encoder=damsm_cfg.image_encoder,
-                       data={"max_caption_length": damsm_cfg.data.max_caption_length})
-
-
-def _check_damsm_finished(damsm_dir: str, damsm_cfg: config_lib.ExperimentConfig,
-                          latest: str) -> None:
-    """A DAMSM run is usable once pretraining ended, or conversion gave both encoders."""
-    if damsm_cfg.train.task != "damsm":
-        raise DAMSMRunError(f"{damsm_dir} is a {damsm_cfg.train.task} run, not a DAMSM "
-                            "pretraining run (`python -m tf_t2i.pretrain`).")
-    manifest_path = os.path.join(damsm_dir, "conversion.json")  # convert_lib.MANIFEST_FILENAME
-    if os.path.exists(manifest_path):
-        with open(manifest_path) as f:
-            manifest = json.load(f)
-        if not manifest.get("complete"):
-            raise DAMSMRunError(
-                f"{damsm_dir} holds only the converted {', '.join(sorted(manifest['kinds']))}: "
-                "convert the other DAMSM encoder into it too (`python -m tf_t2i.convert`).")
-        return
-    step = int(latest.rsplit("-", 1)[1])
-    if step < damsm_cfg.train.steps:
-        raise DAMSMRunError(f"{damsm_dir} stopped at step {step} of {damsm_cfg.train.steps}: "
-                            "finish the pretraining first (rerun its command; it resumes).")
 
 
 def restore_encoders(text_encoder, image_encoder, damsm_dir: str) -> str:
@@ -92,8 +43,8 @@ def restore_encoders(text_encoder, image_encoder, damsm_dir: str) -> str:
     try:
         ckpt.restore(path).expect_partial().assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:
-        raise DAMSMRunError(f"The DAMSM checkpoint {path} does not fit the encoders of this "
-                            f"run: {e}") from e
+        raise run_dirs.DAMSMRunError(f"The DAMSM checkpoint {path} does not fit the encoders "
+                                     f"of this run: {e}") from e
     return path
 
 
@@ -211,7 +162,7 @@ class GANTask(runner.Task):
 
     def __init__(self, cfg: config_lib.ExperimentConfig):
         # Checked before anything is read or written.
-        super().__init__(adopt_damsm_config(cfg))
+        super().__init__(run_dirs.adopt_damsm_config(cfg))
         self._negative_images = None
 
     def prepare(self, model_dir, train_source):
