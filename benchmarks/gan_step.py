@@ -16,6 +16,8 @@
   python benchmarks/gan_step.py --compare=lazy_ma_gp --steps=8  # the demo's MA-GP every 1/2/4
   python benchmarks/gan_step.py --compare=mask_channels --ngf=4 --ndf=8 \
       --mixed_precision=mixed_bfloat16  # the mask predictors 100 / 32 / 16 wide
+  python benchmarks/gan_step.py --compare=low_res --ngf=4 --ndf=8 --steps=8 \
+      --mixed_precision=mixed_bfloat16  # the blocks up to 16 / 32 px at 8, the rest at 4
 
 Random weights (no DAMSM or captioner run needed): builds the models exactly as
 `tf_t2i.train` does, feeds one fixed batch, and reports seconds per step and images per
@@ -55,6 +57,9 @@ step, every second and every fourth (`--loss_ma_gp_interval`).
 at --ngf / --ndf with its mask predictors 100 (the reference), 32 and 16 wide
 (`--gen_mask_channels`), with MA-GP every step as the twenty-fifth round measured it (the
 config runs it every 4th since the twenty-sixth: `--compare=lazy_ma_gp`).
+`--compare=low_res` times, the same way, the step of configs/shapes_ssagan_30min.cfg (MA-GP
+every 4th step: give --steps a multiple of 4) with fc and the generator blocks up to 16 and
+up to 32 px at base width 8 (`--gen_low_res_ngf=8 --gen_low_res_max_size=16|32`).
 """
 
 import argparse
@@ -249,7 +254,8 @@ def main():
     parser.add_argument("--compare", default="ma_gp",
                         choices=["ma_gp", "losses", "archs", "callbacks", "noise", "words",
                                  "mode_seeking", "g_match", "damsm_hard", "negatives", "xla",
-                                 "widths", "widths_30min", "lazy_ma_gp", "mask_channels"])
+                                 "widths", "widths_30min", "lazy_ma_gp", "mask_channels",
+                                 "low_res"])
     args = parser.parse_args()
     if args.mixed_precision != "none":
         keras.mixed_precision.set_global_policy(args.mixed_precision)
@@ -328,6 +334,17 @@ def main():
         xla = {"jit_compile": "auto"}
         _alternate(args, {f"mask {k} wide": ({**words, "mask_channels": k}, {}, xla)
                           for k in (100, 32, 16)}, mode="joint", damsm_weight=1.5)
+        return
+    if args.compare == "low_res":
+        config = dict(THIRTY_MINUTES, ngf=args.ngf,
+                      mask_channels=THIRTY_MINUTE_WIDTHS["mask_channels"])
+        xla = {"jit_compile": "auto"}
+        variants = {"the config": (config, {}, xla)}
+        for size in (16, 32):
+            variants[f"8 up to {size} px"] = (
+                dict(config, low_res_ngf=8, low_res_max_size=size), {}, xla)
+        _alternate(args, variants, mode="joint", damsm_weight=1.5,
+                   ma_gp_interval=THIRTY_MINUTE_MA_GP_INTERVAL)
         return
     if args.compare == "lazy_ma_gp":
         # The demo's step with its joint MA-GP every step, every 2nd and every 4th (steps

@@ -166,11 +166,22 @@ class GeneratorConfig:
         "sentence alone).", applies_to=SSAGAN)
     mask_channels: int = _field(100, "SSA-GAN: hidden width of the mask predictors "
                                 "(reference: 100).", applies_to=SSAGAN)
+    low_res_ngf: int = _field(0, "SSA-GAN: base width of fc and of the G blocks at "
+                              "low_res_max_size px and below; 0: ngf (reference).",
+                              applies_to=SSAGAN)
+    low_res_max_size: int = _field(16, "SSA-GAN: the largest resolution (px) that "
+                                   "low_res_ngf widens.", applies_to=SSAGAN)
 
     def validate(self):
         _check_choices(self)
         _check_positive(self, "z_dim", "ngf", "condition_dim", "mapping_layers",
                         "mask_channels")
+        if self.low_res_ngf < 0:
+            raise ConfigError(f"generator.low_res_ngf must be >= 0 (0: ngf), got "
+                              f"{self.low_res_ngf}.")
+        if self.low_res_ngf and self.low_res_max_size < 4:
+            raise ConfigError(f"generator.low_res_max_size must be >= 4 px (the first "
+                              f"block's) with low_res_ngf, got {self.low_res_max_size}.")
         if self.word_attention_max_size and self.word_attention_max_size < 4:
             raise ConfigError(f"generator.word_attention_max_size must be 0 (none) or >= 4 px "
                               f"(the first block's), got {self.word_attention_max_size}.")

@@ -1,9 +1,10 @@
 """Shared, cached fixtures of the evaluation tests: a scratch dir, fake weights, a tiny run.
 
-Everything is built once per pytest process: the tiny shapes data in a temporary TFDS
-dir, a 2-step DAMSM run and a 2-step SSA-GAN run on configs/tiny.cfg (in-process, as
-`python -m tf_t2i.pretrain` / `tf_t2i.train` would), the fake FID Inception file and a
-fake IS classifier.
+Everything is built once per pytest process: the fake FID Inception file, a fake IS
+classifier and the tiny dataset's attribute classifier here; the tiny shapes data, the
+2-step DAMSM run and the 2-step SSA-GAN run on configs/tiny.cfg are the training and
+serving tests' own (tests/training/helpers, tests/serving/helpers), shared so that a
+process builds each once.
 """
 
 import atexit
@@ -47,24 +48,24 @@ def fake_is_classifier() -> str:
 
 @functools.lru_cache(maxsize=None)
 def tiny_config():
-    """configs/tiny.cfg with its data in the scratch dir."""
+    """configs/tiny.cfg with its data in the training tests' TFDS dir (prepared once)."""
     from tests import test_config  # pylint: disable=g-import-not-at-top
+    from tests.training import helpers as training_helpers  # pylint: disable=g-import-not-at-top
     cfg = test_config.parse_flagfile("configs/tiny.cfg")
-    return cfg.replace(data={"data_dir": os.path.join(scratch(), "tfds")})
+    return cfg.replace(data={"data_dir": training_helpers.data_dir()})
 
 
 @functools.lru_cache(maxsize=None)
 def tiny_runs():
-    """(damsm_dir, gan_dir): 2 steps of each on tiny; read-only for the tests."""
-    from tf_t2i.training import pretrain_lib  # pylint: disable=g-import-not-at-top
-    from tf_t2i.training import train_lib  # pylint: disable=g-import-not-at-top
-    cfg = tiny_config()
-    damsm_dir = os.path.join(scratch(), "damsm")
-    gan_dir = os.path.join(scratch(), "gan")
-    pretrain_lib.run_pretraining(cfg.replace(train={"task": "damsm"}), damsm_dir, verbose=0)
-    train_lib.run_training(cfg.replace(train={"task": "gan"}, runtime={"damsm_dir": damsm_dir}),
-                           gan_dir, verbose=0)
-    return damsm_dir, gan_dir
+    """(damsm_dir, gan_dir): 2 steps of each on tiny; read-only for the tests.
+
+    The training tests' DAMSM run and the serving tests' GAN run on it, the same
+    configs/tiny.cfg runs that `python -m tf_t2i.pretrain` / `tf_t2i.train` would make:
+    one pair per pytest process, not one per test package.
+    """
+    from tests.serving import helpers as serving_helpers  # pylint: disable=g-import-not-at-top
+    from tests.training import helpers as training_helpers  # pylint: disable=g-import-not-at-top
+    return training_helpers.damsm_run(), serving_helpers.trained_run()
 
 
 @functools.lru_cache(maxsize=None)

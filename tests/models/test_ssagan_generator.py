@@ -251,6 +251,40 @@ class SSAGANGeneratorTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(images.shape, (BATCH, 64, 64, 3))
         self.assertLen(masks, 5)
 
+    def test_low_res_ngf_widens_the_small_blocks_only(self):
+        # --gen_low_res_ngf 8 --gen_low_res_max_size 16 on ngf 4 at 64 px: fc and the
+        # 4-16 px blocks at 8 x 8 = 64 channels, the 32 px block narrows to 8 x 4 = 32,
+        # the 64 px block keeps 4 x 4 = 16 (the reference's multipliers throughout).
+        self.assertEqual(ssagan_generator.block_channels(4, 5),
+                         (32, [(32, 32)] * 4 + [(32, 16)]))
+        self.assertEqual(ssagan_generator.block_channels(4, 5, 8, 16),
+                         (64, [(64, 64)] * 3 + [(64, 32), (32, 16)]))
+        self.assertEqual(ssagan_generator.block_channels(4, 5, 8, 64),
+                         ssagan_generator.block_channels(8, 5))
+        cfg = config_lib.ExperimentConfig().replace(
+            data={"image_size": 64}, generator={"ngf": 4, "low_res_ngf": 8,
+                                                "low_res_max_size": 16})
+        wide = factory.build_generator(cfg)
+        wide.build()
+        self.assertEqual(wide.fc.kernel.shape, (100, 64 * 16))
+        self.assertEqual([(b.in_channels, b.out_channels) for b in wide.blocks],
+                         [(64, 64)] * 3 + [(64, 32), (32, 16)])
+        self.assertEqual(wide.initial_mask_predictor.in_channels, 64)
+        self.assertEqual(wide.image_channels, 16)
+        self.assertEqual(wide.blocks[3].conv_in.kernel.shape[-2:], (64, 32))
+        z, sentence = helpers.noise_and_sentence(0)
+        images, masks = wide(z, sentence, training=True)
+        self.assertEqual(images.shape, (BATCH, 64, 64, 3))
+        clone = ssagan_generator.SSAGANGenerator.from_config(wide.get_config())
+        clone.build()
+        clone.set_weights(wide.get_weights())
+        self.assertAllClose(clone(z, sentence, training=False)[0],
+                            wide(z, sentence, training=False)[0])
+        with self.assertRaisesRegex(config_lib.ConfigError, "low_res_max_size"):
+            cfg.replace(generator={"low_res_max_size": 2}).validate()
+        with self.assertRaisesRegex(config_lib.ConfigError, "low_res_ngf"):
+            cfg.replace(generator={"low_res_ngf": -1}).validate()
+
     def test_word_attention_reads_the_real_words(self):
         # At init the per-pixel affines start at zero, so the image ignores the words;
         # once they are non-zero the words change it, and padding words still do not.

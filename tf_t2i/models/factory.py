@@ -37,7 +37,8 @@ def build_generator(cfg: config_lib.ExperimentConfig, name: str = "generator"):
                                noise_in_affine=g.noise_in_affine,
                                sentence_in_fc=g.sentence_in_fc,
                                word_attention_max_size=g.word_attention_max_size,
-                               mask_channels=g.mask_channels, **common)
+                               mask_channels=g.mask_channels, low_res_ngf=g.low_res_ngf,
+                               low_res_max_size=g.low_res_max_size, **common)
     if g.arch == "attngan":
         return attngan_generator.AttnGANGenerator(condition_dim=g.condition_dim,
                                                   num_residual=g.residual_blocks, **common)

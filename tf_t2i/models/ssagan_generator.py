@@ -38,6 +38,27 @@ def check_image_size(image_size):
     return int(math.log2(image_size))
 
 
+def block_channels(ngf, num_blocks, low_res_ngf=0, low_res_max_size=0):
+    """fc's width and each G block's (in, out) channels.
+
+    The reference's widths are `_GENERATOR_WIDTHS` times ngf. With `low_res_ngf` > 0
+    the blocks at `low_res_max_size` px and below (and fc, at 4 px) take their
+    multipliers times `low_res_ngf` instead; each block reads what the one before it
+    wrote, so the first block above that size narrows to ngf.
+    """
+    def base(resolution):
+        wide = low_res_ngf > 0 and resolution <= low_res_max_size
+        return low_res_ngf if wide else ngf
+
+    fc_channels = _GENERATOR_WIDTHS[0][0] * base(4)
+    channels, previous = [], fc_channels
+    for i, (_, w_out) in enumerate(_GENERATOR_WIDTHS[:num_blocks]):
+        out = w_out * base(4 * 2 ** i)
+        channels.append((previous, out))
+        previous = out
+    return fc_channels, channels
+
+
 @keras.saving.register_keras_serializable(package="tf_t2i")
 class SSCBN(keras.layers.Layer):
     """Semantic-spatial conditional batch normalisation (SSA-GAN's `affine`).
@@ -310,6 +331,11 @@ class SSAGANGenerator(keras.Model):
         sentence_dim: int, sentence embedding size.
         image_size: int, S; one of 64, 128, 256.
         mask_channels: int, hidden width of the mask predictors.
+        low_res_ngf: int; when > 0, the base width of fc and of the blocks at
+            `low_res_max_size` px and below (the reference: ngf everywhere). Those
+            blocks lay out the objects on few pixels, so widening them costs little
+            of a step whose time is in the 32 and 64 px blocks.
+        low_res_max_size: int, px; see `low_res_ngf`.
         residual_gate_init: float, initial gamma of every block (reference: 0).
         noise_in_affine: bool; when true every SSCBN reads [sentence, z] instead
             of the sentence alone (the reference: false). In the reference z
@@ -343,7 +369,8 @@ class SSAGANGenerator(keras.Model):
 
     def __init__(self, ngf=64, z_dim=100, sentence_dim=256, image_size=256,
                  mask_channels=100, residual_gate_init=0.0, noise_in_affine=False,
-                 sentence_in_fc=False, word_attention_max_size=0, **kwargs):
+                 sentence_in_fc=False, word_attention_max_size=0, low_res_ngf=0,
+                 low_res_max_size=0, **kwargs):
         super().__init__(**kwargs)
         self.word_attention_max_size = int(word_attention_max_size)
         log_size = check_image_size(image_size)
@@ -351,6 +378,8 @@ class SSAGANGenerator(keras.Model):
         self.noise_in_affine = bool(noise_in_affine)
         self.sentence_in_fc = bool(sentence_in_fc)
         self.ngf = ngf
+        self.low_res_ngf = int(low_res_ngf)
+        self.low_res_max_size = int(low_res_max_size)
         self.z_dim = z_dim
         self.sentence_dim = sentence_dim
         self.image_size = image_size
@@ -359,22 +388,23 @@ class SSAGANGenerator(keras.Model):
 
         # Layers.
         num_blocks = log_size - 1  # 4 px doubled (num_blocks - 1) times.
-        widths = _GENERATOR_WIDTHS[:num_blocks]
+        self.fc_channels, channels = block_channels(ngf, num_blocks, self.low_res_ngf,
+                                                    self.low_res_max_size)
         self.fc_input_dim = z_dim + (sentence_dim if self.sentence_in_fc else 0)
         self.fc = t2i_layers.torch_dense(
-            self.fc_input_dim, 8 * ngf * 4 * 4, dtype=dtype, name="fc")
+            self.fc_input_dim, self.fc_channels * 4 * 4, dtype=dtype, name="fc")
         self.initial_mask_predictor = MaskPredictor(
-            8 * ngf, mask_channels, dtype=dtype, name="initial_mask_predictor")
+            self.fc_channels, mask_channels, dtype=dtype, name="initial_mask_predictor")
         affine_dim = sentence_dim + (z_dim if self.noise_in_affine else 0)
         self.blocks = [
-            SSAGANBlock(w_in * ngf, w_out * ngf, affine_dim, mask_channels,
+            SSAGANBlock(c_in, c_out, affine_dim, mask_channels,
                         predict_mask=i < num_blocks - 1,
                         gate_init=residual_gate_init,
                         word_dim=sentence_dim if self.attends_at(4 * 2 ** i) else 0,
                         dtype=dtype, name=f"block{i}")
-            for i, (w_in, w_out) in enumerate(widths)
+            for i, (c_in, c_out) in enumerate(channels)
         ]
-        self.image_channels = widths[-1][1] * ngf
+        self.image_channels = channels[-1][1]
         self.image_batch_norm = t2i_layers.torch_batch_norm(
             dtype=dtype, name="image_batch_norm")
         self.image_conv = t2i_layers.torch_conv2d(
@@ -383,7 +413,7 @@ class SSAGANGenerator(keras.Model):
     def build(self, input_shape=None):
         # Every shape follows from the config, so the input shape is unused.
         self.fc.build((None, self.fc_input_dim))
-        self.initial_mask_predictor.build((None, 4, 4, 8 * self.ngf))
+        self.initial_mask_predictor.build((None, 4, 4, self.fc_channels))
         for block in self.blocks:
             block.build((None, None, None, block.in_channels))
         image_shape = (None, None, None, self.image_channels)
@@ -410,7 +440,7 @@ class SSAGANGenerator(keras.Model):
             fc_input = tf.concat([z, tf.cast(sentence_embedding, z.dtype)], axis=-1)
         x = self.fc(fc_input)
         # torch's .view(B, C, 4, 4) then NHWC, so fc weights import unchanged.
-        x = tf.reshape(x, [-1, 8 * self.ngf, 4, 4])
+        x = tf.reshape(x, [-1, self.fc_channels, 4, 4])
         x = tf.transpose(x, [0, 2, 3, 1])  # [B, 4, 4, 8ngf]
         logits = self.initial_mask_predictor(x, training=training)
         if self.noise_in_affine:
@@ -446,5 +476,7 @@ class SSAGANGenerator(keras.Model):
             "noise_in_affine": self.noise_in_affine,
             "sentence_in_fc": self.sentence_in_fc,
             "word_attention_max_size": self.word_attention_max_size,
+            "low_res_ngf": self.low_res_ngf,
+            "low_res_max_size": self.low_res_max_size,
         })
         return config
