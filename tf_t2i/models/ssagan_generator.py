@@ -441,7 +441,7 @@ class SSAGANGenerator(keras.Model):
         x = self.fc(fc_input)
         # torch's .view(B, C, 4, 4) then NHWC, so fc weights import unchanged.
         x = tf.reshape(x, [-1, self.fc_channels, 4, 4])
-        x = tf.transpose(x, [0, 2, 3, 1])  # [B, 4, 4, 8ngf]
+        x = tf.transpose(x, [0, 2, 3, 1])  # [B, 4, 4, fc_channels] (8 ngf in the reference)
         logits = self.initial_mask_predictor(x, training=training)
         if self.noise_in_affine:
             sentence_embedding = tf.concat(
