@@ -29,12 +29,14 @@ PACKAGE = "tf_t2i"
 # Layer of each subpackage, and of the top-level modules that are library code.
 PACKAGE_LAYERS = {"io": 1, "models": 2, "losses": 2, "data": 2,
                   "training": 3, "eval": 3, "serving": 3}
-LIBRARY_MODULES = {"config": 1, "images": 1}
+LIBRARY_MODULES = {"config": 1, "config_fields": 1, "images": 1}
 BINARY_LAYER = 4
 # (importing package, imported package) pairs of one layer that may import each other.
 # Training runs evaluations; models read token ids, whose padding convention is data's;
-# config writes config.json through io's atomic (stdlib-only) file helpers.
-SIDEWAYS = {("training", "eval"), ("models", "data"), ("config", "io")}
+# config writes config.json through io's atomic (stdlib-only) file helpers, and builds its
+# sections from config_fields.
+SIDEWAYS = {("training", "eval"), ("models", "data"), ("config", "io"),
+            ("config", "config_fields")}
 
 
 class Import(NamedTuple):

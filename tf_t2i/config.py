@@ -1,7 +1,7 @@
 """Typed experiment configuration: frozen dataclasses with validation and JSON round trip.
 
-Stdlib only (with `tf_t2i.io.files`, itself stdlib only), so every layer of the package (and
-tests) can import it cheaply. The binaries turn absl flags into an `ExperimentConfig` (see
+Stdlib only (with `tf_t2i.config_fields` and `tf_t2i.io.files`, themselves stdlib only), so
+every layer of the package (and tests) can import it cheaply. The binaries turn absl flags into an `ExperimentConfig` (see
 `tf_t2i/flags.py`), write it to `<model_dir>/config.json`, and everything downstream
 (evaluate, sample, export) rebuilds models from that file alone.
 
@@ -14,35 +14,15 @@ import json
 import os
 from typing import Any, Dict
 
+# The field declaration, the value lists and the shared checks live in config_fields; their
+# names stay reachable here (config_lib.ConfigError, config_lib.GEN_ARCHS, ...).
+from tf_t2i.config_fields import (  # pylint: disable=unused-import
+    ATTNGAN_FAMILY, DATASETS, GEN_ARCHS, IMAGE_BACKBONES, IMAGE_SIZES, MA_GP_MODES,
+    MIXED_PRECISION, SSAGAN, STYLE_VARIANTS, TASKS, ConfigError)
+from tf_t2i.config_fields import check_choices as _check_choices
+from tf_t2i.config_fields import check_positive as _check_positive
+from tf_t2i.config_fields import config_field as _field
 from tf_t2i.io import files
-
-
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the field and what is expected."""
-
-
-def _field(default, help_text, choices=None, applies_to=None):
-    """A config field; `applies_to` names the generator architectures it is read by (None:
-    all), so that setting it for another architecture is an error, not a silent no-op."""
-    metadata = {"help": help_text}
-    if choices is not None:
-        metadata["choices"] = tuple(choices)
-    if applies_to is not None:
-        metadata["applies_to"] = tuple(applies_to)
-    return dataclasses.field(default=default, metadata=metadata)
-
-
-DATASETS = ("shapes", "cub", "coco")
-IMAGE_SIZES = (64, 128, 256)
-IMAGE_BACKBONES = ("small_cnn", "inception_v3", "torchvision_inception_v3")
-GEN_ARCHS = ("ssagan", "attngan", "style1_attngan", "style2_attngan")
-# Who reads an architecture-specific field (see `_field(applies_to=...)`).
-SSAGAN = ("ssagan",)
-ATTNGAN_FAMILY = ("attngan", "style1_attngan", "style2_attngan")
-STYLE_VARIANTS = ("style1_attngan", "style2_attngan")
-MA_GP_MODES = ("separate_step", "joint")
-MIXED_PRECISION = ("none", "auto", "mixed_bfloat16", "mixed_float16")
-TASKS = ("damsm", "captioner", "gan")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -488,18 +468,3 @@ def _check_applies_to_arch(cfg: ExperimentConfig) -> None:
                     f"{name}.{f.name}={getattr(section, f.name)!r} applies to "
                     f"{', '.join(applies)} only, but generator.arch={arch!r}; leave it at its "
                     f"default ({getattr(defaults, f.name)!r}).")
-
-
-def _check_choices(section):
-    for f in dataclasses.fields(section):
-        choices = f.metadata.get("choices")
-        if choices and getattr(section, f.name) not in choices:
-            raise ConfigError(f"{type(section).__name__}.{f.name}={getattr(section, f.name)!r} is "
-                              f"not one of {list(choices)}.")
-
-
-def _check_positive(section, *names):
-    for name in names:
-        if getattr(section, name) <= 0:
-            raise ConfigError(f"{type(section).__name__}.{name} must be > 0, "
-                              f"got {getattr(section, name)}.")
