@@ -18,6 +18,7 @@ from tf_t2i.data import shapes_captions
 from tf_t2i.data import tokenizer as tokenizer_lib
 from tf_t2i.io import checkpoints
 from tf_t2i.losses import damsm as damsm_losses
+from tf_t2i.training import loop
 from tf_t2i.training import pretrain_lib
 
 
@@ -187,6 +188,31 @@ class HardNegativesTest(tf.test.TestCase):
         self.assertNotEqual(swapped[i][j], source.captions[i][j])
         expected = tok.encode([swapped[i][j]], bank.hard_negative_ids.shape[2])[0]
         self.assertAllEqual(bank.hard_negative_ids[i, j], expected)
+
+
+class TimeBudgetTest(tf.test.TestCase):
+    """--train_max_seconds ends a DAMSM pretraining as it ends a GAN run: the 10-minute
+    shapes DAMSM (configs/shapes_damsm_10min.cfg) relies on it."""
+
+    def test_the_budget_ends_the_run_before_its_steps_and_keeps_its_outputs(self):
+        run_dir = helpers.copy_run(helpers.damsm_run(), "damsm_budgeted")
+        ckpt_dir = os.path.join(run_dir, "checkpoints")
+        spent = loop.read_clock(ckpt_dir)[str(helpers.DAMSM_STEPS)]
+        self.assertGreater(spent, 0.0)
+        # A budget a microsecond past what the first sitting spent: one more step, then stop.
+        cfg = helpers.tiny_damsm_config().replace(
+            train={"steps": 1000, "max_seconds": spent + 1e-6})
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            results = pretrain_lib.run_pretraining(cfg, run_dir, verbose=0)
+        stopped = helpers.DAMSM_STEPS + 1
+        self.assertIn(f"Time budget: {spent:.0f} of {spent + 1e-6:.0f} s spent.", out.getvalue())
+        self.assertEqual(results["step"], stopped)
+        self.assertEqual(os.path.basename(tf.train.latest_checkpoint(ckpt_dir)),
+                         f"ckpt-{stopped}")
+        self.assertGreater(loop.read_clock(ckpt_dir)[str(stopped)], spent)
+        with open(os.path.join(run_dir, "r_precision.json")) as f:
+            self.assertEqual(json.load(f)["step"], stopped)
 
 
 if __name__ == "__main__":
