@@ -190,6 +190,11 @@ class DiscriminatorConfig:
 class LossConfig:
     """Loss weights and constants. A weight of 0 removes the term and its computation."""
     damsm_weight: float = _field(0.05, "Weight of the generator's DAMSM term (SSA-GAN: 0.05).")
+    damsm_weight_final: float = _field(-1.0, "DAMSM term's weight at the end of GAN training: "
+                                       "from --train_lr_decay_start on it moves linearly "
+                                       "from --loss_damsm_weight to this, with the rates "
+                                       "(training/schedules.py says why); negative: "
+                                       "constant, the reference.")
     damsm_augment_shift: float = _field(0.0, "DAMSM term: score each fake moved by up to "
                                         "this fraction of its side (0: unmoved, the "
                                         "reference); losses/augment.py says why.")
@@ -250,6 +255,9 @@ class LossConfig:
                      "mode_seeking_weight", "mode_seeking_examples", "negative_images_weight"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"loss.{name} must be >= 0, got {getattr(self, name)}.")
+        if self.damsm_weight_final >= 0 and self.damsm_weight == 0:
+            raise ConfigError("loss.damsm_weight_final needs loss.damsm_weight > 0: a weight "
+                              "of 0 builds no DAMSM term.")
         if not 0.0 <= self.damsm_augment_shift < 0.5:
             raise ConfigError(f"loss.damsm_augment_shift must be in [0, 0.5), got "
                               f"{self.damsm_augment_shift}.")
@@ -356,6 +364,9 @@ class ExperimentConfig:
             raise ConfigError("loss.damsm_hard_negatives needs data.shapes_hard_negatives > 0: "
                               "without it the mismatched caption is another image's, which "
                               "the DAMSM term already scores as a negative.")
+        if self.loss.damsm_weight_final >= 0 and self.train.lr_decay_start >= 1.0:
+            raise ConfigError("loss.damsm_weight_final needs train.lr_decay_start < 1: the "
+                              "weight falls with the learning rates.")
         if self.loss.negative_images_weight and self.data.dataset != "shapes":
             raise ConfigError("loss.negative_images_weight > 0 needs --data_dataset=shapes.")
         if self.train.task == "gan" and not self.runtime.damsm_dir:

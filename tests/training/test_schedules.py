@@ -72,6 +72,68 @@ class LinearDecayTailTest(tf.test.TestCase):
         self.assertEqual(schedules.gan_learning_rate(cfg.train, 1e-3), 1e-3)
 
 
+FALLING = config_lib.LossConfig(damsm_weight=1.5, damsm_weight_final=0.0)
+
+
+class FallingWeightTest(tf.test.TestCase):
+
+    def test_values_by_hand(self):
+        # 1.5 to step 5 (= 0.5 * 10), then 1.5 - 1.0 * (s - 5) / 5 to 0.5 at step 10.
+        step = tf.Variable(0, dtype=tf.int64)
+        weight = schedules.FallingWeight(1.5, 0.5, schedules.LinearDecayTail(1.0, 10, 0.5, step))
+        for at, expected in {0: 1.5, 5: 1.5, 6: 1.3, 8: 0.9, 10: 0.5, 12: 0.5}.items():
+            step.assign(at)
+            self.assertAllClose(weight(), expected, atol=1e-6, msg=f"step {at}")
+
+    def test_constant_unless_a_final_weight_is_set(self):
+        train = config_lib.TrainConfig(lr_decay_start=0.5, steps=10)
+        loss = config_lib.LossConfig(damsm_weight=1.5)
+        step, progress = tf.Variable(0, dtype=tf.int64), tf.Variable(0.9)
+        self.assertEqual(schedules.damsm_weight(train, loss, step, progress), 1.5)
+        falling = schedules.damsm_weight(train, FALLING, step, progress)
+        self.assertIsNone(falling.tail.progress)  # no budget: the steps alone
+        self.assertAllClose(falling(), 1.5)
+        budgeted = train.__class__(lr_decay_start=0.5, steps=10, max_seconds=60.0)
+        timed = schedules.damsm_weight(budgeted, FALLING, step, progress)
+        self.assertAllClose(timed(), 0.3)  # 90% of the budget: 1.5 * (1 - 0.4 / 0.5)
+
+    def test_bad_settings_are_refused(self):
+        with self.assertRaisesRegex(config_lib.ConfigError, "damsm_weight_final needs "
+                                    "loss.damsm_weight > 0"):
+            config_lib.LossConfig(damsm_weight=0.0, damsm_weight_final=0.5).validate()
+        cfg = helpers.tiny_gan_config(loss={"damsm_weight_final": 0.5})
+        with self.assertRaisesRegex(config_lib.ConfigError, "lr_decay_start < 1"):
+            cfg.validate()
+
+
+class _RecordLosses(keras.callbacks.Callback):
+    """Each step's g_loss, g_adv and g_damsm (one step per epoch: the step's own values)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.rows.append([float(logs[k]) for k in ("g_loss", "g_adv", "g_damsm")])
+
+
+class FallingDamsmWeightRunTest(tf.test.TestCase):
+
+    def test_each_step_weighs_the_damsm_term_by_its_own_step(self):
+        cfg = helpers.tiny_gan_config(train={"steps": 4, "sample_every": 1000,
+                                             "lr_decay_start": 0.5},
+                                      loss={"damsm_weight": 1.0, "damsm_weight_final": 0.2})
+        record = _RecordLosses()
+        train_lib.run_training(cfg, helpers.scratch_dir() + "/gan_damsm_fall", verbose=0,
+                               extra_callbacks=[record])
+        # Steps 0-3 of 4, the fall from step 2: weights 1, 1, 1, 0.6.
+        g_loss, g_adv, g_damsm = np.array(record.rows).T
+        self.assertAllClose(g_loss, g_adv + np.array([1.0, 1.0, 1.0, 0.6]) * g_damsm,
+                            rtol=1e-5, atol=1e-5)
+        # Guard: the last step's DAMSM value is large enough that weight 1 would show.
+        self.assertGreater(0.4 * g_damsm[-1], 1e-3)
+
+
 class _RecordRates(keras.callbacks.Callback):
     """Each step's (G rate, D rate, D updates so far) as the step begins."""
 

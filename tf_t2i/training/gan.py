@@ -163,7 +163,7 @@ class TextToImageGAN(keras.Model):
 
         with g_tape:  # G against the updated D, on the same fakes
             weighted = self.scheme.generator_terms(record)
-            weighted.update({t.name: (t.weight, t(record)) for t in self.terms})
+            weighted.update({t.name: (t.current_weight(), t(record)) for t in self.terms})
             g_total = tf.add_n([weight * value for weight, value in weighted.values()])
             g_loss = average(g_total)
         self.g_loss_scale.minimize(self.g_optimizer, g_tape, g_loss, self.generator_variables)

@@ -76,6 +76,34 @@ def gan_learning_rate(train_cfg, rate: float, step: Optional[tf.Variable] = None
                            progress if train_cfg.max_seconds > 0 else None)
 
 
+class FallingWeight:
+    """A loss weight that follows the rates' tail: `initial` until the decay starts, then
+    linearly to `final` at the run's end (the same progress as `LinearDecayTail`, so a
+    time budget ends both together). Called in the step, it returns a float32 scalar.
+
+    Why for the DAMSM term on shapes (docs/shapes_quality.md, rounds 16-18 and 31): a
+    heavy term teaches shape early, and a light one gives the better shapes-FID and
+    spread over the noise, which the late, small steps settle; one constant weight has to
+    trade the two.
+    """
+
+    def __init__(self, initial: float, final: float, tail: LinearDecayTail):
+        self.initial, self.final, self.tail = float(initial), float(final), tail
+
+    def __call__(self) -> tf.Tensor:
+        return self.final + (self.initial - self.final) * self.tail.factor(self.tail.step)
+
+
+def damsm_weight(train_cfg, loss_cfg, step: tf.Variable, progress: Optional[tf.Variable] = None):
+    """The DAMSM term's weight: the float `damsm_weight` when constant, else a
+    `FallingWeight` on the GAN `step` (and, with a time budget, `progress`)."""
+    if loss_cfg.damsm_weight_final < 0:
+        return loss_cfg.damsm_weight
+    tail = LinearDecayTail(1.0, train_cfg.steps, train_cfg.lr_decay_start, step,
+                           progress if train_cfg.max_seconds > 0 else None)
+    return FallingWeight(loss_cfg.damsm_weight, loss_cfg.damsm_weight_final, tail)
+
+
 def time_progress_variable() -> tf.Variable:
     """The fraction of the time budget spent, set by the loop and read by the schedules;
     not checkpointed (a resumed run recomputes it from its clock record)."""

@@ -31,6 +31,7 @@ from tf_t2i.training import runner
 from tf_t2i.training import run_dirs
 from tf_t2i.training import runtime
 from tf_t2i.training import schedules
+from tf_t2i.training.objectives import damsm_term
 
 # Sections of the DAMSM run that the GAN run must share (its encoders are reused).
 ENCODER_SECTIONS = ("text", "image_encoder")
@@ -93,6 +94,10 @@ class GANComponents:
         self.d_optimizer = adam(schedules.gan_learning_rate(
             cfg.train, cfg.train.d_learning_rate, self.g_optimizer.iterations,
             self.time_progress))
+        for term in self.terms:  # the DAMSM weight may fall with the rates, on G's step
+            if isinstance(term, damsm_term.DAMSMTerm):
+                term.weight = schedules.damsm_weight(cfg.train, loss, self.g_optimizer.iterations,
+                                                     self.time_progress)
         self.gan.compile(g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer,
                          jit_compile=runtime.use_xla(cfg))
         self.g_optimizer.build(self.gan.generator_variables)

@@ -163,6 +163,11 @@ class GeneratorTerm:
         image_encoder, captioner, projection_head; any may be None)."""
         return cls(getattr(loss_cfg, cls.weight_field))
 
+    def current_weight(self):
+        """This step's weight: the float, or the value of a schedule set in its place
+        (`schedules.FallingWeight`, called inside the step)."""
+        return self.weight() if callable(self.weight) else self.weight
+
     @property
     def trainable_variables(self) -> List[tf.Variable]:
         """Variables the G optimizer trains with the generator (a projection head)."""
