@@ -1,5 +1,6 @@
-"""The GAN learning-rate schedule: hand-computed values, and both optimizers following
-the GAN step in a real run (D updates twice a step under MA-GP)."""
+"""The GAN learning-rate schedule and the DAMSM weight that falls with it: hand-computed
+values, and both optimizers and the weight following the GAN step in a real run (D
+updates twice a step under MA-GP)."""
 
 import os
 from unittest import mock
@@ -106,40 +107,13 @@ class FallingWeightTest(tf.test.TestCase):
             cfg.validate()
 
 
-class _RecordLosses(keras.callbacks.Callback):
-    """Each step's g_loss, g_adv and g_damsm (one step per epoch: the step's own values)."""
-
-    def __init__(self):
-        super().__init__()
-        self.rows = []
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.rows.append([float(logs[k]) for k in ("g_loss", "g_adv", "g_damsm")])
-
-
-class FallingDamsmWeightRunTest(tf.test.TestCase):
-
-    def test_each_step_weighs_the_damsm_term_by_its_own_step(self):
-        cfg = helpers.tiny_gan_config(train={"steps": 4, "sample_every": 1000,
-                                             "lr_decay_start": 0.5},
-                                      loss={"damsm_weight": 1.0, "damsm_weight_final": 0.2})
-        record = _RecordLosses()
-        train_lib.run_training(cfg, helpers.scratch_dir() + "/gan_damsm_fall", verbose=0,
-                               extra_callbacks=[record])
-        # Steps 0-3 of 4, the fall from step 2: weights 1, 1, 1, 0.6.
-        g_loss, g_adv, g_damsm = np.array(record.rows).T
-        self.assertAllClose(g_loss, g_adv + np.array([1.0, 1.0, 1.0, 0.6]) * g_damsm,
-                            rtol=1e-5, atol=1e-5)
-        # Guard: the last step's DAMSM value is large enough that weight 1 would show.
-        self.assertGreater(0.4 * g_damsm[-1], 1e-3)
-
-
 class _RecordRates(keras.callbacks.Callback):
-    """Each step's (G rate, D rate, D updates so far) as the step begins."""
+    """Each step's (G rate, D rate, D updates so far) as the step begins, and its
+    (g_loss, g_adv, g_damsm) as it ends (one step per epoch: the step's own values)."""
 
     def __init__(self):
         super().__init__()
-        self.rows = []
+        self.rows, self.losses = [], []
 
     def on_train_batch_begin(self, batch, logs=None):
         gan = self.model
@@ -147,16 +121,25 @@ class _RecordRates(keras.callbacks.Callback):
                           float(gan.d_optimizer.learning_rate.numpy()),
                           int(gan.d_optimizer.iterations.numpy())))
 
+    def on_train_batch_end(self, batch, logs=None):
+        self.losses.append([float(logs[k]) for k in ("g_loss", "g_adv", "g_damsm")])
+
 
 class ScheduledRunTest(tf.test.TestCase):
 
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.cfg = helpers.tiny_gan_config(
+            train={"steps": 4, "sample_every": 1000, "lr_decay_start": 0.5},
+            loss={"damsm_weight": 1.0, "damsm_weight_final": 0.2})
+        cls.record = _RecordRates()
+        train_lib.run_training(cls.cfg, helpers.scratch_dir() + "/gan_lr_decay", verbose=0,
+                               extra_callbacks=[cls.record])
+
     def test_both_optimizers_follow_the_gan_step(self):
-        cfg = helpers.tiny_gan_config(train={"steps": 4, "sample_every": 1000,
-                                             "lr_decay_start": 0.5})
-        g, d = cfg.train.g_learning_rate, cfg.train.d_learning_rate
-        record = _RecordRates()
-        train_lib.run_training(cfg, helpers.scratch_dir() + "/gan_lr_decay", verbose=0,
-                               extra_callbacks=[record])
+        g, d = self.cfg.train.g_learning_rate, self.cfg.train.d_learning_rate
+        record = self.record
         # Steps 0-3 of 4, decay from step 2: factors 1, 1, 1, 0.5. D's optimizer has made
         # 2 updates per step (MA-GP) and still reads the GAN step.
         factors = np.array([1.0, 1.0, 1.0, 0.5])
@@ -164,6 +147,14 @@ class ScheduledRunTest(tf.test.TestCase):
         self.assertAllClose(rows[:, 0], g * factors, rtol=1e-6)
         self.assertAllClose(rows[:, 1], d * factors, rtol=1e-6)
         self.assertAllEqual(rows[:, 2], [0, 2, 4, 6])
+
+    def test_each_step_weighs_the_damsm_term_by_its_own_step(self):
+        # The DAMSM weight falls from 1 to 0.2 with the rates: 1, 1, 1, 0.6.
+        g_loss, g_adv, g_damsm = np.array(self.record.losses).T
+        self.assertAllClose(g_loss, g_adv + np.array([1.0, 1.0, 1.0, 0.6]) * g_damsm,
+                            rtol=1e-5, atol=1e-5)
+        # Guard: the last step's DAMSM value is large enough that weight 1 would show.
+        self.assertGreater(0.4 * g_damsm[-1], 1e-3)
 
 
 class _FakeTime(keras.callbacks.Callback):
