@@ -81,7 +81,7 @@ class FallingWeight:
     linearly to `final` at the run's end (the same progress as `LinearDecayTail`, so a
     time budget ends both together). Called in the step, it returns a float32 scalar.
 
-    Why for the DAMSM term on shapes (docs/shapes_quality.md, rounds 16-18 and 31): a
+    Why for the DAMSM term on shapes (docs/shapes_quality.md, rounds 16, 18, 30, 31): a
     heavy term teaches shape early, and a light one gives the better shapes-FID and
     spread over the noise, which the late, small steps settle; one constant weight has to
     trade the two.
