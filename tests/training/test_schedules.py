@@ -94,7 +94,7 @@ class FallingWeightTest(tf.test.TestCase):
         falling = schedules.damsm_weight(train, FALLING, step, progress)
         self.assertIsNone(falling.tail.progress)  # no budget: the steps alone
         self.assertAllClose(falling(), 1.5)
-        budgeted = train.__class__(lr_decay_start=0.5, steps=10, max_seconds=60.0)
+        budgeted = config_lib.TrainConfig(lr_decay_start=0.5, steps=10, max_seconds=60.0)
         timed = schedules.damsm_weight(budgeted, FALLING, step, progress)
         self.assertAllClose(timed(), 0.3)  # 90% of the budget: 1.5 * (1 - 0.4 / 0.5)
 

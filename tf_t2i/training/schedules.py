@@ -97,10 +97,11 @@ class FallingWeight:
 def damsm_weight(train_cfg, loss_cfg, step: tf.Variable, progress: Optional[tf.Variable] = None):
     """The DAMSM term's weight: the float `damsm_weight` when constant, else a
     `FallingWeight` on the GAN `step` (and, with a time budget, `progress`)."""
-    if loss_cfg.damsm_weight_final < 0:
+    # The rates' own tail (a factor from 1 to 0), so the weight and the rates cannot drift
+    # apart; a constant rate (lr_decay_start 1, refused by the config) keeps it constant.
+    tail = gan_learning_rate(train_cfg, 1.0, step, progress)
+    if loss_cfg.damsm_weight_final < 0 or not isinstance(tail, LinearDecayTail):
         return loss_cfg.damsm_weight
-    tail = LinearDecayTail(1.0, train_cfg.steps, train_cfg.lr_decay_start, step,
-                           progress if train_cfg.max_seconds > 0 else None)
     return FallingWeight(loss_cfg.damsm_weight, loss_cfg.damsm_weight_final, tail)
 
 
