@@ -119,6 +119,7 @@ class ConfigTest(parameterized.TestCase, tf.test.TestCase):
          "ssagan only, but generator.arch='attngan'"),
         ("style2_attngan", {"generator": {"residual_blocks": 3}}, "residual_blocks"),
         ("attngan", {"discriminator": {"residual_gate_init": 1.0}}, "residual_gate_init"),
+        ("style1_attngan", {"discriminator": {"word_logits": True}}, "word_logits"),
         ("attngan", {"generator": {"noise_in_affine": True}}, "noise_in_affine"),
         ("style1_attngan", {"generator": {"sentence_in_fc": True}}, "sentence_in_fc"),
         ("attngan", {"generator": {"word_attention_max_size": 32}},

@@ -181,6 +181,10 @@ class DiscriminatorConfig:
     residual_gate_init: float = _field(0.0, "SSA-GAN: initial value of each D block's residual "
                                        "gate (reference: 0, the block starts as its shortcut).",
                                        applies_to=SSAGAN)
+    word_logits: bool = _field(False, "SSA-GAN: add a word-level logit, each word scored "
+                               "against the image regions it attends to "
+                               "(models/word_match.py says why; the reference: false).",
+                               applies_to=SSAGAN)
 
     def validate(self):
         _check_positive(self, "ndf")

@@ -27,10 +27,13 @@ class MeanBrightnessTerm(objectives.GeneratorTerm):
         return tf.reduce_mean(tf.cast(record.fakes[0], tf.float32), axis=[1, 2, 3])
 
 
-def _tiny_gan(name, loss, terms=None, g_learning_rate=0.0, d_learning_rate=0.0):
+def _tiny_gan(name, loss, terms=None, g_learning_rate=0.0, d_learning_rate=0.0,
+              discriminator=None):
     """(config, components, compiled GAN) of a tiny SSA-GAN without EMA, trained by SGD
-    at the given rates. The GAN has the given generator terms, or the config's when None."""
-    cfg = helpers.tiny_gan_config(loss=dict(loss), train={"ema_decay": 0.0})
+    at the given rates. The GAN has the given generator terms, or the config's when None;
+    `discriminator`: overrides of the config's discriminator section."""
+    cfg = helpers.tiny_gan_config(loss=dict(loss), train={"ema_decay": 0.0},
+                                  discriminator=dict(discriminator or {}))
     keras.utils.set_random_seed(cfg.train.seed)
     parts = train_lib.GANComponents(cfg, helpers.vocab_size(), helpers.scratch_dir() + "/" + name)
     gan = gan_lib.TextToImageGAN(parts.generator, parts.scheme, parts.text_encoder,
@@ -203,6 +206,58 @@ class NegativeImagesTest(tf.test.TestCase):
             self.assertAllClose(a, b, atol=1e-7)
         differ = [not np.allclose(a, b, atol=1e-7) for a, b in zip(without, with_term)]
         self.assertTrue(any(differ), "d_negative changed no discriminator weight's update")
+
+
+class WordLogitsTest(tf.test.TestCase):
+    """--disc_word_logits: D's logits add each caption's word score, in a real tiny SSA-GAN
+    step."""
+
+    @staticmethod
+    def _gan(name, **kwargs):
+        cfg, parts, gan = _tiny_gan(name, {"damsm_weight": 0.0}, terms=(),
+                                    discriminator={"word_logits": True}, **kwargs)
+        d = parts.scheme.discriminator
+        # Trained word projections, not the zeros a new D starts from.
+        rng = np.random.default_rng(3)
+        d.word_head.word_out.kernel.assign(rng.normal(0, 5.0, d.word_head.word_out.kernel.shape))
+        return cfg, parts, gan
+
+    def test_every_score_of_the_d_step_reads_its_captions_words(self):
+        cfg, parts, gan = self._gan("word_logits")
+        batch = helpers.train_batch(cfg)
+        # Recomputed outside the step: SGD(0) leaves G and D where they are.
+        caption = gan.encode_caption(tf.constant(batch["caption_ids"]))
+        wrong = gan.encode_caption(tf.constant(batch["mismatched_ids"]))
+        fake, _ = parts.generator(batch["z"], caption.sentence, training=True)
+        d = parts.scheme.discriminator
+        real_features = d(tf.constant(batch["real_images"]), training=True)
+
+        def scores(features, c, words=True):
+            if not words:
+                return np.asarray(d.head(features, c.sentence), np.float64)
+            return np.asarray(d.logits(features, c.sentence, c.words, c.mask), np.float64)
+
+        def d_adv(words=True):
+            real, wrong_pair = scores(real_features, caption, words), scores(real_features,
+                                                                              wrong, words)
+            fake_pair = scores(d(fake, training=True), caption, words)
+            return float(np.mean(np.maximum(0, 1 - real) + 0.5 * np.maximum(0, 1 + fake_pair)
+                                 + 0.5 * np.maximum(0, 1 + wrong_pair)))
+
+        expected = d_adv()
+        self.assertGreater(abs(expected - d_adv(words=False)), 1e-3)
+        history = gan.fit(helpers.one_batch_dataset(batch), steps_per_epoch=1, epochs=1,
+                          verbose=0).history
+        self.assertAllClose(float(history["d_adv"][-1]), expected, rtol=1e-4, atol=1e-5)
+
+    def test_the_d_step_trains_the_word_head(self):
+        cfg, parts, gan = self._gan("word_logits_trained", d_learning_rate=0.1)
+        head = parts.scheme.discriminator.word_head
+        before = [np.array(v) for v in head.trainable_variables]
+        gan.fit(helpers.one_batch_dataset(helpers.train_batch(cfg)), steps_per_epoch=1,
+                epochs=1, verbose=0)
+        for variable, old in zip(head.trainable_variables, before):
+            self.assertFalse(np.allclose(np.array(variable), old, atol=1e-7), variable.path)
 
 
 class DAMSMHardNegativesTest(tf.test.TestCase):

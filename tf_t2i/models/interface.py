@@ -249,6 +249,9 @@ def build_discriminator(discriminator, image_size: int, text_dim: int):
     features = discriminator(tf.zeros([1, image_size, image_size, 3]), training=False)
     sentence = tf.zeros([1, text_dim])
     if hasattr(discriminator, "logits"):
+        if getattr(discriminator, "word_logits", False):
+            return discriminator.logits(features, sentence, tf.zeros([1, 1, text_dim]),
+                                        tf.ones([1, 1], tf.bool))
         return discriminator.logits(features, sentence)
     discriminator.unconditional_logits(features)
     return discriminator.conditional_logits(features, sentence)

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from tf_t2i.models import layers as t2i_layers
 from tf_t2i.models import ssagan_generator
+from tf_t2i.models import word_match
 
 # (in, out) width multipliers of NetD's block0..block5, 128 px down to 4 px
 # at 256 px input (conv_img keeps 256 px).
@@ -159,16 +160,21 @@ class SSAGANDiscriminator(keras.Model):
     bias) then `ResDBlock`s down to 4x4x(16ndf); `logits` applies the
     conditional head, kept apart in `head` so that one feature pass serves
     matched and mismatched sentences. The backbone has no normalisation, so
-    `training` changes nothing; it is accepted for a uniform API.
+    `training` changes nothing; it is accepted for a uniform API. With
+    `word_logits` the logit adds `word_match.WordRegionMatch`'s score of the
+    caption's words against the 4x4 features (not in the reference).
 
     Shapes: images [B, S, S, 3] -> features [B, 4, 4, 16 * ndf];
-    `logits(features, sentence_embedding [B, sentence_dim])` -> [B] float32.
+    `logits(features, sentence_embedding [B, sentence_dim], words [B, T,
+    sentence_dim], word_mask bool [B, T])` -> [B] float32 (words only with
+    `word_logits`).
 
     Args:
         ndf: int, base width (64 in the reference).
         sentence_dim: int, sentence embedding size.
         image_size: int, S; one of 64, 128, 256.
         residual_gate_init: float, initial gamma of every block (reference: 0).
+        word_logits: bool, add the word-level logit (reference: False).
         **kwargs: `keras.Model` arguments (name, dtype, ...).
 
     Example:
@@ -180,13 +186,14 @@ class SSAGANDiscriminator(keras.Model):
     """
 
     def __init__(self, ndf=64, sentence_dim=256, image_size=256,
-                 residual_gate_init=0.0, **kwargs):
+                 residual_gate_init=0.0, word_logits=False, **kwargs):
         super().__init__(**kwargs)
         log_size = ssagan_generator.check_image_size(image_size)
         self.residual_gate_init = float(residual_gate_init)
         self.ndf = ndf
         self.sentence_dim = sentence_dim
         self.image_size = image_size
+        self.word_logits = bool(word_logits)
         dtype = self.dtype_policy
 
         # Layers.
@@ -201,6 +208,9 @@ class SSAGANDiscriminator(keras.Model):
         ]
         self.head = ConditionalLogitsHead(
             16 * ndf, 2 * ndf, sentence_dim, dtype=dtype, name="head")
+        self.word_head = word_match.WordRegionMatch(
+            16 * ndf, sentence_dim, 16 * ndf, dtype=dtype,
+            name="word_head") if self.word_logits else None
 
     def build(self, input_shape=None):
         # The head is built here too, so optimizers and checkpoints see all
@@ -209,6 +219,8 @@ class SSAGANDiscriminator(keras.Model):
         for block in self.blocks:
             block.build((None, None, None, block.in_channels))
         self.head.build((None, 4, 4, 16 * self.ndf))
+        if self.word_head is not None:
+            self.word_head.build()
 
     def call(self, images, training=None):
         x = self.image_conv(images)
@@ -216,13 +228,22 @@ class SSAGANDiscriminator(keras.Model):
             x = block(x)
         return x
 
-    def logits(self, features, sentence_embedding):
-        """Conditional logits [B] float32 of features from `call`."""
-        return self.head(features, sentence_embedding)
+    def logits(self, features, sentence_embedding, words=None, word_mask=None):
+        """Conditional logits [B] float32 of features from `call`; a
+        discriminator with `word_logits` needs the caption's words too."""
+        logits = self.head(features, sentence_embedding)
+        if self.word_head is None:
+            return logits
+        if words is None or word_mask is None:
+            raise ValueError("This discriminator reads the words (word_logits=True): "
+                             "pass words and word_mask to logits().")
+        return logits + self.word_head(features, words, word_mask)[0]
 
-    def score(self, images, sentence_embedding, training=None):
-        """`logits(self(images), sentence_embedding)`, e.g. for MA-GP."""
-        return self.logits(self(images, training=training), sentence_embedding)
+    def score(self, images, sentence_embedding, training=None, words=None,
+              word_mask=None):
+        """`logits(self(images), sentence_embedding, ...)`, e.g. for MA-GP."""
+        return self.logits(self(images, training=training), sentence_embedding,
+                           words, word_mask)
 
     def get_config(self):
         config = super().get_config()
@@ -231,5 +252,6 @@ class SSAGANDiscriminator(keras.Model):
             "sentence_dim": self.sentence_dim,
             "image_size": self.image_size,
             "residual_gate_init": self.residual_gate_init,
+            "word_logits": self.word_logits,
         })
         return config

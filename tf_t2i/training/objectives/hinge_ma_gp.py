@@ -17,6 +17,9 @@ As SSA-GAN's training loop (Liao et al. 2022, wtliao/text2image main.py):
    `shapes_negatives`) is scored as a fake with the image's own caption, as Negative Data
    Augmentation (Sinha et al. 2021) puts altered real images among D's fakes. Not in the
    reference.
+   A discriminator that reads the words (`--disc_word_logits`) is given each caption's
+   words beside its sentence wherever it scores; the MA-GP's gradient stays (image,
+   sentence), the reference's pair.
 3. G term: -D(fake, s) against the updated D; with `g_match_weight` > 0 also
    softplus(D(fake, s_mismatched) - D(fake, s)) on the same D features (not in the
    reference; `adversarial.generator_matching_loss` says why).
@@ -87,43 +90,54 @@ class HingeMAGP(base.AdversarialScheme):
         return d_names, ["g_adv"] + (["g_match"] if self.g_match_weight else [])
 
     def ma_gp(self, real_images, sentence,
-              loss_scale: loss_scaling.LossScale = loss_scaling.NONE) -> tf.Tensor:
+              loss_scale: loss_scaling.LossScale = loss_scaling.NONE,
+              words=None, word_mask=None) -> tf.Tensor:
         """Per-example MA-GP on real matched pairs: k * ||(dD/dx, dD/ds)||^p.
 
-        `loss_scale` (D's, in float16) scales the backward pass of dD/dx, dD/ds too.
+        `loss_scale` (D's, in float16) scales the backward pass of dD/dx, dD/ds too;
+        `words`, `word_mask`: the captions' words, for a D that reads them.
         """
-        return self._scored_with_penalty(real_images, sentence, loss_scale)[2]
+        caption = base.EncodedCaption(None, words, sentence, word_mask)
+        return self._scored_with_penalty(real_images, caption, loss_scale)[2]
 
-    def _scored_with_penalty(self, real_images, sentence, loss_scale):
+    def _logits(self, features, caption):
+        """D's logits of `features` against an `EncodedCaption` (its words too, where D
+        reads them)."""
+        d = self.discriminator
+        if getattr(d, "word_logits", False):
+            return d.logits(features, caption.sentence, caption.words, caption.mask)
+        return d.logits(features, caption.sentence)
+
+    def _scored_with_penalty(self, real_images, caption, loss_scale):
         """(D's features of the real images, their logits with `sentence`, the MA-GP):
         the penalty differentiates the logits of this one forward pass, as DF-GAN v2's
         MA-GP does, so the joint D step does not run D over the real images twice."""
-        d = self.discriminator
+        d, sentence = self.discriminator, caption.sentence
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch([real_images, sentence])
             features = d(real_images, training=True)
-            logits = d.logits(features, sentence)
+            logits = self._logits(features, caption)
             total = tf.reduce_sum(tf.cast(logits, tf.float32))
         image_grads, sentence_grads = loss_scale.gradient(tape, total, [real_images, sentence])
         penalty = adversarial.matching_aware_gradient_penalty(
             image_grads, sentence_grads, weight=self.ma_gp_weight, power=self.ma_gp_power)
         return features, logits, penalty
 
-    def _scored_with_lazy_penalty(self, real_images, sentence, step, loss_scale):
+    def _scored_with_lazy_penalty(self, real_images, caption, step, loss_scale):
         """`_scored_with_penalty` on the steps the penalty is due (its value times the
         interval), a plain D pass with a zero penalty on the others."""
         if self.ma_gp_interval == 1:
-            return self._scored_with_penalty(real_images, sentence, loss_scale)
+            return self._scored_with_penalty(real_images, caption, loss_scale)
         d, interval = self.discriminator, self.ma_gp_interval
 
         def penalised():
-            features, logits, penalty = self._scored_with_penalty(real_images, sentence,
+            features, logits, penalty = self._scored_with_penalty(real_images, caption,
                                                                   loss_scale)
             return features, logits, float(interval) * tf.cast(penalty, tf.float32)
 
         def plain():
             features = d(real_images, training=True)
-            logits = d.logits(features, sentence)
+            logits = self._logits(features, caption)
             return features, logits, tf.zeros([tf.shape(real_images)[0]], tf.float32)
 
         return tf.cond(tf.equal(step % interval, 0), penalised, plain)
@@ -131,29 +145,30 @@ class HingeMAGP(base.AdversarialScheme):
     def discriminator_step(self, record, optimizer, average,
                            loss_scale=loss_scaling.NONE) -> Dict[str, tf.Tensor]:
         d, real = self.discriminator, record.real_images
-        sentence = record.captions[0].sentence
+        caption0 = record.captions[0]
         variables = self.trainable_variables
         joint = self.ma_gp_mode == "joint"
         with tf.GradientTape() as tape:
             ma_gp = None
             if joint:
                 real_features, real_logits, ma_gp = self._scored_with_lazy_penalty(
-                    real, sentence, record.step, loss_scale)
+                    real, caption0, record.step, loss_scale)
             else:
                 real_features = d(real, training=True)
-                real_logits = d.logits(real_features, sentence)
-            matched = [real_logits] + [d.logits(real_features, caption.sentence)
+                real_logits = self._logits(real_features, caption0)
+            matched = [real_logits] + [self._logits(real_features, caption)
                                        for caption in record.captions[1:]]
             d_adv = tf.add_n([
                 adversarial.hinge_discriminator_loss(
                     real_matched,
-                    d.logits(d(tf.stop_gradient(fake), training=True), caption.sentence),
-                    d.logits(real_features, record.mismatched.sentence))
+                    self._logits(d(tf.stop_gradient(fake), training=True), caption),
+                    self._logits(real_features, record.mismatched))
                 for real_matched, fake, caption in zip(matched, record.fakes, record.captions)])
             loss = d_adv
             values = {"d_adv": d_adv}
             if self.negative_images_weight:
-                negative = d.logits(d(record.batch["negative_images"], training=True), sentence)
+                negative = self._logits(d(record.batch["negative_images"], training=True),
+                                        caption0)
                 values["d_negative"] = (self.negative_images_weight
                                         * adversarial.hinge_fake_term(negative))
                 loss = loss + values["d_negative"]
@@ -161,7 +176,7 @@ class HingeMAGP(base.AdversarialScheme):
         loss_scale.minimize(optimizer, tape, loss, variables)
         if ma_gp is None:
             with tf.GradientTape() as tape:
-                ma_gp = self.ma_gp(real, sentence, loss_scale)
+                ma_gp = self._scored_with_penalty(real, caption0, loss_scale)[2]
                 loss = average(ma_gp)
             loss_scale.minimize(optimizer, tape, loss, variables)
         return {**values, "d_ma_gp": ma_gp}
@@ -169,12 +184,12 @@ class HingeMAGP(base.AdversarialScheme):
     def generator_terms(self, record) -> Dict[str, Tuple[float, tf.Tensor]]:
         d = self.discriminator
         features = [d(fake, training=True) for fake in record.fakes]
-        matched = [d.logits(f, caption.sentence) for f, caption in zip(features, record.captions)]
+        matched = [self._logits(f, caption) for f, caption in zip(features, record.captions)]
         terms = {"g_adv": (1.0, tf.add_n([adversarial.hinge_generator_loss(m) for m in matched]))}
         if self.g_match_weight:
             # Each fake against the step's mismatched sentence of its image (with
             # --data_shapes_hard_negatives, often its own caption with other shapes).
             terms["g_match"] = (self.g_match_weight, tf.add_n([
-                adversarial.generator_matching_loss(m, d.logits(f, record.mismatched.sentence))
+                adversarial.generator_matching_loss(m, self._logits(f, record.mismatched))
                 for f, m in zip(features, matched)]))
         return terms
