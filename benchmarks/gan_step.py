@@ -18,6 +18,8 @@
       --mixed_precision=mixed_bfloat16  # the mask predictors 100 / 32 / 16 wide
   python benchmarks/gan_step.py --compare=low_res --ngf=4 --ndf=8 --steps=8 \
       --mixed_precision=mixed_bfloat16  # the blocks up to 16 / 32 px at 8, the rest at 4
+  python benchmarks/gan_step.py --compare=disc_words --ngf=4 --ndf=8 --steps=8 \
+      --mixed_precision=mixed_bfloat16  # D scoring each word against its regions vs not
 
 Random weights (no DAMSM or captioner run needed): builds the models exactly as
 `tf_t2i.train` does, feeds one fixed batch, and reports seconds per step and images per
@@ -60,6 +62,8 @@ config runs it every 4th since the twenty-sixth: `--compare=lazy_ma_gp`).
 `--compare=low_res` times, the same way, the step of configs/shapes_ssagan_30min.cfg (MA-GP
 every 4th step: give --steps a multiple of 4) with fc and the generator blocks up to 16 and
 up to 32 px at base width 8 (`--gen_low_res_ngf=8 --gen_low_res_max_size=16|32`).
+`--compare=disc_words` times, the same way, that step without and with the discriminator's
+word-level logit (`--disc_word_logits`, models/word_match.py).
 """
 
 import argparse
@@ -255,7 +259,7 @@ def main():
                         choices=["ma_gp", "losses", "archs", "callbacks", "noise", "words",
                                  "mode_seeking", "g_match", "damsm_hard", "negatives", "xla",
                                  "widths", "widths_30min", "lazy_ma_gp", "mask_channels",
-                                 "low_res"])
+                                 "low_res", "disc_words"])
     args = parser.parse_args()
     if args.mixed_precision != "none":
         keras.mixed_precision.set_global_policy(args.mixed_precision)
@@ -344,6 +348,15 @@ def main():
             variants[f"8 up to {size} px"] = (
                 dict(config, low_res_ngf=8, low_res_max_size=size), {}, xla)
         _alternate(args, variants, mode="joint", damsm_weight=1.5,
+                   ma_gp_interval=THIRTY_MINUTE_MA_GP_INTERVAL)
+        return
+    if args.compare == "disc_words":
+        config = dict(THIRTY_MINUTES, ngf=args.ngf,
+                      mask_channels=THIRTY_MINUTE_WIDTHS["mask_channels"])
+        xla = {"jit_compile": "auto"}
+        _alternate(args, {"the config": (config, {}, xla),
+                          "D reads the words": (config, {}, xla, {"word_logits": True})},
+                   mode="joint", damsm_weight=1.5,
                    ma_gp_interval=THIRTY_MINUTE_MA_GP_INTERVAL)
         return
     if args.compare == "lazy_ma_gp":
