@@ -43,7 +43,8 @@ class HingeMAGP(base.AdversarialScheme):
 
     Args:
       discriminators: a one-element list: a model with `discriminator(images) ->
-        features` and `discriminator.logits(features, sentence) -> [B]`.
+        features` and `discriminator.logits(features, sentence) -> [B]` (and the words
+        and their mask after the sentence where `discriminator.word_logits` is set).
       ma_gp_weight, ma_gp_power: k and p of the MA-GP (SSA-GAN: 2 and 6).
       ma_gp_mode: "separate_step" or "joint".
       ma_gp_interval: joint mode: the penalty (times this) on every this-many-th step.
