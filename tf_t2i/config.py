@@ -42,6 +42,10 @@ class DataConfig:
         "words changed (same colours, sizes, positions), so matching takes reading the shape. "
         "GAN: D's mismatched captions (0: all from other images, the reference). DAMSM: > 0 "
         "adds each image's mismatched caption to its softmaxes as a negative (NegCLIP).")
+    shapes_binding_negatives: float = _field(
+        0.0, "Shapes: share of those hard negatives that, for a two-object caption, exchange "
+        "the two shapes instead ('a red square and a blue circle' -> 'a red circle and a blue "
+        "square'): the same words, so matching takes binding each shape to its colour.")
     shuffle_buffer: int = _field(2048, "tf.data shuffle buffer, in images.")
     cache: bool = _field(True, "Cache decoded images in memory (small datasets).")
     skip_corrupt_images: bool = _field(False, "CUB/COCO: skip unreadable or truncated images "
@@ -55,6 +59,11 @@ class DataConfig:
         if not 0.0 <= self.shapes_hard_negatives <= 1.0:
             raise ConfigError(f"data.shapes_hard_negatives must be in [0, 1], got "
                               f"{self.shapes_hard_negatives}.")
+        if not 0.0 <= self.shapes_binding_negatives <= 1.0 or (
+                self.shapes_binding_negatives and not self.shapes_hard_negatives):
+            raise ConfigError(f"data.shapes_binding_negatives must be in [0, 1] and needs "
+                              f"data.shapes_hard_negatives > 0, got "
+                              f"{self.shapes_binding_negatives}.")
         if self.shapes_hard_negatives and self.dataset != "shapes":
             raise ConfigError(f"data.shapes_hard_negatives={self.shapes_hard_negatives} applies "
                               f"to the shapes dataset only, but data.dataset={self.dataset!r}.")

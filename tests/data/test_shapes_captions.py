@@ -83,6 +83,50 @@ class SwapShapesTest(tf.test.TestCase):
         with self.assertRaisesRegex(ValueError, "itself"):
             shapes_captions.swap_shapes("a red disc", 6)
 
+    def test_exchange_swaps_the_two_shapes_only_where_that_makes_it_false(self):
+        cases = {
+            "a red disc and a blue five-pointed star": "a red star and a blue circle",
+            # Adjectives stay adjectives, in their own places.
+            "a cyan round shape and an orange triangular shape":
+                "a cyan triangular shape and an orange round shape",
+            "we see a tiny blue rhombus and a large green cross":
+                "we see a tiny blue cross and a large green diamond",
+        }
+        for caption, expected in cases.items():
+            self.assertEqual(shapes_captions.exchange_shapes(caption), expected, caption)
+        for caption in ("a red disc",                        # one shape
+                        "a red disc and a blue disc",        # the same shape twice
+                        "a red disc and a red star",         # same colour: still true
+                        "a disc on the left and a star",     # no colour-shape pair named
+                        "a red disc, a blue star and a green cross"):  # three shapes
+            self.assertIsNone(shapes_captions.exchange_shapes(caption), caption)
+
+    def test_exchanged_negatives_are_drawn_on_top_of_the_same_swaps(self):
+        captions = [list(shapes.generate_example(i, image_size=32).captions) for i in range(30)]
+        plain = shapes_captions.shape_swapped_captions(captions, seed=1)
+        half = shapes_captions.shape_swapped_captions(captions, seed=1, exchange=0.5)
+        every = shapes_captions.shape_swapped_captions(captions, seed=1, exchange=1.0)
+        changed = 0
+        for caps, p_caps, h_caps, e_caps in zip(captions, plain, half, every):
+            for caption, p, h, e in zip(caps, p_caps, h_caps, e_caps):
+                exchanged = shapes_captions.exchange_shapes(caption)
+                self.assertEqual(e, exchanged if exchanged is not None else p, caption)
+                self.assertIn(h, (p, e), caption)
+                changed += h != p
+                if exchanged is not None:
+                    before = shapes_captions.parse_caption(caption)
+                    after = shapes_captions.parse_caption(exchanged)
+                    self.assertEqual((after.color, after.shape, after.size, after.position),
+                                     (before.color, before.shape, before.size,
+                                      before.position), exchanged)
+                    self.assertNotEqual(after.color_shape, before.color_shape, exchanged)
+        exchangeable = sum(e != p for e_caps, p_caps in zip(every, plain)
+                           for e, p in zip(e_caps, p_caps))
+        self.assertGreater(exchangeable, 10)
+        self.assertBetween(changed, 1, exchangeable - 1)
+        with self.assertRaisesRegex(ValueError, "exchange"):
+            shapes_captions.shape_swapped_captions(captions, seed=1, exchange=1.5)
+
     def test_swapped_captions_name_other_shapes_and_keep_the_rest(self):
         captions = [list(shapes.generate_example(i, image_size=32).captions) for i in range(30)]
         swapped = shapes_captions.shape_swapped_captions(captions, seed=1)

@@ -188,6 +188,16 @@ class HardNegativesTest(tf.test.TestCase):
         self.assertNotEqual(swapped[i][j], source.captions[i][j])
         expected = tok.encode([swapped[i][j]], bank.hard_negative_ids.shape[2])[0]
         self.assertAllEqual(bank.hard_negative_ids[i, j], expected)
+        # With --data_shapes_binding_negatives=1 a two-object caption's negative exchanges
+        # its shapes instead.
+        binding = pretrain_lib.DAMSMTask(helpers.tiny_damsm_config(
+            data={"shapes_hard_negatives": 0.5, "shapes_binding_negatives": 1.0}))
+        i, j = next((i, j) for i, caps in enumerate(source.captions)
+                    for j, c in enumerate(caps) if shapes_captions.exchange_shapes(c))
+        expected = tok.encode([shapes_captions.exchange_shapes(source.captions[i][j])],
+                              bank.hard_negative_ids.shape[2])[0]
+        self.assertAllEqual(binding.caption_bank(source, tok).hard_negative_ids[i, j], expected)
+        self.assertNotAllEqual(bank.hard_negative_ids[i, j], expected)
 
 
 class TimeBudgetTest(tf.test.TestCase):

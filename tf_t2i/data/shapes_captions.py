@@ -170,9 +170,56 @@ def swap_shapes(caption: str, offset: int) -> Optional[str]:
     return swapped if found else None
 
 
-def shape_swapped_captions(captions_per_image: Sequence[Sequence[str]],
-                           seed: int) -> List[List[Optional[str]]]:
-    """`swap_shapes` of every caption, each with its own offset in 1..5 drawn from `seed`."""
+def exchange_shapes(caption: str) -> Optional[str]:
+    """The caption with its two objects' shapes exchanged, when that makes it false.
+
+    A hard negative for binding: the same words in other places, so telling it from the
+    true caption takes knowing which colour goes with which shape. None unless the
+    caption names exactly two different shapes and the exchange changes a colour-shape
+    pair it names ("a red square and a red circle" stays true when exchanged).
+
+    Example:
+        >>> exchange_shapes("a red disc and a blue five-pointed star")
+        'a red star and a blue circle'
+    """
+    text = caption.lower()
+    matches = list(_SHAPE_FORM.finditer(text))
+    ids = [_SHAPE_FORMS[m.group(1)][0] for m in matches]
+    if len(ids) != 2 or ids[0] == ids[1]:
+        return None
+    pieces, end = [], 0
+    for match, new in zip(matches, reversed(ids)):
+        kind = _SHAPE_FORMS[match.group(1)][1]
+        word = (shapes.SHAPE_ADJECTIVES[new][0] if kind == "adjective" else
+                _plural(shapes.SHAPES[new]) if kind == "plural" else shapes.SHAPES[new])
+        pieces += [text[end:match.start()], word]
+        end = match.end()
+    exchanged = "".join(pieces) + text[end:]
+    if parse_caption(exchanged).color_shape == parse_caption(text).color_shape:
+        return None
+    return exchanged
+
+
+def shape_swapped_captions(captions_per_image: Sequence[Sequence[str]], seed: int,
+                           exchange: float = 0.0) -> List[List[Optional[str]]]:
+    """`swap_shapes` of every caption, each with its own offset in 1..5 drawn from `seed`;
+    with probability `exchange`, `exchange_shapes` instead where it gives a caption.
+
+    The offsets are drawn as without `exchange`, so the other captions' negatives do
+    not change with it.
+    """
+    if not 0.0 <= exchange <= 1.0:
+        raise ValueError(f"exchange must be in [0, 1], got {exchange}.")
     rng = np.random.default_rng(seed)
-    return [[swap_shapes(c, int(rng.integers(1, len(shapes.SHAPES)))) for c in caps]
-            for caps in captions_per_image]
+    exchange_rng = np.random.default_rng([seed, 1])
+    result = []
+    for caps in captions_per_image:
+        negatives = []
+        for caption in caps:
+            swapped = swap_shapes(caption, int(rng.integers(1, len(shapes.SHAPES))))
+            exchanged = exchange_shapes(caption) if exchange else None
+            if exchanged is not None and exchange_rng.random() < exchange:
+                swapped = exchanged
+            negatives.append(swapped)
+        result.append(negatives)
+    return result

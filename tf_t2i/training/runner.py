@@ -101,12 +101,15 @@ class Task:
         return {}
 
     def caption_bank(self, source, tokenizer) -> pipeline.CaptionBank:
-        """The training captions as token ids, with their shape-swapped hard negatives
-        when the task reads them and the config asks for them."""
+        """The training captions as token ids, with their shape-swapped (or, for some
+        two-object captions, shape-exchanged) hard negatives when the task reads them and
+        the config asks for them."""
         if not (self.reads_hard_negatives and self.cfg.data.shapes_hard_negatives):
             return pipeline.CaptionBank(source, tokenizer)
         return pipeline.CaptionBank(source, tokenizer, hard_negatives=(
-            shapes_captions.shape_swapped_captions(source.captions, self.cfg.train.seed)))
+            shapes_captions.shape_swapped_captions(
+                source.captions, self.cfg.train.seed,
+                exchange=self.cfg.data.shapes_binding_negatives)))
 
     def callbacks(self, built: Built, tokenizer, model_dir: str) -> Sequence:
         """Callbacks run after each checkpoint (sample grids ...)."""
