@@ -140,6 +140,13 @@ _SHAPE_FORM = re.compile(r"(?<![\w-])({})(?![\w-])".format("|".join(
     sorted(map(re.escape, _SHAPE_FORMS), key=len, reverse=True))))
 
 
+def _shape_word(shape_id: int, kind: str) -> str:
+    """Shape `shape_id` named in the grammatical form `kind` of the word it replaces."""
+    if kind == "adjective":
+        return shapes.SHAPE_ADJECTIVES[shape_id][0]
+    return _plural(shapes.SHAPES[shape_id]) if kind == "plural" else shapes.SHAPES[shape_id]
+
+
 def swap_shapes(caption: str, offset: int) -> Optional[str]:
     """The caption with every shape word naming shape (s + offset) mod 6 instead of s.
 
@@ -161,10 +168,7 @@ def swap_shapes(caption: str, offset: int) -> Optional[str]:
         nonlocal found
         found = True
         shape_id, kind = _SHAPE_FORMS[match.group(1)]
-        new = (shape_id + offset) % len(shapes.SHAPES)
-        if kind == "adjective":
-            return shapes.SHAPE_ADJECTIVES[new][0]
-        return _plural(shapes.SHAPES[new]) if kind == "plural" else shapes.SHAPES[new]
+        return _shape_word((shape_id + offset) % len(shapes.SHAPES), kind)
 
     swapped = _SHAPE_FORM.sub(replace, text)
     return swapped if found else None
@@ -189,10 +193,7 @@ def exchange_shapes(caption: str) -> Optional[str]:
         return None
     pieces, end = [], 0
     for match, new in zip(matches, reversed(ids)):
-        kind = _SHAPE_FORMS[match.group(1)][1]
-        word = (shapes.SHAPE_ADJECTIVES[new][0] if kind == "adjective" else
-                _plural(shapes.SHAPES[new]) if kind == "plural" else shapes.SHAPES[new])
-        pieces += [text[end:match.start()], word]
+        pieces += [text[end:match.start()], _shape_word(new, _SHAPE_FORMS[match.group(1)][1])]
         end = match.end()
     exchanged = "".join(pieces) + text[end:]
     if parse_caption(exchanged).color_shape == parse_caption(text).color_shape:
