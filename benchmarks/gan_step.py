@@ -63,7 +63,8 @@ config runs it every 4th since the twenty-sixth: `--compare=lazy_ma_gp`).
 every 4th step: give --steps a multiple of 4) with fc and the generator blocks up to 16 and
 up to 32 px at base width 8 (`--gen_low_res_ngf=8 --gen_low_res_max_size=16|32`).
 `--compare=disc_words` times, the same way, that step without and with the discriminator's
-word-level logit (`--disc_word_logits`, models/word_match.py).
+word-level logit (`--disc_word_logits`, models/word_match.py), and with the words attending
+over D's 8x8 features (`--disc_word_region_size=8`).
 """
 
 import argparse
@@ -355,7 +356,9 @@ def main():
                       mask_channels=THIRTY_MINUTE_WIDTHS["mask_channels"])
         xla = {"jit_compile": "auto"}
         _alternate(args, {"the config": (config, {}, xla),
-                          "D reads the words": (config, {}, xla, {"word_logits": True})},
+                          "D reads the words": (config, {}, xla, {"word_logits": True}),
+                          "at 8x8": (config, {}, xla, {"word_logits": True,
+                                                       "word_region_size": 8})},
                    mode="joint", damsm_weight=1.5,
                    ma_gp_interval=THIRTY_MINUTE_MA_GP_INTERVAL)
         return

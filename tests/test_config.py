@@ -103,6 +103,13 @@ class ConfigTest(parameterized.TestCase, tf.test.TestCase):
         (dict(loss={"negative_images_weight": -0.5}), "negative_images_weight must be >= 0"),
         (dict(data={"dataset": "cub", "manual_dir": "x"}, loss={"negative_images_weight": 0.5}),
          "negative_images_weight > 0 needs --data_dataset=shapes"),
+        (dict(data={"shapes_two_object_repeats": 0}), "shapes_two_object_repeats"),
+        (dict(data={"dataset": "cub", "manual_dir": "x", "shapes_two_object_repeats": 2}),
+         "shapes_two_object_repeats=2 applies to the shapes dataset only"),
+        (dict(discriminator={"word_region_size": 8}),
+         "word_region_size must be 4, or 8 with word_logits; got 8"),
+        (dict(discriminator={"word_logits": True, "word_region_size": 2}),
+         "word_region_size must be 4, or 8 with word_logits; got 2"),
     )
     def test_validate_names_the_field(self, change, field):
         cfg = config_lib.ExperimentConfig().replace(train={"task": "damsm"}).replace(**change)

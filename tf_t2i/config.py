@@ -46,6 +46,9 @@ class DataConfig:
         0.0, "Shapes: share of those hard negatives that, for a two-object caption, exchange "
         "the two shapes instead ('a red square and a blue circle' -> 'a red circle and a blue "
         "square'): the same words, so matching takes binding each shape to its colour.")
+    shapes_two_object_repeats: int = _field(
+        1, "Shapes: times each training image with two objects comes in an epoch (1: once, as "
+        "the others; 2: two-object scenes are two thirds of the steps). The test split is as is.")
     shuffle_buffer: int = _field(2048, "tf.data shuffle buffer, in images.")
     cache: bool = _field(True, "Cache decoded images in memory (small datasets).")
     skip_corrupt_images: bool = _field(False, "CUB/COCO: skip unreadable or truncated images "
@@ -55,7 +58,7 @@ class DataConfig:
     def validate(self):
         _check_choices(self)
         _check_positive(self, "max_caption_length", "shapes_train_size", "shapes_test_size",
-                        "shuffle_buffer")
+                        "shuffle_buffer", "shapes_two_object_repeats")
         if not 0.0 <= self.shapes_hard_negatives <= 1.0:
             raise ConfigError(f"data.shapes_hard_negatives must be in [0, 1], got "
                               f"{self.shapes_hard_negatives}.")
@@ -64,9 +67,10 @@ class DataConfig:
             raise ConfigError(f"data.shapes_binding_negatives must be in [0, 1] and needs "
                               f"data.shapes_hard_negatives > 0, got "
                               f"{self.shapes_binding_negatives}.")
-        if self.shapes_hard_negatives and self.dataset != "shapes":
-            raise ConfigError(f"data.shapes_hard_negatives={self.shapes_hard_negatives} applies "
-                              f"to the shapes dataset only, but data.dataset={self.dataset!r}.")
+        for name in ("shapes_hard_negatives", "shapes_two_object_repeats"):
+            if getattr(self, name) != getattr(DataConfig, name) and self.dataset != "shapes":
+                raise ConfigError(f"data.{name}={getattr(self, name)} applies to the shapes "
+                                  f"dataset only, but data.dataset={self.dataset!r}.")
         if self.dataset in ("cub", "coco") and not self.manual_dir and not self.data_dir:
             raise ConfigError(f"data.dataset={self.dataset!r} needs --data_manual_dir (the raw "
                               "files) or --data_data_dir (an already prepared TFDS directory).")
@@ -194,9 +198,14 @@ class DiscriminatorConfig:
                                "against the image regions it attends to "
                                "(models/word_match.py says why; the reference: false).",
                                applies_to=SSAGAN)
+    word_region_size: int = _field(4, "SSA-GAN with word_logits: the side of D's feature map "
+                                   "the words attend over, 4 (its last) or 8.", applies_to=SSAGAN)
 
     def validate(self):
         _check_positive(self, "ndf")
+        if self.word_region_size not in ((4, 8) if self.word_logits else (4,)):
+            raise ConfigError("discriminator.word_region_size must be 4, or 8 with word_logits;"
+                              f" got {self.word_region_size}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -430,16 +439,10 @@ class ExperimentConfig:
 
 
 SECTION_CLASSES = {
-    "data": DataConfig,
-    "text": TextConfig,
-    "image_encoder": ImageEncoderConfig,
-    "captioner": CaptionerConfig,
-    "generator": GeneratorConfig,
-    "discriminator": DiscriminatorConfig,
-    "loss": LossConfig,
-    "train": TrainConfig,
-    "runtime": RuntimeConfig,
-}
+    "data": DataConfig, "text": TextConfig, "image_encoder": ImageEncoderConfig,
+    "captioner": CaptionerConfig, "generator": GeneratorConfig,
+    "discriminator": DiscriminatorConfig, "loss": LossConfig, "train": TrainConfig,
+    "runtime": RuntimeConfig}
 SECTIONS = tuple(SECTION_CLASSES)
 
 CONFIG_FILENAME = "config.json"

@@ -154,6 +154,29 @@ class PipelineTest(tf.test.TestCase):
         self.assertCountEqual(second, np.arange(100, 112))
         self.assertNotAllEqual(first, second)    # reshuffled each epoch
 
+    def test_epoch_repeats_give_each_image_its_count_of_an_epoch(self):
+        source = make_source(n=12)
+        _, bank = setup(source)
+        repeats = np.where(np.arange(12) % 3 == 0, 3, 1)   # images 0, 3, 6, 9 three times
+        kw = dict(batch_size=4, image_size=8, seed=5, epoch_repeats=repeats)
+        batches = take(pipeline.make_train_dataset(source, bank, **kw), 10)
+        ids = np.concatenate([b["image_id"] for b in batches]) - 100
+        for epoch in (ids[:20], ids[20:40]):               # 12 + 2 * 4 = 20 slots an epoch
+            np.testing.assert_array_equal(np.bincount(epoch, minlength=12), repeats)
+        self.assertNotAllEqual(ids[:20], ids[20:40])
+        resumed = take(pipeline.make_train_dataset(source, bank, start_step=6, **kw), 4)
+        for a, b in zip(batches[6:], resumed):
+            tf.nest.map_structure(np.testing.assert_array_equal, a, b)
+        # All ones is the plain stream, draw for draw.
+        plain = take(pipeline.make_train_dataset(source, bank, batch_size=4, image_size=8,
+                                                 seed=5), 3)
+        ones = take(pipeline.make_train_dataset(source, bank, **{**kw, "epoch_repeats":
+                                                                 np.ones(12, int)}), 3)
+        for a, b in zip(plain, ones):
+            tf.nest.map_structure(np.testing.assert_array_equal, a, b)
+        with self.assertRaisesRegex(ValueError, "epoch_repeats must be \\[12\\] ints >= 1"):
+            pipeline.make_train_dataset(source, bank, **{**kw, "epoch_repeats": np.zeros(12)})
+
     def test_deterministic_under_seed_and_resumable(self):
         source = make_source()
         _, bank = setup(source)

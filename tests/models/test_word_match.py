@@ -130,6 +130,38 @@ class DiscriminatorWithWordsTest(tf.test.TestCase):
         self.assertTrue(clone.word_logits)
         self.assertEqual(clone.count_params(), d.count_params())
 
+    def test_words_can_attend_over_the_8x8_regions_of_the_block_before(self):
+        d = ssagan_discriminator.SSAGANDiscriminator(ndf=4, sentence_dim=32, image_size=64,
+                                                     word_logits=True, word_region_size=8)
+        interface.build_discriminator(d, 64, 32)
+        _randomised(d.word_head)
+        features, regions = d(self.images)
+        self.assertEqual(features.shape, (2, 4, 4, 64))
+        # The output of the block before the last, by hand.
+        x = d.image_conv(self.images)
+        for block in d.blocks[:-1]:
+            x = block(x)
+        self.assertEqual(regions.shape, (2, 8, 8, 32))
+        self.assertAllClose(regions, x, atol=1e-6)
+        self.assertAllClose(d.blocks[-1](x), features, atol=1e-6)
+        expected = (d.head(features, self.sentence)
+                    + _np_word_match(d.word_head, regions.numpy().astype(np.float64),
+                                     self.words.astype(np.float64), self.mask))
+        logits = d.logits((features, regions), self.sentence, self.words, self.mask)
+        self.assertAllClose(logits, expected, rtol=1e-4, atol=1e-5)
+        # k and v read 8 * ndf = 32 channels instead of 64.
+        at_4x4 = self._discriminator()
+        self.assertEqual(at_4x4.count_params() - d.count_params(), 2 * (64 - 32) * 64)
+        clone = ssagan_discriminator.SSAGANDiscriminator.from_config(d.get_config())
+        interface.build_discriminator(clone, 64, 32)
+        self.assertEqual(clone.word_region_size, 8)
+        self.assertEqual(clone.count_params(), d.count_params())
+
+    def test_region_size_must_be_4_or_8(self):
+        with self.assertRaisesRegex(ValueError, "word_region_size must be 4 or 8, got 16"):
+            ssagan_discriminator.SSAGANDiscriminator(ndf=4, image_size=64, word_logits=True,
+                                                     word_region_size=16)
+
 
 if __name__ == "__main__":
     tf.test.main()

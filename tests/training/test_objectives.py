@@ -213,9 +213,10 @@ class WordLogitsTest(tf.test.TestCase):
     step."""
 
     @staticmethod
-    def _gan(name, **kwargs):
+    def _gan(name, region_size=4, **kwargs):
         cfg, parts, gan = _tiny_gan(name, {"damsm_weight": 0.0}, terms=(),
-                                    discriminator={"word_logits": True}, **kwargs)
+                                    discriminator={"word_logits": True,
+                                                   "word_region_size": region_size}, **kwargs)
         d = parts.scheme.discriminator
         # Trained word projections, not the zeros a new D starts from.
         rng = np.random.default_rng(3)
@@ -223,7 +224,13 @@ class WordLogitsTest(tf.test.TestCase):
         return cfg, parts, gan
 
     def test_every_score_of_the_d_step_reads_its_captions_words(self):
-        cfg, parts, gan = self._gan("word_logits")
+        self._check_d_step_scores("word_logits", 4)
+
+    def test_every_score_reads_the_words_against_8x8_regions(self):
+        self._check_d_step_scores("word_logits8", 8)
+
+    def _check_d_step_scores(self, name, region_size):
+        cfg, parts, gan = self._gan(name, region_size)
         batch = helpers.train_batch(cfg)
         # Recomputed outside the step: SGD(0) leaves G and D where they are.
         caption = gan.encode_caption(tf.constant(batch["caption_ids"]))
@@ -234,7 +241,8 @@ class WordLogitsTest(tf.test.TestCase):
 
         def scores(features, c, words=True):
             if not words:
-                return np.asarray(d.head(features, c.sentence), np.float64)
+                last = features[0] if region_size == 8 else features
+                return np.asarray(d.head(last, c.sentence), np.float64)
             return np.asarray(d.logits(features, c.sentence, c.words, c.mask), np.float64)
 
         def d_adv(words=True):

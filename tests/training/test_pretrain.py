@@ -200,6 +200,24 @@ class HardNegativesTest(tf.test.TestCase):
         self.assertNotAllEqual(bank.hard_negative_ids[i, j], expected)
 
 
+class TwoObjectRepeatsTest(tf.test.TestCase):
+    """--data_shapes_two_object_repeats: a task's training stream holds each two-object
+    image that many times an epoch, each one-object image once."""
+
+    def test_an_epoch_of_the_tasks_stream(self):
+        source, bank, _ = helpers._train_data()  # pylint: disable=protected-access
+        two = np.asarray(source.attributes["num_objects"]) == 2
+        self.assertTrue(0 < two.sum() < len(source))
+        task = pretrain_lib.DAMSMTask(helpers.tiny_damsm_config(
+            data={"shapes_two_object_repeats": 3}, train={"batch_size": 1}))
+        slots = len(source) + 2 * int(two.sum())
+        ids = np.concatenate([b["image_id"].numpy() for b in
+                              task.make_dataset(source, bank, 0).take(slots)])
+        row = {int(image_id): i for i, image_id in enumerate(source.image_ids)}
+        counts = np.bincount([row[int(i)] for i in ids], minlength=len(source))
+        np.testing.assert_array_equal(counts, np.where(two, 3, 1))
+
+
 class TimeBudgetTest(tf.test.TestCase):
     """--train_max_seconds ends a DAMSM pretraining as it ends a GAN run: the 10-minute
     shapes DAMSM (configs/shapes_damsm_10min.cfg) relies on it."""

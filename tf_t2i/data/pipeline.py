@@ -244,15 +244,18 @@ def _element_fn(bank: CaptionBank, max_length: int, seed: int, noise_dim: int,
     return fn
 
 
-def _index_stream(num_images: int, seed: int, start_position: int):
-    """(position, image index) pairs: epoch e is a permutation drawn from (seed, e)."""
-    start_epoch = start_position // num_images
-    offset = start_position % num_images
+def _index_stream(pool: np.ndarray, seed: int, start_position: int):
+    """(position, image index) pairs: epoch e is a permutation of `pool` (the image
+    indices of an epoch, each as many times as it comes) drawn from (seed, e)."""
+    num_slots = len(pool)
+    start_epoch = start_position // num_slots
+    offset = start_position % num_slots
+    pool = tf.constant(pool, tf.int64)
 
     def epoch_indices(epoch):
-        keys = tf.random.stateless_uniform([num_images], seed=tf.stack([tf.cast(seed, tf.int64),
-                                                                        1_000_003 + epoch]))
-        return tf.data.Dataset.from_tensor_slices(tf.argsort(keys, stable=True))
+        keys = tf.random.stateless_uniform([num_slots], seed=tf.stack([tf.cast(seed, tf.int64),
+                                                                       1_000_003 + epoch]))
+        return tf.data.Dataset.from_tensor_slices(tf.gather(pool, tf.argsort(keys, stable=True)))
 
     images = tf.data.Dataset.range(start_epoch, 2**62).flat_map(
         lambda e: epoch_indices(e)).map(lambda i: tf.cast(i, tf.int64)).skip(offset)
@@ -366,6 +369,7 @@ def make_train_dataset(source: ImageCaptionSource, bank: CaptionBank, *, batch_s
                        start_step: int = 0, noise_dim: int = 0,
                        hard_negative_fraction: float = 0.0,
                        negative_images: Optional[np.ndarray] = None,
+                       epoch_repeats: Optional[np.ndarray] = None,
                        input_context: Optional[tf.distribute.InputContext] = None
                        ) -> tf.data.Dataset:
     """The infinite, deterministic training stream of global batches.
@@ -396,6 +400,9 @@ def make_train_dataset(source: ImageCaptionSource, bank: CaptionBank, *, batch_s
       negative_images: optional uint8 [N, H, W, 3], one per image of `source` (e.g. its
         image with an object added, `shapes_negatives.render_with_extra_objects`): each element
         also carries its image's, scaled and resized as the real images.
+      epoch_repeats: optional int [N] >= 1, one per image of `source`: how many times the
+        image comes in an epoch (default: once each), e.g. to give the harder scenes more
+        of the steps.
 
     Returns:
       A dataset of dicts: real_images float32 [B,S,S,3] in [-1,1]; caption_ids,
@@ -409,7 +416,14 @@ def make_train_dataset(source: ImageCaptionSource, bank: CaptionBank, *, batch_s
             or len(negative_images) != len(source) or negative_images.shape[-1] != 3):
         raise ValueError(f"{source.name}: negative_images must be uint8 [{len(source)},H,W,3], "
                          f"got {negative_images.dtype} {negative_images.shape}.")
-    stream = _index_stream(len(source), seed, start_step * batch_size)
+    pool = np.arange(len(source), dtype=np.int64)
+    if epoch_repeats is not None:
+        epoch_repeats = np.asarray(epoch_repeats)
+        if epoch_repeats.shape != (len(source),) or np.any(epoch_repeats < 1):
+            raise ValueError(f"{source.name}: epoch_repeats must be [{len(source)}] ints >= 1, "
+                             f"got shape {epoch_repeats.shape}, min {epoch_repeats.min()}.")
+        pool = np.repeat(pool, epoch_repeats)
+    stream = _index_stream(pool, seed, start_step * batch_size)
     if input_context is not None and input_context.num_replicas_in_sync > 1:
         stream, batch_size = _pipeline_share(stream, batch_size, input_context)
     ds = stream.map(_element_fn(bank, max_length, seed, noise_dim,

@@ -58,6 +58,7 @@ def build_discriminators(cfg: config_lib.ExperimentConfig) -> List:
         return [SSAGANDiscriminator(ndf=ndf, sentence_dim=dim, image_size=size,
                                     residual_gate_init=cfg.discriminator.residual_gate_init,
                                     word_logits=cfg.discriminator.word_logits,
+                                    word_region_size=cfg.discriminator.word_region_size,
                                     name="discriminator")]
     if arch == "attngan":
         return attngan_discriminator.build_attngan_discriminators(

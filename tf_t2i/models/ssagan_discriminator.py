@@ -162,12 +162,14 @@ class SSAGANDiscriminator(keras.Model):
     matched and mismatched sentences. The backbone has no normalisation, so
     `training` changes nothing; it is accepted for a uniform API. With
     `word_logits` the logit adds `word_match.WordRegionMatch`'s score of the
-    caption's words against the 4x4 features (not in the reference).
+    caption's words against the 4x4 features, or against the 8x8 features of
+    the block before with `word_region_size` 8 (not in the reference).
 
-    Shapes: images [B, S, S, 3] -> features [B, 4, 4, 16 * ndf];
-    `logits(features, sentence_embedding [B, sentence_dim], words [B, T,
-    sentence_dim], word_mask bool [B, T])` -> [B] float32 (words only with
-    `word_logits`).
+    Shapes: images [B, S, S, 3] -> features [B, 4, 4, 16 * ndf] (with
+    `word_region_size` 8 the pair (those, the [B, 8, 8, 8 * ndf] features),
+    which `logits` takes as they come); `logits(features, sentence_embedding
+    [B, sentence_dim], words [B, T, sentence_dim], word_mask bool [B, T])` ->
+    [B] float32 (words only with `word_logits`).
 
     Args:
         ndf: int, base width (64 in the reference).
@@ -175,6 +177,8 @@ class SSAGANDiscriminator(keras.Model):
         image_size: int, S; one of 64, 128, 256.
         residual_gate_init: float, initial gamma of every block (reference: 0).
         word_logits: bool, add the word-level logit (reference: False).
+        word_region_size: int, 4 or 8: the side of the feature map the words
+            attend over (with `word_logits`).
         **kwargs: `keras.Model` arguments (name, dtype, ...).
 
     Example:
@@ -186,9 +190,13 @@ class SSAGANDiscriminator(keras.Model):
     """
 
     def __init__(self, ndf=64, sentence_dim=256, image_size=256,
-                 residual_gate_init=0.0, word_logits=False, **kwargs):
+                 residual_gate_init=0.0, word_logits=False, word_region_size=4,
+                 **kwargs):
         super().__init__(**kwargs)
         log_size = ssagan_generator.check_image_size(image_size)
+        if word_region_size not in (4, 8):
+            raise ValueError(f"word_region_size must be 4 or 8, got {word_region_size}.")
+        self.word_region_size = int(word_region_size)
         self.residual_gate_init = float(residual_gate_init)
         self.ndf = ndf
         self.sentence_dim = sentence_dim
@@ -208,8 +216,12 @@ class SSAGANDiscriminator(keras.Model):
         ]
         self.head = ConditionalLogitsHead(
             16 * ndf, 2 * ndf, sentence_dim, dtype=dtype, name="head")
+        # The block whose output the words attend over: the last (4x4) or the one
+        # before (8x8, 8 * ndf wide), where each region is an eighth of the image.
+        self._region_block = num_blocks - (2 if self.word_region_size == 8 else 1)
+        region_channels = _DISCRIMINATOR_WIDTHS[self._region_block][1] * ndf
         self.word_head = word_match.WordRegionMatch(
-            16 * ndf, sentence_dim, 16 * ndf, dtype=dtype,
+            region_channels, sentence_dim, 16 * ndf, dtype=dtype,
             name="word_head") if self.word_logits else None
 
     def build(self, input_shape=None):
@@ -222,22 +234,30 @@ class SSAGANDiscriminator(keras.Model):
         if self.word_head is not None:
             self.word_head.build()
 
+    @property
+    def _returns_regions(self):
+        return self.word_head is not None and self.word_region_size != 4
+
     def call(self, images, training=None):
         x = self.image_conv(images)
-        for block in self.blocks:
+        regions = None
+        for i, block in enumerate(self.blocks):
             x = block(x)
-        return x
+            if i == self._region_block:
+                regions = x
+        return (x, regions) if self._returns_regions else x
 
     def logits(self, features, sentence_embedding, words=None, word_mask=None):
         """Conditional logits [B] float32 of features from `call`; a
         discriminator with `word_logits` needs the caption's words too."""
+        features, regions = features if self._returns_regions else (features, features)
         logits = self.head(features, sentence_embedding)
         if self.word_head is None:
             return logits
         if words is None or word_mask is None:
             raise ValueError("This discriminator reads the words (word_logits=True): "
                              "pass words and word_mask to logits().")
-        return logits + self.word_head(features, words, word_mask)[0]
+        return logits + self.word_head(regions, words, word_mask)[0]
 
     def score(self, images, sentence_embedding, training=None, words=None,
               word_mask=None):
@@ -253,5 +273,6 @@ class SSAGANDiscriminator(keras.Model):
             "image_size": self.image_size,
             "residual_gate_init": self.residual_gate_init,
             "word_logits": self.word_logits,
+            "word_region_size": self.word_region_size,
         })
         return config

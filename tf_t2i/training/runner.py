@@ -22,6 +22,7 @@ import time
 from typing import Dict, NamedTuple, Optional, Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tf_t2i import config as config_lib
@@ -89,11 +90,20 @@ class Task:
             source, bank, batch_size=cfg.train.batch_size, image_size=cfg.data.image_size,
             max_length=cfg.data.max_caption_length, seed=cfg.train.seed,
             start_step=start_step, input_context=input_context, **self.dataset_options(),
-            **self.source_options(source))
+            **self.source_options(source), **self._repeat_options(source))
 
     def source_options(self, source) -> Dict:
         """More `make_train_dataset` arguments that depend on the training split."""
         return {}
+
+    def _repeat_options(self, source) -> Dict:
+        """`epoch_repeats` for `--data_shapes_two_object_repeats` (shapes, whose images
+        carry their object count)."""
+        repeats = self.cfg.data.shapes_two_object_repeats
+        if repeats == 1:
+            return {}
+        two_objects = np.asarray(source.attributes["num_objects"]) >= 2
+        return {"epoch_repeats": np.where(two_objects, repeats, 1)}
 
     def dataset_options(self) -> Dict:
         if self.reads_hard_negatives and self.cfg.data.shapes_hard_negatives:
