@@ -421,7 +421,7 @@ def make_train_dataset(source: ImageCaptionSource, bank: CaptionBank, *, batch_s
         epoch_repeats = np.asarray(epoch_repeats)
         if epoch_repeats.shape != (len(source),) or np.any(epoch_repeats < 1):
             raise ValueError(f"{source.name}: epoch_repeats must be [{len(source)}] ints >= 1, "
-                             f"got shape {epoch_repeats.shape}, min {epoch_repeats.min()}.")
+                             f"got shape {epoch_repeats.shape}.")
         pool = np.repeat(pool, epoch_repeats)
     stream = _index_stream(pool, seed, start_step * batch_size)
     if input_context is not None and input_context.num_replicas_in_sync > 1:

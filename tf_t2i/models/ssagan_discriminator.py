@@ -166,10 +166,11 @@ class SSAGANDiscriminator(keras.Model):
     the block before with `word_region_size` 8 (not in the reference).
 
     Shapes: images [B, S, S, 3] -> features [B, 4, 4, 16 * ndf] (with
-    `word_region_size` 8 the pair (those, the [B, 8, 8, 8 * ndf] features),
-    which `logits` takes as they come); `logits(features, sentence_embedding
-    [B, sentence_dim], words [B, T, sentence_dim], word_mask bool [B, T])` ->
-    [B] float32 (words only with `word_logits`).
+    `word_region_size` 8 the pair (those, the block before's [B, 8, 8, C8]
+    features; C8 = 8 * ndf at 64 px), which `logits` takes as they come);
+    `logits(features, sentence_embedding [B, sentence_dim], words [B, T,
+    sentence_dim], word_mask bool [B, T])` -> [B] float32 (words only with
+    `word_logits`).
 
     Args:
         ndf: int, base width (64 in the reference).
@@ -217,7 +218,7 @@ class SSAGANDiscriminator(keras.Model):
         self.head = ConditionalLogitsHead(
             16 * ndf, 2 * ndf, sentence_dim, dtype=dtype, name="head")
         # The block whose output the words attend over: the last (4x4) or the one
-        # before (8x8, 8 * ndf wide), where each region is an eighth of the image.
+        # before (8x8), where each region is an eighth of the image's side.
         self._region_block = num_blocks - (2 if self.word_region_size == 8 else 1)
         region_channels = _DISCRIMINATOR_WIDTHS[self._region_block][1] * ndf
         self.word_head = word_match.WordRegionMatch(
