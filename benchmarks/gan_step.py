@@ -20,6 +20,8 @@
       --mixed_precision=mixed_bfloat16  # the blocks up to 16 / 32 px at 8, the rest at 4
   python benchmarks/gan_step.py --compare=disc_words --ngf=4 --ndf=8 --steps=8 \
       --mixed_precision=mixed_bfloat16  # D scoring each word against its regions vs not
+  python benchmarks/gan_step.py --compare=gen_words --ngf=4 --ndf=8 --steps=8 \
+      --mixed_precision=mixed_bfloat16  # G's word attention up to 32 / 64 / 16 px / none
 
 Random weights (no DAMSM or captioner run needed): builds the models exactly as
 `tf_t2i.train` does, feeds one fixed batch, and reports seconds per step and images per
@@ -64,7 +66,9 @@ every 4th step: give --steps a multiple of 4) with fc and the generator blocks u
 up to 32 px at base width 8 (`--gen_low_res_ngf=8 --gen_low_res_max_size=16|32`).
 `--compare=disc_words` times, the same way, that step without and with the discriminator's
 word-level logit (`--disc_word_logits`, models/word_match.py), and with the words attending
-over D's 8x8 features (`--disc_word_region_size=8`).
+over D's 8x8 features (`--disc_word_region_size=8`). `--compare=gen_words` times, the same
+way, that step with D reading the words and G's word attention in the blocks up to 32 px (the
+config), in every block, up to 16 px, and nowhere (`--gen_word_attention_max_size=32|64|16|0`).
 """
 
 import argparse
@@ -260,7 +264,7 @@ def main():
                         choices=["ma_gp", "losses", "archs", "callbacks", "noise", "words",
                                  "mode_seeking", "g_match", "damsm_hard", "negatives", "xla",
                                  "widths", "widths_30min", "lazy_ma_gp", "mask_channels",
-                                 "low_res", "disc_words"])
+                                 "low_res", "disc_words", "gen_words"])
     args = parser.parse_args()
     if args.mixed_precision != "none":
         keras.mixed_precision.set_global_policy(args.mixed_precision)
@@ -359,6 +363,18 @@ def main():
                           "D reads the words": (config, {}, xla, {"word_logits": True}),
                           "at 8x8": (config, {}, xla, {"word_logits": True,
                                                        "word_region_size": 8})},
+                   mode="joint", damsm_weight=1.5,
+                   ma_gp_interval=THIRTY_MINUTE_MA_GP_INTERVAL)
+        return
+    if args.compare == "gen_words":
+        # The config's step (D reads the words) with G's word attention in the blocks up to
+        # 32 px (the config), in every block, up to 16 px, and none (the sentence alone).
+        config = dict(THIRTY_MINUTES, ngf=args.ngf,
+                      mask_channels=THIRTY_MINUTE_WIDTHS["mask_channels"])
+        xla, reads = {"jit_compile": "auto"}, {"word_logits": True}
+        _alternate(args, {f"G words up to {size} px" if size else "G sentence only":
+                          (dict(config, word_attention_max_size=size), {}, xla, reads)
+                          for size in (32, args.size, 16, 0)},
                    mode="joint", damsm_weight=1.5,
                    ma_gp_interval=THIRTY_MINUTE_MA_GP_INTERVAL)
         return
