@@ -175,7 +175,9 @@ class PipelineTest(tf.test.TestCase):
         for a, b in zip(plain, ones):
             tf.nest.map_structure(np.testing.assert_array_equal, a, b)
         with self.assertRaisesRegex(ValueError, "epoch_repeats must be \\[12\\] ints >= 1"):
-            pipeline.make_train_dataset(source, bank, **{**kw, "epoch_repeats": np.zeros(12)})
+            pipeline.make_train_dataset(source, bank, **{**kw, "epoch_repeats": np.zeros(12, int)})
+        with self.assertRaisesRegex(ValueError, "epoch_repeats must be \\[12\\] ints >= 1"):
+            pipeline.make_train_dataset(source, bank, **{**kw, "epoch_repeats": np.full(12, 1.5)})
 
     def test_deterministic_under_seed_and_resumable(self):
         source = make_source()

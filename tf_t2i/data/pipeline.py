@@ -419,9 +419,10 @@ def make_train_dataset(source: ImageCaptionSource, bank: CaptionBank, *, batch_s
     pool = np.arange(len(source), dtype=np.int64)
     if epoch_repeats is not None:
         epoch_repeats = np.asarray(epoch_repeats)
-        if epoch_repeats.shape != (len(source),) or np.any(epoch_repeats < 1):
+        if (epoch_repeats.shape != (len(source),) or epoch_repeats.dtype.kind not in "iu"
+                or np.any(epoch_repeats < 1)):
             raise ValueError(f"{source.name}: epoch_repeats must be [{len(source)}] ints >= 1, "
-                             f"got shape {epoch_repeats.shape}.")
+                             f"got {epoch_repeats.dtype} {epoch_repeats.shape}.")
         pool = np.repeat(pool, epoch_repeats)
     stream = _index_stream(pool, seed, start_step * batch_size)
     if input_context is not None and input_context.num_replicas_in_sync > 1:
