@@ -97,6 +97,8 @@ class ConfigTest(parameterized.TestCase, tf.test.TestCase):
         (dict(loss={"damsm_augment_shift": 0.5}), "damsm_augment_shift"),
         (dict(loss={"damsm_augment_zoom": -0.1}), "damsm_augment_zoom"),
         (dict(generator={"word_attention_max_size": 2}), "word_attention_max_size"),
+        (dict(generator={"word_attention_coords": True}),
+         "word_attention_coords needs word_attention_max_size > 0"),
         (dict(generator={"mask_channels": 0}), "mask_channels must be > 0"),
         (dict(data={"dataset": "cub", "manual_dir": "x", "shapes_hard_negatives": 0.5}),
          "shapes_hard_negatives=0.5 applies to the shapes dataset only"),

@@ -157,6 +157,8 @@ class GeneratorConfig:
         0, "SSA-GAN: the G blocks at this resolution (px) and below attend over the words and "
         "their SSCBNs add a per-pixel affine from that context; 0: none (reference: the "
         "sentence alone).", applies_to=SSAGAN)
+    word_attention_coords: bool = _field(False, "SSA-GAN: G's word attention also reads each "
+                                         "pixel's (x, y) in its queries.", applies_to=SSAGAN)
     mask_channels: int = _field(100, "SSA-GAN: hidden width of the mask predictors "
                                 "(reference: 100).", applies_to=SSAGAN)
     low_res_ngf: int = _field(0, "SSA-GAN: base width of fc and of the G blocks at "
@@ -170,17 +172,17 @@ class GeneratorConfig:
         _check_positive(self, "z_dim", "ngf", "condition_dim", "mapping_layers",
                         "mask_channels")
         if self.low_res_ngf < 0:
-            raise ConfigError(f"generator.low_res_ngf must be >= 0 (0: ngf), got "
-                              f"{self.low_res_ngf}.")
+            raise ConfigError(f"generator.low_res_ngf must be >= 0 (0: ngf): {self.low_res_ngf}.")
         if self.low_res_ngf and self.low_res_max_size < 4:
             raise ConfigError(f"generator.low_res_max_size must be >= 4 px (the first "
                               f"block's) with low_res_ngf, got {self.low_res_max_size}.")
         if self.word_attention_max_size and self.word_attention_max_size < 4:
             raise ConfigError(f"generator.word_attention_max_size must be 0 (none) or >= 4 px "
                               f"(the first block's), got {self.word_attention_max_size}.")
+        if self.word_attention_coords and not self.word_attention_max_size:
+            raise ConfigError("generator.word_attention_coords needs word_attention_max_size > 0.")
         if self.residual_blocks < 0:
-            raise ConfigError(f"generator.residual_blocks must be >= 0, got "
-                              f"{self.residual_blocks}.")
+            raise ConfigError(f"generator.residual_blocks must be >= 0: {self.residual_blocks}.")
         if not 0.0 <= self.mixing_prob <= 1.0:
             raise ConfigError(f"generator.mixing_prob must be in [0, 1], got {self.mixing_prob}.")
         if not 0.0 <= self.truncation_psi <= 1.0:

@@ -333,6 +333,24 @@ class SSAGANGeneratorTest(tf.test.TestCase, parameterized.TestCase):
         images, _ = generator(z, sentence, words, mask, training=False)
         self.assertEqual(images.shape, (BATCH, 64, 64, 3))
 
+    def test_word_attention_coords_add_two_query_rows_per_block(self):
+        plain = ssagan_generator.SSAGANGenerator(ngf=8, image_size=64,
+                                                 word_attention_max_size=16)
+        coords = ssagan_generator.SSAGANGenerator(ngf=8, image_size=64,
+                                                  word_attention_max_size=16,
+                                                  word_attention_coords=True)
+        plain.build()
+        coords.build()
+        # Three attending blocks, each query of width 64 reading (x, y) as well.
+        self.assertEqual(params.count_trainable_parameters(coords)
+                         - params.count_trainable_parameters(plain), 3 * 2 * 64)
+        clone = ssagan_generator.SSAGANGenerator.from_config(coords.get_config())
+        clone.build()
+        clone.set_weights(coords.get_weights())
+        z, sentence, words, mask, _ = helpers.text_inputs(0)
+        self.assertAllClose(clone(z, sentence, words, mask, training=False)[0],
+                            coords(z, sentence, words, mask, training=False)[0])
+
     def _perturb_sscbn(self, blocks):
         rng = np.random.default_rng(5)
         for block in blocks:

@@ -1,6 +1,8 @@
 """Tests for tf_t2i.models.word_context: scaled dot-product attention from pixels to
 words, checked against a numpy computation of the same formula."""
 
+import types
+
 import numpy as np
 import tensorflow as tf
 
@@ -54,6 +56,36 @@ class WordContextTest(tf.test.TestCase):
         self.assertEqual(context.dtype, tf.bfloat16)
         self.assertEqual(attention.dtype, tf.float32)
         self.assertAllClose(attention.numpy().sum(-1), np.ones((2, 3, 3)), atol=1e-6)
+
+    def test_coordinate_grid_holds_pixel_centres(self):
+        grid = word_context.coordinate_grid(2, 4)
+        self.assertEqual(grid.shape, (2, 4, 2))
+        self.assertAllEqual(grid[0, :, 0], [-0.75, -0.25, 0.25, 0.75])  # x along the width
+        self.assertAllEqual(grid[:, 2, 1], [-0.5, 0.5])  # y along the height
+
+    def test_coords_let_equal_features_attend_by_position(self):
+        layer = word_context.WordContext(8, 12, 6, coords=True)
+        flat = np.broadcast_to(self.x[:, :1, :1], self.x.shape).copy()  # one feature vector
+        context, attention = layer(flat, self.words, self.mask)
+        _, plain = self.layer(flat, self.words, self.mask)
+        # Without coordinates every pixel of a constant map attends alike; with them the
+        # numpy formula holds on [x, x-coordinate, y-coordinate] with the query's kernel
+        # [Wx; Wc], and the pixels differ.
+        self.assertAllClose(np.ptp(plain.numpy(), axis=(1, 2)), np.zeros((2, 5)), atol=1e-6)
+        grid = np.broadcast_to(word_context.coordinate_grid(3, 3), (2, 3, 3, 2))
+        joined = types.SimpleNamespace(
+            query=types.SimpleNamespace(kernel=tf.concat(
+                [layer.query.kernel, layer.query_coords.kernel], axis=0)),
+            key=layer.key, value=layer.value, channels=layer.channels)
+        expected_context, expected_attention = _numpy_context(
+            np.concatenate([flat, grid], axis=-1), self.words, self.mask, joined)
+        self.assertAllClose(attention, expected_attention, atol=1e-5, rtol=1e-5)
+        self.assertAllClose(context, expected_context, atol=1e-5, rtol=1e-5)
+        self.assertGreater(np.ptp(attention.numpy()[..., :3], axis=(1, 2)).max(), 1e-3)
+        clone = word_context.WordContext.from_config(layer.get_config())
+        clone.build()
+        clone.set_weights(layer.get_weights())
+        self.assertAllClose(clone(flat, self.words, self.mask)[0], context)
 
     def test_config_round_trip(self):
         clone = word_context.WordContext.from_config(self.layer.get_config())

@@ -40,7 +40,8 @@ def _tiny_module(family: str) -> export_lib.TextToImageExport:
         words = family == "ssagan_words"
         generator = ssagan_generator.SSAGANGenerator(
             ngf=4, z_dim=Z_DIM, sentence_dim=TEXT_DIM, image_size=image_size, mask_channels=8,
-            word_attention_max_size=32 if words else 0, residual_gate_init=1.0 if words else 0.0)
+            word_attention_max_size=32 if words else 0, word_attention_coords=words,
+            residual_gate_init=1.0 if words else 0.0)
     else:
         image_size = 128
         generator = attngan_generator.AttnGANGenerator(
@@ -190,8 +191,10 @@ class SSAGANMapsExportTest(_MapsExportChecks, tf.test.TestCase):
 
 
 class SSAGANWordAttentionMapsExportTest(_MapsExportChecks, tf.test.TestCase):
-    """SSA-GAN with word attention up to 32 px (--gen_word_attention_max_size): its call
-    takes words, its maps are still masks."""
+    """SSA-GAN with word attention up to 32 px (--gen_word_attention_max_size), whose queries
+    read the pixel coordinates (--gen_word_attention_coords, a grid built from the feature
+    map's dynamic shape inside the SavedModel): its call takes words, its maps are still
+    masks."""
 
     family, image_size, num_maps = "ssagan_words", 64, 5
 

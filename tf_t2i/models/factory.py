@@ -37,6 +37,7 @@ def build_generator(cfg: config_lib.ExperimentConfig, name: str = "generator"):
                                noise_in_affine=g.noise_in_affine,
                                sentence_in_fc=g.sentence_in_fc,
                                word_attention_max_size=g.word_attention_max_size,
+                               word_attention_coords=g.word_attention_coords,
                                mask_channels=g.mask_channels, low_res_ngf=g.low_res_ngf,
                                low_res_max_size=g.low_res_max_size, **common)
     if g.arch == "attngan":

@@ -216,6 +216,7 @@ class SSAGANBlock(keras.layers.Layer):
         predict_mask: bool.
         gate_init: float, the initial gamma.
         word_dim: int, width of the word features; 0: no word attention.
+        word_coords: bool, the word attention's queries read each pixel's (x, y) too.
         **kwargs: `keras.layers.Layer` arguments.
 
     Example:
@@ -226,9 +227,10 @@ class SSAGANBlock(keras.layers.Layer):
 
     def __init__(self, in_channels, out_channels, sentence_dim=256,
                  mask_channels=100, predict_mask=True, gate_init=0.0, word_dim=0,
-                 **kwargs):
+                 word_coords=False, **kwargs):
         super().__init__(**kwargs)
         self.word_dim = word_dim
+        self.word_coords = bool(word_coords)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.sentence_dim = sentence_dim
@@ -240,7 +242,8 @@ class SSAGANBlock(keras.layers.Layer):
         self.word_context = None
         if word_dim:
             self.word_context = word_context_lib.WordContext(
-                in_channels, word_dim, context_dim, dtype=dtype, name="word_context")
+                in_channels, word_dim, context_dim, coords=self.word_coords, dtype=dtype,
+                name="word_context")
         self.sscbn_in = SSCBN(in_channels, sentence_dim, context_dim, dtype=dtype,
                               name="sscbn_in")
         self.conv_in = t2i_layers.torch_conv2d(
@@ -305,6 +308,7 @@ class SSAGANBlock(keras.layers.Layer):
             "predict_mask": self.predict_mask,
             "gate_init": self.gate_init,
             "word_dim": self.word_dim,
+            "word_coords": self.word_coords,
         })
         return config
 
@@ -357,6 +361,8 @@ class SSAGANGenerator(keras.Model):
             object of the caption, and all objects under one mask get the same
             affine. The attention's cost grows with the pixel count, so the
             largest blocks can be left out.
+        word_attention_coords: bool; the attention's queries also read each
+            pixel's (x, y) (`word_context.with_coordinates`).
         **kwargs: `keras.Model` arguments (name, dtype, ...).
 
     Example:
@@ -370,9 +376,10 @@ class SSAGANGenerator(keras.Model):
     def __init__(self, ngf=64, z_dim=100, sentence_dim=256, image_size=256,
                  mask_channels=100, residual_gate_init=0.0, noise_in_affine=False,
                  sentence_in_fc=False, word_attention_max_size=0, low_res_ngf=0,
-                 low_res_max_size=0, **kwargs):
+                 low_res_max_size=0, word_attention_coords=False, **kwargs):
         super().__init__(**kwargs)
         self.word_attention_max_size = int(word_attention_max_size)
+        self.word_attention_coords = bool(word_attention_coords)
         log_size = check_image_size(image_size)
         self.residual_gate_init = float(residual_gate_init)
         self.noise_in_affine = bool(noise_in_affine)
@@ -401,7 +408,7 @@ class SSAGANGenerator(keras.Model):
                         predict_mask=i < num_blocks - 1,
                         gate_init=residual_gate_init,
                         word_dim=sentence_dim if self.attends_at(4 * 2 ** i) else 0,
-                        dtype=dtype, name=f"block{i}")
+                        word_coords=self.word_attention_coords, dtype=dtype, name=f"block{i}")
             for i, (c_in, c_out) in enumerate(channels)
         ]
         self.image_channels = channels[-1][1]
@@ -476,6 +483,7 @@ class SSAGANGenerator(keras.Model):
             "noise_in_affine": self.noise_in_affine,
             "sentence_in_fc": self.sentence_in_fc,
             "word_attention_max_size": self.word_attention_max_size,
+            "word_attention_coords": self.word_attention_coords,
             "low_res_ngf": self.low_res_ngf,
             "low_res_max_size": self.low_res_max_size,
         })
