@@ -86,6 +86,10 @@ class WordContextTest(tf.test.TestCase):
         clone.build()
         clone.set_weights(layer.get_weights())
         self.assertAllClose(clone(flat, self.words, self.mask)[0], context)
+        unknown_side = tf.function(layer).get_concrete_function
+        with self.assertRaisesRegex(ValueError, "needs a static height and width"):
+            unknown_side(tf.TensorSpec([2, None, None, 8]), tf.TensorSpec([2, 5, 12]),
+                         tf.TensorSpec([2, 5], tf.bool))
 
     def test_config_round_trip(self):
         clone = word_context.WordContext.from_config(self.layer.get_config())

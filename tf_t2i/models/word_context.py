@@ -100,6 +100,9 @@ class WordContext(keras.layers.Layer):
         query = self.query(x)  # [B, H, W, d]
         if self.query_coords is not None:
             # The feature map's side is static in every generator block.
+            if x.shape[1] is None or x.shape[2] is None:
+                raise ValueError(f"{self.name} reads pixel coordinates: it needs a static "
+                                 f"height and width, got the shape {x.shape}.")
             grid = tf.constant(coordinate_grid(x.shape[1], x.shape[2]), x.dtype)
             query = query + self.query_coords(grid)[tf.newaxis]
         key = self.key(words)  # [B, T, d]
