@@ -334,11 +334,11 @@ class SSAGANGeneratorTest(tf.test.TestCase, parameterized.TestCase):
         self.assertEqual(images.shape, (BATCH, 64, 64, 3))
 
     def test_word_attention_coords_add_two_query_rows_per_block(self):
-        plain = ssagan_generator.SSAGANGenerator(ngf=8, image_size=64,
-                                                 word_attention_max_size=16)
-        coords = ssagan_generator.SSAGANGenerator(ngf=8, image_size=64,
-                                                  word_attention_max_size=16,
-                                                  word_attention_coords=True)
+        # --gen_word_attention_coords reaches every attending block through the factory.
+        cfg = config_lib.ExperimentConfig().replace(
+            data={"image_size": 64}, generator={"ngf": 8, "word_attention_max_size": 16})
+        plain = factory.build_generator(cfg)
+        coords = factory.build_generator(cfg.replace(generator={"word_attention_coords": True}))
         plain.build()
         coords.build()
         # Three attending blocks, each query of width 64 reading (x, y) as well.

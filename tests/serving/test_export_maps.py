@@ -192,9 +192,8 @@ class SSAGANMapsExportTest(_MapsExportChecks, tf.test.TestCase):
 
 class SSAGANWordAttentionMapsExportTest(_MapsExportChecks, tf.test.TestCase):
     """SSA-GAN with word attention up to 32 px (--gen_word_attention_max_size), whose queries
-    read the pixel coordinates (--gen_word_attention_coords, a grid built from the feature
-    map's dynamic shape inside the SavedModel): its call takes words, its maps are still
-    masks."""
+    read the pixel coordinates (--gen_word_attention_coords, a constant grid with its own
+    query kernel): its call takes words, its maps are still masks."""
 
     family, image_size, num_maps = "ssagan_words", 64, 5
 

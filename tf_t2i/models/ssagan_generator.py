@@ -362,7 +362,7 @@ class SSAGANGenerator(keras.Model):
             affine. The attention's cost grows with the pixel count, so the
             largest blocks can be left out.
         word_attention_coords: bool; the attention's queries also read each
-            pixel's (x, y) (`word_context.with_coordinates`).
+            pixel's (x, y) (`word_context.coordinate_grid`).
         **kwargs: `keras.Model` arguments (name, dtype, ...).
 
     Example:
